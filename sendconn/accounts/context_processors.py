@@ -1,0 +1,12 @@
+from . import roles
+
+
+def role_flags(request):
+    """What the signed-in user's role groups allow, so templates hide what the role can't do."""
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return {}
+    return {
+        "can_manage_connectors": user.has_perm(roles.CHANGE_CONNECTORS),
+        "can_verify_connectors": user.has_perm(roles.VERIFY_CONNECTORS),
+    }

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class ConnectorsConfig(AppConfig):
+    name = "sendconn.connectors"
+    verbose_name = "Send connectors"

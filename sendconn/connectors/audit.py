@@ -1,0 +1,53 @@
+"""Admin audit log: every change through any door is recorded with the equivalent cmdlet line."""
+from .models import AdminAuditLogEntry
+from .properties import EXCHANGE_NAMES, ERROR_POLICY_FLAGS, error_policies_text, exchange_value
+
+
+def quote(text):
+    """PowerShell single-quoted string, or bare when it is a plain token."""
+    text = str(text)
+    if text and all(ch.isalnum() or ch in "-_.@*" for ch in text):
+        return text
+    return "'" + text.replace("'", "''") + "'"
+
+
+def render_value(field, value):
+    if isinstance(value, bool):
+        return "$true" if value else "$false"
+    if value is None or value == "":
+        return "$null"
+    if field == "authentication_credential":
+        return f"(Get-Credential {quote(value.username)})"
+    shown = exchange_value(field, value)
+    if isinstance(shown, list):
+        return ",".join(quote(item) for item in shown) if shown else "$null"
+    return quote(shown)
+
+
+def render_command(cmdlet, params, identity=None):
+    """``Set-SendConnector -Identity 'To internet' -Enabled $false`` from Python-named parameters."""
+    parts = [cmdlet]
+    if identity is not None:
+        parts.append(f"-Identity {quote(identity)}")
+    params = dict(params)
+    usage = params.pop("usage", None)
+    flags = {field: params.pop(field) for field in list(params) if field in ERROR_POLICY_FLAGS}
+    for field in EXCHANGE_NAMES:
+        if field in params:
+            parts.append(f"-{EXCHANGE_NAMES[field]} {render_value(field, params[field])}")
+        if field == "address_spaces" and usage:
+            parts.append(f"-{usage}")
+    if flags:
+        parts.append(f"-ErrorPolicies {error_policies_text(flags).replace(' ', '')}")
+    return " ".join(parts)
+
+
+def record(caller, cmdlet, connector, params, identity=None):
+    return AdminAuditLogEntry.objects.create(
+        connector_guid=connector.guid,
+        object_name=connector.name,
+        cmdlet=cmdlet,
+        command_line=render_command(cmdlet, params, identity),
+        caller=caller.username,
+        source=caller.source,
+    )

@@ -1,0 +1,14 @@
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from sendconn.accounts import views as account_views
+
+urlpatterns = [
+    path("", account_views.home, name="home"),
+    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("connectors/", include("sendconn.connectors.urls")),
+]
+
+handler403 = "sendconn.accounts.views.permission_denied"
+handler404 = "sendconn.accounts.views.page_not_found"

@@ -1,0 +1,68 @@
+"""Shared fixtures: a user per role group with a signed-in client, and a connector factory."""
+import os
+
+import pytest
+from django.contrib.auth.models import Group, User
+
+from sendconn.accounts import roles
+from sendconn.connectors.services import Caller, new_send_connector
+
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's sync API and the ORM in one test
+
+
+def make_user(username, group_name=None):
+    user = User.objects.create_user(username, password="Pa$$w0rd-" + username)
+    if group_name:
+        user.groups.add(Group.objects.get(name=group_name))
+    return user
+
+
+@pytest.fixture
+def org_admin(db):
+    return make_user("orgadmin", roles.ORGANIZATION_MANAGEMENT)
+
+
+@pytest.fixture
+def server_admin(db):
+    return make_user("serveradmin", roles.SERVER_MANAGEMENT)
+
+
+@pytest.fixture
+def helpdesk(db):
+    return make_user("helpdesk", roles.VIEW_ONLY_ORGANIZATION_MANAGEMENT)
+
+
+@pytest.fixture
+def nobody(db):
+    """Signed in, but in no role group."""
+    return make_user("nobody")
+
+
+def _client_for(client, user):
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def admin_client(client, org_admin):
+    return _client_for(client, org_admin)
+
+
+@pytest.fixture
+def server_client(client, server_admin):
+    return _client_for(client, server_admin)
+
+
+@pytest.fixture
+def helpdesk_client(client, helpdesk):
+    return _client_for(client, helpdesk)
+
+
+@pytest.fixture
+def make_connector(db):
+    """``make_connector("To internet", address_spaces=["*"], usage="Internet")`` through the real service."""
+
+    def make(name="To internet", address_spaces=("*",), **params):
+        return new_send_connector(Caller("tests", "Shell"), name=name, address_spaces=list(address_spaces), **params).connector
+
+    return make
