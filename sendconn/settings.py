@@ -76,6 +76,7 @@ INSTALLED_APPS = [
     "sendconn.accounts",
     "sendconn.connectors",
     "sendconn.shell",
+    "sendconn.transport",
 ]
 
 MIDDLEWARE = [
