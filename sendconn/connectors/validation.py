@@ -95,6 +95,10 @@ def validate_connector(state, existing=None):
             f"The AuthenticationCredential parameter (user name and password) is required when "
             f"SmartHostAuthMechanism is {mechanism}.",
         )
+    if len(state["auth_username"]) > 256 or len(state["auth_password"]) > 256:
+        problems.add(
+            "authentication_credential", "The user name and the password can't be longer than 256 characters each."
+        )
     if mechanism == SmartHostAuthMechanism.BASIC_AUTH_REQUIRE_TLS and state["force_helo"]:
         problems.add(
             "force_helo",
@@ -122,6 +126,8 @@ def validate_connector(state, existing=None):
                 "tls_domain",
                 "The TLSDomain parameter can only be set if the TLSAuthLevel parameter is set to DomainValidation.",
             )
+        if len(state["tls_domain"]) > 255:
+            problems.add("tls_domain", "TlsDomain can't be longer than 255 characters.")
         if state["tls_domain"] == "*":
             problems.add("tls_domain", 'TlsDomain can\'t be "*". Specify a domain such as contoso.com or *.contoso.com.')
     elif tls_level == TlsAuthLevel.DOMAIN_VALIDATION and not dns:

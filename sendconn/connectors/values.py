@@ -168,7 +168,7 @@ def format_byte_quantity(size):
     return f"{size} B ({size:,} bytes)"
 
 
-_TIMESPAN = re.compile(r"^(?:(\d+)\.)?(\d{1,2}):(\d{1,2}):(\d{1,2})$")
+_TIMESPAN = re.compile(r"^(?:(\d{1,8})\.)?(\d{1,2}):(\d{1,2}):(\d{1,2})$")
 
 
 def parse_timespan(value, minimum=MIN_INACTIVITY_TIMEOUT, maximum=MAX_INACTIVITY_TIMEOUT):

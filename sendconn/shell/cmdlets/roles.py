@@ -1,0 +1,38 @@
+"""Add-, Remove- and Get-RoleGroupMember: membership of the management role groups."""
+from functools import partial
+
+from sendconn.accounts import services
+
+from ..output import Record
+from ..registry import Parameter, cmdlet, switch, text
+
+ROLE_GROUP = Parameter("Identity", text, mandatory=True, position=0)
+MEMBER = Parameter("Member", text, mandatory=True, pipeline=True)
+# Accepted for scripts written for Exchange; role groups here have no ManagedBy check to bypass.
+COMPATIBILITY = (switch("BypassSecurityGroupManagerCheck"), Parameter("DomainController", text))
+
+
+@cmdlet("Add-RoleGroupMember", ROLE_GROUP, MEMBER, *COMPATIBILITY, should_process=True)
+def add_role_group_member(invocation):
+    group, member = invocation.params["Identity"], invocation.params["Member"]
+    write = partial(services.add_role_group_member, group, member)
+    if invocation.should_process(f'Adding member "{member}" to role group "{group}".', rehearse=write):
+        write()
+    return []
+
+
+@cmdlet("Remove-RoleGroupMember", ROLE_GROUP, MEMBER, *COMPATIBILITY, confirm=True)
+def remove_role_group_member(invocation):
+    group, member = invocation.params["Identity"], invocation.params["Member"]
+    write = partial(services.remove_role_group_member, group, member)
+    if invocation.should_process(f'Removing member "{member}" from role group "{group}".', rehearse=write):
+        write()
+    return []
+
+
+@cmdlet("Get-RoleGroupMember", Parameter("Identity", text, mandatory=True, position=0, pipeline=True))
+def get_role_group_member(invocation):
+    return [
+        Record({"Name": user.username, "RecipientType": "User", "Identity": user.username}, table=("Name", "RecipientType"))
+        for user in services.role_group_members(invocation.params["Identity"])
+    ]

@@ -1,0 +1,103 @@
+"""Property tests: the address-space and smart-host parsers, and the shell's line parser, on generated input."""
+import ipaddress
+
+import pytest
+from django.core.exceptions import ValidationError
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sendconn.connectors.models import SendConnector
+from sendconn.connectors.values import AddressSpaceValue, SmartHostValue, parse_address_space, parse_smart_host
+from sendconn.shell.parser import ParseError, parse
+
+LABEL = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?", fullmatch=True)
+DOMAINS = st.lists(LABEL, min_size=1, max_size=4).map(".".join).filter(lambda domain: len(domain) <= 255)
+COSTS = st.integers(min_value=1, max_value=100)
+JUNK = st.text(st.characters(blacklist_categories=("Cs",)), max_size=80)
+
+
+def is_ip(text):
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+@given(domain=DOMAINS, cost=COSTS, wildcard=st.booleans(), upper=st.booleans())
+def test_smtp_address_spaces_round_trip(domain, cost, wildcard, upper):
+    typed = ("*." if wildcard else "") + (domain.upper() if upper else domain)
+    value = parse_address_space(f"SMTP:{typed};{cost}")
+    assert value == AddressSpaceValue("SMTP", ("*." if wildcard else "") + domain, cost)
+    assert value.match_domain == domain
+    assert parse_address_space(str(value)) == value
+    assert parse_address_space(typed) == AddressSpaceValue("SMTP", value.domain, 1)  # type and cost default
+
+
+@given(
+    address_type=st.from_regex(r"[A-Za-z][A-Za-z0-9-]{0,10}", fullmatch=True).filter(lambda kind: kind.upper() != "SMTP"),
+    text=st.text("abcXYZ019=/.,:- ", min_size=1, max_size=40).filter(str.strip),
+    cost=COSTS,
+)
+def test_other_address_space_types_round_trip(address_type, text, cost):
+    value = parse_address_space(f"{address_type}:{text};{cost}")
+    assert (value.address_type, value.domain, value.cost) == (address_type, text.strip(), cost)
+    assert parse_address_space(str(value)) == value
+
+
+@given(domain=DOMAINS.filter(lambda domain: not is_ip(domain)))
+def test_smart_host_names_round_trip(domain):
+    value = parse_smart_host(f" {domain.upper()} ")
+    assert value == SmartHostValue(domain, False)
+    assert parse_smart_host(str(value)) == value
+
+
+@given(address=st.ip_addresses(), bracketed=st.booleans())
+def test_smart_host_ip_literals_round_trip(address, bracketed):
+    value = parse_smart_host(f"[{address}]" if bracketed else str(address))
+    assert value == SmartHostValue(str(address), True)
+    assert parse_smart_host(str(value)) == value
+
+
+@given(JUNK)
+def test_junk_address_spaces_raise_only_validation_errors(text):
+    try:
+        value = parse_address_space(text)
+    except ValidationError:
+        return
+    assert parse_address_space(str(value)) == value
+    assert 1 <= value.cost <= 100
+
+
+@given(JUNK)
+def test_junk_smart_hosts_raise_only_validation_errors(text):
+    try:
+        value = parse_smart_host(text)
+    except ValidationError:
+        return
+    assert parse_smart_host(str(value)) == value
+    assert not any(ch.isspace() for ch in value.host)
+
+
+@given(JUNK)
+def test_junk_lines_raise_only_parse_errors(line):
+    try:
+        parse(line)
+    except ParseError as error:
+        assert 0 <= error.offset <= len(line)
+
+
+@pytest.mark.django_db
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(address_space=JUNK, smart_host=JUNK)
+def test_junk_through_the_shell_exits_0_or_1_and_saves_all_or_nothing(cmdlet, address_space, smart_host):
+    def quoted(text):
+        return "'" + text.replace("'", "''").replace("\u2018", "''").replace("\u2019", "''") \
+            .replace("\u201a", "''").replace("\u201b", "''") + "'"
+
+    before = SendConnector.objects.count()
+    result = cmdlet(f"New-SendConnector -Name J{before} -AddressSpaces {quoted(address_space)} "
+                    f"-DNSRoutingEnabled $false -SmartHosts {quoted(smart_host)}")
+    assert result.status in (0, 1)
+    assert SendConnector.objects.count() == before + (1 - result.status)
+    assert "Traceback" not in result.err

@@ -1,0 +1,62 @@
+"""Add-, Remove- and Get-RoleGroupMember through the shell (sendconn.accounts.services underneath)."""
+from sendconn.accounts import roles
+
+
+def groups(user):
+    return sorted(user.groups.values_list("name", flat=True))
+
+
+def test_add_role_group_member(cmdlet, nobody):
+    result = cmdlet(f'Add-RoleGroupMember "{roles.VIEW_ONLY_ORGANIZATION_MANAGEMENT}" -Member nobody')
+    assert (result.status, result.out, result.err) == (0, "", "")
+    assert groups(nobody) == [roles.VIEW_ONLY_ORGANIZATION_MANAGEMENT]
+
+
+def test_add_what_if_changes_nothing(cmdlet, nobody):
+    result = cmdlet('Add-RoleGroupMember "Organization Management" -Member NOBODY -WhatIf')
+    assert result.out == 'What if: Adding member "NOBODY" to role group "Organization Management".\n'
+    assert groups(nobody) == []
+
+
+def test_add_errors(cmdlet, helpdesk):
+    already = cmdlet(f'Add-RoleGroupMember "{roles.VIEW_ONLY_ORGANIZATION_MANAGEMENT}" -Member helpdesk')
+    assert already.status == 1
+    assert already.err == (f'Add-RoleGroupMember : "helpdesk" is already a member of the role group '
+                           f'"{roles.VIEW_ONLY_ORGANIZATION_MANAGEMENT}".\n')
+    no_group = cmdlet('Add-RoleGroupMember "Recipient Management" -Member helpdesk')
+    assert no_group.err == 'Add-RoleGroupMember : The role group "Recipient Management" couldn\'t be found.\n'
+    no_user = cmdlet('Add-RoleGroupMember "Organization Management" -Member david')
+    assert no_user.err == 'Add-RoleGroupMember : The user "david" couldn\'t be found.\n'
+    missing = cmdlet('Add-RoleGroupMember "Organization Management"')
+    assert "missing mandatory parameters: Member." in missing.err
+    assert groups(helpdesk) == [roles.VIEW_ONLY_ORGANIZATION_MANAGEMENT]
+
+
+def test_remove_asks_for_confirmation(cmdlet, server_admin):
+    line = f'Remove-RoleGroupMember "{roles.SERVER_MANAGEMENT}" -Member serveradmin'
+    declined = cmdlet(line, stdin="n\n")
+    assert declined.status == 1
+    assert f'Removing member "serveradmin" from role group "{roles.SERVER_MANAGEMENT}".' in declined.err
+    assert groups(server_admin) == [roles.SERVER_MANAGEMENT]
+    assert cmdlet(line, stdin="y\n").status == 0
+    assert groups(server_admin) == []
+
+
+def test_remove_with_confirm_false_and_errors_before_the_prompt(cmdlet, server_admin):
+    not_member = cmdlet('Remove-RoleGroupMember "Organization Management" -Member serveradmin', stdin="y\n")
+    assert not_member.status == 1
+    assert "Are you sure" not in not_member.err
+    assert 'Remove-RoleGroupMember : "serveradmin" isn\'t a member of the role group "Organization Management".' in not_member.err
+    result = cmdlet('Remove-RoleGroupMember "Server Management" -Member serveradmin -Confirm:$false')
+    assert (result.status, result.err) == (0, "")
+    assert groups(server_admin) == []
+
+
+def test_get_role_group_member(cmdlet, org_admin, nobody):
+    cmdlet('Add-RoleGroupMember "Organization Management" -Member nobody')
+    result = cmdlet('Get-RoleGroupMember "organization management"')
+    assert result.status == 0
+    assert result.out.splitlines() == [
+        "", "Name     RecipientType", "----     -------------", "nobody   User", "orgadmin User", "",
+    ]
+    assert "couldn't be found" in cmdlet("Get-RoleGroupMember Nope").err
