@@ -1,0 +1,279 @@
+"""The edit dialog's General, Delivery and Scoping tabs: each saves only its own fields, through the service."""
+import uuid
+
+import pytest
+from django.urls import reverse
+
+from sendconn.connectors.models import AdminAuditLogEntry, SendConnector
+from sendconn.connectors.servers import register_transport_server
+from sendconn.connectors.services import Credential
+
+from .pages import submit
+
+pytestmark = pytest.mark.django_db
+
+
+def edit_url(connector, tab):
+    return reverse("connectors:edit", args=[connector.guid, tab])
+
+
+def list_url(connector):
+    return f"/connectors/?selected={connector.guid}"
+
+
+def post_tab(client, connector, tab, button=None, **changes):
+    """Submit ``tab`` as shown, with ``changes`` as ``{form prefix: {field: value}}`` and an optional list button."""
+    page = client.get(edit_url(connector, tab))
+    data = {}
+    for prefix, form in page.context["forms"].items():
+        data.update(submit(form, **changes.get(prefix, {})))
+    if button:
+        data.update([button])
+    return client.post(edit_url(connector, tab), data)
+
+
+def shown(response):
+    """The tab's POST data as ``response`` shows it (what Save sends when nothing else is changed)."""
+    data = {}
+    for form in response.context["forms"].values():
+        data.update(submit(form))
+    return data
+
+
+def errors(response):
+    return {
+        (prefix, field): list(messages)
+        for prefix, form in response.context["forms"].items()
+        for field, messages in form.errors.items()
+    }
+
+
+def snapshot(connector):
+    connector = SendConnector.objects.get(pk=connector.pk)
+    return (
+        connector.name, connector.enabled, connector.max_message_size, connector.fqdn, connector.dns_routing_enabled,
+        [str(space) for space in connector.address_spaces.all()], [str(host) for host in connector.smart_hosts.all()],
+        [str(server) for server in connector.source_transport_servers.all()], connector.smart_host_auth_mechanism,
+        connector.auth_username, connector.get_password(), connector.is_scoped_connector,
+    )
+
+
+@pytest.fixture
+def internet(make_connector):
+    return make_connector("To internet", usage="Internet")
+
+
+@pytest.fixture
+def relay(make_connector):
+    return make_connector(
+        "Relay", usage="Custom", dns_routing_enabled=False, smart_hosts=["relay.contoso.com"],
+        smart_host_auth_mechanism="BasicAuth", authentication_credential=Credential("svc", "stored-pw"),
+    )
+
+
+@pytest.mark.parametrize("tab", ["general", "delivery", "scoping"])
+def test_each_tab_shows_the_connector(admin_client, relay, tab):
+    response = admin_client.get(edit_url(relay, tab))
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "<h1>Relay</h1>" in page
+    for label in ("General", "Delivery", "Scoping"):
+        assert f">{label}</a>" in page
+    assert f'href="{edit_url(relay, tab)}" aria-current="page"' in page
+    assert "stored-pw" not in page
+
+
+def test_general_tab_shows_current_values(admin_client, internet):
+    page = admin_client.get(edit_url(internet, "general")).content.decode()
+    assert 'name="general-max_message_size" value="35"' in page
+    assert "Specify the FQDN this connector will provide in response to HELO or EHLO" in page
+    assert "Proxy through client access server" in page
+
+
+def test_general_tab_saves_its_fields(admin_client, internet):
+    response = post_tab(admin_client, internet, "general", general={
+        "name": "To the internet", "enabled": False, "frontend_proxy_enabled": "on",
+        "protocol_logging_level": "Verbose", "max_message_size": "10", "fqdn": "mail.contoso.com",
+    })
+    assert response.status_code == 302 and response["Location"] == list_url(internet)
+    connector = SendConnector.objects.get(pk=internet.pk)
+    assert connector.name == "To the internet" and connector.enabled is False
+    assert connector.frontend_proxy_enabled is True and connector.protocol_logging_level == "Verbose"
+    assert connector.max_message_size == 10 * 1024 * 1024 and connector.fqdn == "mail.contoso.com"
+    entry = AdminAuditLogEntry.objects.filter(cmdlet="Set-SendConnector").get()
+    assert entry.command_line.startswith("Set-SendConnector -Identity 'To internet' -Name 'To the internet'")
+    assert entry.caller == "orgadmin" and entry.source == "Web"
+    assert "AddressSpaces" not in entry.command_line  # only this tab's fields
+
+
+def test_general_tab_no_limit_means_unlimited(admin_client, internet):
+    post_tab(admin_client, internet, "general", general={"no_size_limit": "on"})
+    assert SendConnector.objects.get(pk=internet.pk).max_message_size is None
+    assert 'name="general-no_size_limit" id="id_general-no_size_limit" checked' in admin_client.get(
+        edit_url(internet, "general")
+    ).content.decode()
+
+
+@pytest.mark.parametrize(
+    "changes, field, message",
+    [
+        ({"fqdn": "*contoso.com"}, "fqdn", "isn't a valid FQDN"),
+        ({"max_message_size": "big"}, "max_message_size", "as a number of MB"),
+        ({"name": ""}, "name", "The Name parameter can't be empty."),
+    ],
+)
+def test_general_tab_invalid_input_saves_nothing(admin_client, internet, changes, field, message):
+    before = snapshot(internet)
+    response = post_tab(admin_client, internet, "general", general={"enabled": False, **changes})
+    assert response.status_code == 200
+    assert message in errors(response)[("general", field)][0]
+    assert snapshot(internet) == before
+
+
+def test_general_tab_refuses_another_connectors_name(admin_client, internet, relay):
+    response = post_tab(admin_client, internet, "general", general={"name": "RELAY"})
+    assert "already exists" in errors(response)[("general", "name")][0]
+    assert SendConnector.objects.get(pk=internet.pk).name == "To internet"
+
+
+def test_delivery_tab_switches_to_smart_hosts_with_basic_authentication(admin_client, internet):
+    added = post_tab(admin_client, internet, "delivery", ("save_smart_host", "1"), network={
+        "routing": "smart_hosts", "new_smart_host": "smtp.contoso.com",
+    })
+    assert added.status_code == 200 and not errors(added)
+    assert SendConnector.objects.get(pk=internet.pk).dns_routing_enabled is True  # a list button saves nothing
+    data = shown(added)
+    data.update({"authentication-smart_host_auth_mechanism": "BasicAuth", "authentication-username": "relay",
+                 "authentication-password": "N3w-pw"})
+    response = admin_client.post(edit_url(internet, "delivery"), data)
+    assert response.status_code == 302
+    connector = SendConnector.objects.get(pk=internet.pk)
+    assert connector.dns_routing_enabled is False
+    assert [host.host for host in connector.smart_hosts.all()] == ["smtp.contoso.com"]
+    assert (connector.smart_host_auth_mechanism, connector.auth_username, connector.get_password()) == (
+        "BasicAuth", "relay", "N3w-pw",
+    )
+
+
+def test_delivery_tab_blank_password_keeps_the_stored_one(admin_client, relay):
+    response = post_tab(admin_client, relay, "delivery", authentication={"username": "svc2"})
+    assert response.status_code == 302
+    connector = SendConnector.objects.get(pk=relay.pk)
+    assert (connector.auth_username, connector.get_password()) == ("svc2", "stored-pw")
+
+
+def test_delivery_tab_back_to_mx_drops_smart_hosts_and_credentials(admin_client, relay):
+    assert post_tab(admin_client, relay, "delivery", network={"routing": "mx"}).status_code == 302
+    connector = SendConnector.objects.get(pk=relay.pk)
+    assert connector.dns_routing_enabled is True and not connector.smart_hosts.exists()
+    assert connector.smart_host_auth_mechanism == "None" and connector.auth_username == ""
+
+
+def test_delivery_tab_basic_authentication_needs_a_password(admin_client, internet):
+    before = snapshot(internet)
+    response = post_tab(admin_client, internet, "delivery", ("save_smart_host", "1"), network={
+        "routing": "smart_hosts", "new_smart_host": "10.0.0.1",
+    })
+    data = shown(response)
+    data.update({"authentication-smart_host_auth_mechanism": "BasicAuth", "authentication-username": "relay"})
+    response = admin_client.post(edit_url(internet, "delivery"), data)
+    assert response.status_code == 200
+    assert errors(response) == {("authentication", "password"): ['Enter the password for "Basic authentication".']}
+    assert snapshot(internet) == before
+
+
+def test_delivery_tab_partner_rules_are_shown_on_top(admin_client, make_connector):
+    partner = make_connector("To partner", address_spaces=["fabrikam.com"], usage="Partner")
+    before = snapshot(partner)
+    response = post_tab(admin_client, partner, "delivery", ("save_smart_host", "1"), network={
+        "routing": "smart_hosts", "new_smart_host": "10.0.0.1",
+    })
+    data = shown(response)
+    response = admin_client.post(edit_url(partner, "delivery"), data)
+    assert response.status_code == 200
+    assert response.context["page_errors"] == ["DomainSecureEnabled requires DNSRoutingEnabled $true."]
+    assert snapshot(partner) == before
+
+
+def test_scoping_tab_edits_address_spaces_and_source_servers(admin_client, internet):
+    register_transport_server("EX02", "ex02.contoso.test", "Branch-Site")
+    response = post_tab(admin_client, internet, "scoping", ("save_address_space", "1"), address_space={
+        "space_domain": "contoso.com", "space_cost": "5",
+    })
+    assert not errors(response)
+    data = shown(response)
+    data.update({"add_source_servers": "1", "source_server-selected_servers": ["EX02"]})
+    response = admin_client.post(edit_url(internet, "scoping"), data)
+    data = shown(response)
+    data["address_space-is_scoped_connector"] = "on"
+    response = admin_client.post(edit_url(internet, "scoping"), data)
+    assert response.status_code == 302
+    connector = SendConnector.objects.get(pk=internet.pk)
+    assert [str(space) for space in connector.address_spaces.all()] == ["SMTP:*;1", "SMTP:contoso.com;5"]
+    assert sorted(server.name for server in connector.source_transport_servers.all()) == ["EX01", "EX02"]
+    assert connector.is_scoped_connector is True
+
+
+def test_scoping_tab_needs_a_source_server_and_an_address_space(admin_client, internet):
+    before = snapshot(internet)
+    response = post_tab(admin_client, internet, "scoping", ("remove_source_server", "0"))
+    assert SendConnector.objects.get(pk=internet.pk).source_transport_servers.exists()
+    data = shown(response)
+    data.pop("address_space-address_spaces")
+    response = admin_client.post(edit_url(internet, "scoping"), data)
+    assert errors(response) == {
+        ("address_space", "address_spaces"): ["Add at least one address space."],
+        ("source_server", "source_transport_servers"): ["Add at least one source server."],
+    }
+    assert snapshot(internet) == before
+
+
+def test_scoping_tab_service_refusal_is_shown_next_to_the_list(admin_client, internet):
+    response = post_tab(admin_client, internet, "scoping", ("save_address_space", "1"), address_space={
+        "space_type": "X400", "space_domain": "c=US;a=;p=Contoso",
+    })
+    data = shown(response)
+    response = admin_client.post(edit_url(internet, "scoping"), data)
+    assert response.status_code == 200
+    assert "isn't an SMTP address space" in errors(response)[("address_space", "address_spaces")][0]
+    assert [str(space) for space in SendConnector.objects.get(pk=internet.pk).address_spaces.all()] == ["SMTP:*;1"]
+
+
+def test_name_with_markup_is_shown_escaped(admin_client, make_connector):
+    connector = make_connector("<img src=x onerror=alert(1)>")
+    page = admin_client.get(edit_url(connector, "general")).content.decode()
+    assert "<img src=x" not in page
+    assert "<h1>&lt;img src=x onerror=alert(1)&gt;</h1>" in page
+
+
+def test_cancel_returns_to_the_list_with_the_connector_selected(admin_client, internet):
+    page = admin_client.get(edit_url(internet, "general")).content.decode()
+    assert f'<a class="button" href="{list_url(internet)}">Cancel</a>' in page
+
+
+def test_unknown_tab_or_connector_is_404(admin_client, internet):
+    assert admin_client.get(edit_url(internet, "advanced")).status_code == 404
+    assert admin_client.get(reverse("connectors:edit", args=[uuid.uuid4(), "general"])).status_code == 404
+    assert admin_client.get(f"/connectors/{internet.guid}/edit/General/").status_code == 404
+
+
+@pytest.mark.parametrize("client_fixture", ["helpdesk_client", "server_client"])
+def test_roles_that_cannot_change_connectors_get_403_and_change_nothing(request, internet, client_fixture):
+    client = request.getfixturevalue(client_fixture)
+    before = snapshot(internet)
+    assert client.get(edit_url(internet, "general")).status_code == 403
+    response = client.post(edit_url(internet, "general"), {"general-name": "Hacked", "general-max_message_size": "1",
+                                                             "general-protocol_logging_level": "None"})
+    assert response.status_code == 403
+    assert "403.html" in [template.name for template in response.templates]
+    assert snapshot(internet) == before
+
+
+def test_other_methods_are_not_allowed(admin_client, internet):
+    assert admin_client.put(edit_url(internet, "general")).status_code == 405
+    assert admin_client.delete(edit_url(internet, "general")).status_code == 405
+
+
+def test_signed_out_user_is_sent_to_sign_in(client, internet):
+    response = client.get(edit_url(internet, "general"))
+    assert response.status_code == 302 and response["Location"].startswith("/login/")
