@@ -4,6 +4,7 @@ Embedded mode (no variables set): SQLite and a filesystem Celery broker under ``
 web + worker + sweeper with no server to install. ``DATABASE_URL`` and ``CELERY_BROKER_URL`` switch to
 PostgreSQL and Redis for the scale-out topology (see docker-compose.yml).
 """
+import ipaddress
 import os
 import socket
 from datetime import timedelta
@@ -42,6 +43,43 @@ def env_seconds(name, default):
     if seconds <= 0:
         raise ImproperlyConfigured(f"{name} must be greater than 0 seconds")
     return seconds
+
+
+def env_int(name, default, minimum=0):
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a whole number, not {value!r}") from None
+    if number < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}")
+    return number
+
+
+def env_dns_servers(name):
+    """``ip[:port],ip[:port]`` (IPv6 as ``[addr]:port`` or a bare address) -> [(ip, port)]; empty -> []."""
+    servers = []
+    for item in env_list(name):
+        host, port = item, "53"
+        if item.startswith("["):
+            host, _, rest = item[1:].partition("]")
+            port = rest[1:] if rest.startswith(":") else ("53" if not rest else "bad")
+        elif item.count(":") == 1:
+            host, port = item.split(":")
+        try:
+            address = str(ipaddress.ip_address(host))
+            number = int(port)
+            if not 0 < number < 65536:
+                raise ValueError
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name}: {item!r} is not a DNS server. Use ip[:port] separated by commas, "
+                "for example 192.0.2.53 or 192.0.2.53:5353 or [2001:db8::53]:53."
+            ) from None
+        servers.append((address, number))
+    return servers
 
 
 DEFAULT_SECRET_KEY = "sendconn-insecure-development-key-change-me"
@@ -169,9 +207,20 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
+    # kombu does not create these; every process (web, worker, beat, cmdlet) may be the first to need them.
+    for _folder in ("queue", "processed", "control"):
+        (_broker_dir / _folder).mkdir(parents=True, exist_ok=True)
 else:
     # Above any countdown we use, so Redis never redelivers a task that is only waiting.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3 * 3600}
+# Tasks ignore results; the few diagnostics that return one (ping_connectors) need a backend.
+CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND")
+if not CELERY_RESULT_BACKEND and CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    CELERY_RESULT_BACKEND = CELERY_BROKER_URL
+elif not CELERY_RESULT_BACKEND:
+    (VAR_DIR / "results").mkdir(parents=True, exist_ok=True)
+    CELERY_RESULT_BACKEND = f"file://{(VAR_DIR / 'results').resolve()}"
+CELERY_RESULT_EXPIRES = 3600
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -183,6 +232,32 @@ CELERY_TASK_TIME_LIMIT = 600
 CELERY_TASK_SOFT_TIME_LIMIT = 540
 CELERY_TIMEZONE = "UTC"
 
+# --- Transport logs, with Set-TransportService's defaults (sizes in bytes, ages in seconds; age 0 = keep) ---
+# SMTP Send protocol log (SendProtocolLogPath / MaxFileSize / MaxDirectorySize / MaxAge).
+SENDCONN_PROTOCOL_LOG_DIR = Path(os.environ.get("SENDCONN_PROTOCOL_LOG_DIR") or VAR_DIR / "logs/ProtocolLog/SmtpSend")
+SENDCONN_PROTOCOL_LOG_MAX_FILE_SIZE = env_int("SENDCONN_PROTOCOL_LOG_MAX_FILE_SIZE", 10 * 1024 * 1024, minimum=1)
+SENDCONN_PROTOCOL_LOG_MAX_DIRECTORY_SIZE = env_int(
+    "SENDCONN_PROTOCOL_LOG_MAX_DIRECTORY_SIZE", 250 * 1024 * 1024, minimum=1
+)
+SENDCONN_PROTOCOL_LOG_MAX_AGE = timedelta(seconds=env_int("SENDCONN_PROTOCOL_LOG_MAX_AGE", 30 * 86400))
+# Message tracking log (MessageTrackingLogPath / MaxFileSize / MaxDirectorySize / MaxAge).
+SENDCONN_TRACKING_LOG_DIR = Path(os.environ.get("SENDCONN_TRACKING_LOG_DIR") or VAR_DIR / "logs/MessageTracking")
+SENDCONN_TRACKING_LOG_MAX_FILE_SIZE = env_int("SENDCONN_TRACKING_LOG_MAX_FILE_SIZE", 10 * 1024 * 1024, minimum=1)
+SENDCONN_TRACKING_LOG_MAX_DIRECTORY_SIZE = env_int(
+    "SENDCONN_TRACKING_LOG_MAX_DIRECTORY_SIZE", 1000 * 1024 * 1024, minimum=1
+)
+SENDCONN_TRACKING_LOG_MAX_AGE = timedelta(seconds=env_int("SENDCONN_TRACKING_LOG_MAX_AGE", 30 * 86400))
+
+# --- Delivery: DNS and TLS for outbound SMTP ---
+# Resolvers for MX lookups; empty = the system's (/etc/resolv.conf). The external list serves connectors with
+# UseExternalDNSServersEnabled (Exchange's ExternalDNSServers); empty = the same as SENDCONN_DNS_SERVERS.
+SENDCONN_DNS_SERVERS = env_dns_servers("SENDCONN_DNS_SERVERS")
+SENDCONN_EXTERNAL_DNS_SERVERS = env_dns_servers("SENDCONN_EXTERNAL_DNS_SERVERS")
+SENDCONN_DNS_TIMEOUT = env_seconds("SENDCONN_DNS_TIMEOUT", 5.0)  # per server
+SENDCONN_DNS_LIFETIME = env_seconds("SENDCONN_DNS_LIFETIME", 15.0)  # per lookup, all servers and retries
+# PEM bundle that TlsAuthLevel CertificateValidation / DomainValidation trust; empty = the system's store.
+SENDCONN_TLS_CA_FILE = os.environ.get("SENDCONN_TLS_CA_FILE", "")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -190,4 +265,44 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "INFO"}},
+}
+
+# --- Transport: the submission listener (smtpd), Exchange's receive connector ---
+SENDCONN_SMTP_LISTEN = os.environ.get("SENDCONN_SMTP_LISTEN") or "127.0.0.1:2525"  # host:port, [v6]:port
+# Clients that may relay to any domain (an anonymous-relay receive connector's RemoteIPRanges).
+SENDCONN_RELAY_NETWORKS = env_list("SENDCONN_RELAY_NETWORKS", "127.0.0.0/8,::1")
+# Domains the organisation accepts mail for (contoso.com, or *.contoso.com with subdomains): anyone may send
+# to these; every other domain only relay clients may reach (no open relay).
+SENDCONN_ACCEPTED_DOMAINS = env_list("SENDCONN_ACCEPTED_DOMAINS")
+# PEM certificate (and key, if not in the same file) for STARTTLS; AUTH is offered only inside TLS.
+SENDCONN_SMTP_TLS_CERT = os.environ.get("SENDCONN_SMTP_TLS_CERT", "")
+SENDCONN_SMTP_TLS_KEY = os.environ.get("SENDCONN_SMTP_TLS_KEY", "")
+SENDCONN_SMTP_MAX_MESSAGE_SIZE = env_int("SENDCONN_SMTP_MAX_MESSAGE_SIZE", 36700160, minimum=1)  # 35 MB; 552 beyond
+
+# --- Transport: delivery timers, with Set-TransportService's names and defaults (seconds in the environment) ---
+# A transient failure (4xx, connection, DNS) is retried TransientFailureRetryCount times TransientFailureRetryInterval
+# apart, then every OutboundConnectionFailureRetryInterval until MessageExpirationTimeout after submission, when the
+# recipient fails with 4.4.7 and an NDR. The sender gets one delay notification after DelayNotificationTimeout.
+SENDCONN_TRANSIENT_FAILURE_RETRY_COUNT = env_int("SENDCONN_TRANSIENT_FAILURE_RETRY_COUNT", 6)
+SENDCONN_TRANSIENT_FAILURE_RETRY_INTERVAL = timedelta(
+    seconds=env_seconds("SENDCONN_TRANSIENT_FAILURE_RETRY_INTERVAL", 5 * 60)
+)
+SENDCONN_OUTBOUND_CONNECTION_FAILURE_RETRY_INTERVAL = timedelta(
+    seconds=env_seconds("SENDCONN_OUTBOUND_CONNECTION_FAILURE_RETRY_INTERVAL", 10 * 60)
+)
+SENDCONN_MESSAGE_EXPIRATION_TIMEOUT = timedelta(seconds=env_seconds("SENDCONN_MESSAGE_EXPIRATION_TIMEOUT", 2 * 86400))
+SENDCONN_DELAY_NOTIFICATION_TIMEOUT = timedelta(seconds=env_seconds("SENDCONN_DELAY_NOTIFICATION_TIMEOUT", 4 * 3600))
+# The sweeper (Celery beat) runs this often: stale claims, expiry, delay notices, Unreachable, lost wake-ups.
+SENDCONN_SWEEP_INTERVAL = env_seconds("SENDCONN_SWEEP_INTERVAL", 15.0)
+# A claim older than this belongs to a dead worker and is released. Keep it above the task time limit, so a live
+# worker never loses the recipients it is sending.
+SENDCONN_CLAIM_TIMEOUT = timedelta(seconds=env_seconds("SENDCONN_CLAIM_TIMEOUT", CELERY_TASK_TIME_LIMIT + 300))
+# Recipients a worker claims per round (one database write records them all).
+SENDCONN_DELIVERY_BATCH_SIZE = env_int("SENDCONN_DELIVERY_BATCH_SIZE", 100, minimum=1)
+CELERY_BEAT_SCHEDULE = {
+    "sweep": {
+        "task": "sendconn.transport.tasks.sweep",
+        "schedule": SENDCONN_SWEEP_INTERVAL,
+        "options": {"expires": SENDCONN_SWEEP_INTERVAL},  # a sweep that waited a whole interval is superseded
+    },
 }

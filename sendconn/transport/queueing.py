@@ -1,0 +1,175 @@
+"""Queuing a message: the one write path into the mail queue (smtpd, verify delivery, NDRs, tests).
+
+The message is stored once and a row per recipient, each routed to its connector and next hop (or parked as
+Unreachable, or failed when it is bigger than every matching connector allows), with the RECEIVE tracking
+events, in one transaction of three bulk inserts — for one message or a batch of them (smtpd commits the
+messages of concurrent sessions together). After the commit, one wake-up per next hop goes out.
+"""
+from dataclasses import dataclass
+from email import policy
+from email.errors import MessageError
+from email.parser import BytesHeaderParser
+from email.utils import format_datetime, make_msgid
+
+from django.db import transaction
+from django.utils import timezone
+
+from sendconn.connectors.servers import local_server
+
+from . import tracking, wakeups
+from .models import Message, Recipient, RecipientStatus, TrackingEventId, TrackingSource
+from .routing import Router, recipient_domain
+
+
+# Exchange's Unreachable queue LastError, and the NDR text for a message too big for every connector.
+UNREACHABLE_RESPONSE = "A matching connector cannot be found to route the external recipient"
+SIZE_EXCEEDED_RESPONSE = "550 5.3.4 Message size exceeds fixed maximum message size"
+
+
+def _header_block(content):
+    """The header section (up to the first empty line) and the line ending the message uses."""
+    for separator, eol in ((b"\r\n\r\n", b"\r\n"), (b"\n\n", b"\n")):
+        end = content.find(separator)
+        if end != -1:
+            return content[: end + len(eol)], eol
+    return content, b"\r\n" if b"\r\n" in content else b"\n"
+
+
+def _header_text(headers, name):
+    """A header's decoded value on one line; "" when absent or beyond repair."""
+    try:
+        value = headers.get(name)
+    except (ValueError, LookupError, MessageError):  # the parser records most defects instead of raising
+        return ""
+    return " ".join(str(value or "").split())
+
+
+def _received_header(server, client_ip, client_hostname, date):
+    """RFC 5321 §4.4 trace header: ``from <helo> ([ip]) by <our fqdn> with ESMTP; <date>``."""
+    origin = ""
+    if client_ip or client_hostname:
+        origin = f"from {client_hostname or 'unknown'} ([{client_ip}]) " if client_ip else f"from {client_hostname} "
+    protocol = "with ESMTP " if origin else ""
+    return f"Received: {origin}by {server.fqdn} (sendconn) {protocol}id {server.name}; {date}"
+
+
+def stamp(content, server, client_ip, client_hostname, now):
+    """Prepend our trace header (and a Message-ID / Date when missing); return content, Message-ID, subject."""
+    block, eol = _header_block(content)
+    headers = BytesHeaderParser(policy=policy.default).parsebytes(block)
+    date = format_datetime(now)
+    added = [_received_header(server, client_ip, client_hostname, date)]
+    message_id = _header_text(headers, "Message-ID")
+    if not message_id:
+        message_id = make_msgid(domain=server.fqdn)
+        added.append(f"Message-ID: {message_id}")
+    if not _header_text(headers, "Date"):
+        added.append(f"Date: {date}")
+    prefix = eol.join(line.encode("utf-8") for line in added) + eol
+    if not headers.keys() and not content.startswith(eol):
+        prefix += eol  # a message without a header section: keep its first line out of ours
+    return prefix + content, message_id, _header_text(headers, "Subject")
+
+
+def _unique_recipients(recipients):
+    """(address, domain) pairs, each address once (case-insensitively), in the order given."""
+    seen, unique = set(), []
+    for address in recipients:
+        address = address.strip()
+        if address.lower() not in seen:
+            seen.add(address.lower())
+            unique.append((address, recipient_domain(address)))
+    if not unique:
+        raise ValueError("A message needs at least one recipient.")
+    return unique
+
+
+def _recipient_row(message, address, domain, route, now):
+    row = Recipient(message=message, address=address, domain=domain)
+    if route.connector is not None:
+        row.status = RecipientStatus.READY
+        row.connector = route.connector
+        row.next_hop_domain = route.next_hop_domain
+        row.next_attempt_at = now
+    elif route.too_big:
+        row.status = RecipientStatus.FAILED
+        row.last_response = SIZE_EXCEEDED_RESPONSE
+    else:
+        row.status = RecipientStatus.UNREACHABLE
+        row.last_response = UNREACHABLE_RESPONSE
+    return row
+
+
+@dataclass
+class Submission:
+    """One message handed in: envelope, content and where it came from."""
+
+    sender: str  # "" is the null sender
+    recipients: list
+    content: bytes
+    client_ip: str | None = None
+    client_hostname: str = ""
+    is_dsn: bool = False
+    original_message: Message | None = None
+
+
+def _prepare(submission, server, router, now):
+    """Everything that needs no write: the stamped content, the Message row and each recipient's route."""
+    addresses = _unique_recipients(submission.recipients)
+    content, message_id, subject = stamp(bytes(submission.content), server, submission.client_ip,
+                                         submission.client_hostname, now)
+    message = Message(
+        sender=submission.sender, content=content, size=len(content), message_id=message_id[:998], subject=subject,
+        submitted_at=now, received_by=server, client_ip=submission.client_ip,
+        client_hostname=submission.client_hostname[:255], is_dsn=submission.is_dsn,
+        original_message=submission.original_message,
+    )
+    return message, [(address, domain, router.route(domain, len(content))) for address, domain in addresses]
+
+
+def queue_messages(submissions, received_by=None, *, router=None):
+    """Queue a batch of ``Submission``s in one transaction (group commit); return their Messages, in order.
+
+    ``router`` may be a long-lived ``Router`` of ``received_by``; by default each batch routes afresh.
+    Raises ValueError for a recipient that isn't an address; then nothing of the batch is queued.
+    """
+    server = received_by or local_server()
+    router = router or Router(server)
+    now = timezone.now()
+    # Routing only reads; doing it before the transaction keeps the write transaction short.
+    prepared = [_prepare(submission, server, router, now) for submission in submissions]
+
+    with transaction.atomic():
+        messages = Message.objects.bulk_create([message for message, _ in prepared])
+        rows, events = [], []
+        for (message, routed), submission in zip(prepared, submissions):
+            receive_source = TrackingSource.DSN if submission.is_dsn else TrackingSource.SMTP
+            for address, domain, route in routed:
+                rows.append(_recipient_row(message, address, domain, route, now))
+                events.append(tracking.event(
+                    TrackingEventId.RECEIVE, receive_source, message, address, remote_host=message.client_hostname,
+                    remote_ip=message.client_ip, server_name=server.name, timestamp=now,
+                ))
+                if route.too_big:
+                    events.append(tracking.event(
+                        TrackingEventId.FAIL, TrackingSource.ROUTING, message, address,
+                        recipient_status=SIZE_EXCEEDED_RESPONSE, server_name=server.name, timestamp=now,
+                    ))
+        Recipient.objects.bulk_create(rows)
+        tracking.record(events)
+        transaction.on_commit(lambda: tracking.write_log(events), robust=True)
+        next_hops = sorted({(row.connector_id, row.next_hop_domain) for row in rows if row.status == RecipientStatus.READY})
+        if next_hops:
+            # robust: the messages are committed whatever happens to the wake-up; the sweeper re-wakes them.
+            transaction.on_commit(lambda: wakeups.wake_next_hops(next_hops), robust=True)
+    return messages
+
+
+def queue_message(sender, recipients, content, received_by=None, *, client_ip=None, client_hostname="",
+                  is_dsn=False, original_message=None):
+    """Queue ``content`` (bytes) from ``sender`` ("" = null sender) to ``recipients``; return the Message.
+
+    Raises ValueError for a recipient that isn't an address. The returned message's id is the queue id.
+    """
+    submission = Submission(sender, list(recipients), content, client_ip, client_hostname, is_dsn, original_message)
+    return queue_messages([submission], received_by)[0]

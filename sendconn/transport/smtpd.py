@@ -1,0 +1,284 @@
+"""The submission listener: the organisation's receive connector, where clients and applications hand in mail.
+
+Clients in ``SENDCONN_RELAY_NETWORKS``, and users who authenticated with their sendconn (Django) account, may
+send anywhere; everyone else may only reach the accepted domains (no open relay). AUTH PLAIN/LOGIN is offered
+only inside TLS: with ``SENDCONN_SMTP_TLS_CERT``/``_KEY`` set, STARTTLS is offered; without them, no AUTH.
+The size limit is advertised with SIZE and enforced with 552. DATA is answered 250 only once the message and
+all its recipients are committed. Messages of concurrent sessions are committed together (group commit) in a
+worker thread, so the event loop keeps serving sessions and a busy listener writes many messages per transaction.
+"""
+import asyncio
+import ipaddress
+import logging
+import signal
+import ssl
+from concurrent.futures import ThreadPoolExecutor
+
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.contrib.auth import authenticate
+from django.core.exceptions import ImproperlyConfigured
+from django.db import close_old_connections, connections
+
+from .queueing import Submission, queue_messages
+from .routing import Router, recipient_domain
+
+log = logging.getLogger(__name__)
+
+SENDER_OK_REPLY = "250 2.1.0 Sender OK"
+RECIPIENT_OK_REPLY = "250 2.1.5 Recipient OK"
+INVALID_ADDRESS_REPLY = "501 5.1.3 Invalid address"
+RELAY_DENIED_REPLY = "550 5.7.54 SMTP; Unable to relay recipient in non-accepted domain"
+SIZE_EXCEEDED_REPLY = "552 5.3.4 Message size exceeds fixed maximum message size"
+TEMPORARY_ERROR_REPLY = "451 4.7.0 Temporary server error. Please try again later"
+AUTH_FAILED_REPLY = "535 5.7.3 Authentication unsuccessful"
+# The listener keeps its routing table this long: connector changes reach new submissions within it.
+ROUTING_TABLE_MAX_AGE = 5.0
+MAX_BATCH = 200
+
+
+def parse_listen(text):
+    """``host:port`` or ``[ipv6]:port`` → (host, port); ValueError with a readable message otherwise."""
+    host, sep, port = text.strip().rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"'{text}' isn't a valid listen address. Use host:port, for example 127.0.0.1:2525 or [::1]:2525.")
+    return host, int(port)
+
+
+def parse_networks(items):
+    networks = []
+    for item in items:
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ImproperlyConfigured(f"SENDCONN_RELAY_NETWORKS: '{item}' isn't an IP address or network.") from None
+    return networks
+
+
+def tls_context_from_settings():
+    """The STARTTLS certificate, or None when ``SENDCONN_SMTP_TLS_CERT`` is not set (then no STARTTLS, no AUTH)."""
+    if not settings.SENDCONN_SMTP_TLS_CERT:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(settings.SENDCONN_SMTP_TLS_CERT, settings.SENDCONN_SMTP_TLS_KEY or None)
+    except (OSError, ssl.SSLError) as error:
+        raise ImproperlyConfigured(f"SENDCONN_SMTP_TLS_CERT / SENDCONN_SMTP_TLS_KEY can't be loaded: {error}") from None
+    return context
+
+
+def _hand_over_credentials(server, session, envelope, mechanism, auth_data):
+    """aiosmtpd's PLAIN/LOGIN parsers call this synchronously, on the event loop: only pass the credentials on.
+
+    ``SubmissionSMTP`` checks them afterwards in a worker thread (a password hash takes a while).
+    """
+    return AuthResult(success=False, handled=False, auth_data=auth_data)
+
+
+def authenticated_username(credentials):
+    """The user name if the credentials are an active sendconn user's, else None (runs in a pool thread)."""
+    try:
+        user = authenticate(
+            username=credentials.login.decode("utf-8", "replace"),
+            password=credentials.password.decode("utf-8", "replace"),
+        )
+        return user.get_username() if user is not None else None
+    finally:
+        connections.close_all()  # AUTH is rare: no connection left behind in a pool thread
+
+
+class SubmissionSMTP(SMTP):
+    """aiosmtpd's SMTP session with Exchange's reply text where aiosmtpd hard-codes its own, and AUTH checked
+    against sendconn's users off the event loop."""
+
+    EXCHANGE_REPLIES = {
+        "552 Error: message size exceeds fixed maximum message size": SIZE_EXCEEDED_REPLY,  # MAIL ... SIZE=
+        "552 Error: Too much mail data": SIZE_EXCEEDED_REPLY,  # DATA beyond the limit
+    }
+
+    async def push(self, status):
+        await super().push(self.EXCHANGE_REPLIES.get(status, status) if isinstance(status, str) else status)
+
+    async def auth_PLAIN(self, _, args):
+        return await self._check_credentials(await super().auth_PLAIN(_, args))
+
+    async def auth_LOGIN(self, _, args):
+        return await self._check_credentials(await super().auth_LOGIN(_, args))
+
+    async def _check_credentials(self, parsed):
+        if not isinstance(parsed.auth_data, LoginPassword):
+            return parsed  # aborted or malformed: aiosmtpd has answered
+        username = await sync_to_async(authenticated_username, thread_sensitive=False)(parsed.auth_data)
+        if username is None:
+            return AuthResult(success=False, handled=False, message=AUTH_FAILED_REPLY)
+        return AuthResult(success=True, auth_data=username)
+
+
+class QueueWriter:
+    """Group commit: the messages of concurrent sessions are queued in one transaction per batch.
+
+    One batch is written at a time, in the writer's own thread (which keeps its database connection); what
+    arrives meanwhile forms the next batch. A lone client waits for exactly its own commit; a busy listener
+    commits up to MAX_BATCH messages at once.
+    """
+
+    def __init__(self, server):
+        self.server = server
+        self.router = Router(server, max_age=ROUTING_TABLE_MAX_AGE)
+        self._pending = []  # (Submission, Future) not yet being written
+        self._writer = None  # the task writing batches, while there are any
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="smtpd-queue")
+
+    def close(self):
+        """Close the writer thread's database connection and end the thread."""
+        self._thread.submit(connections.close_all).result()
+        self._thread.shutdown()
+
+    async def queue(self, submission):
+        """The committed Message; raises what queuing raised."""
+        future = asyncio.get_running_loop().create_future()
+        self._pending.append((submission, future))
+        if self._writer is None:
+            self._writer = asyncio.get_running_loop().create_task(self._write_pending())
+        return await future
+
+    async def _write_pending(self):
+        try:
+            while self._pending:
+                batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+                try:
+                    submissions = [item for item, _ in batch]
+                    outcomes = await asyncio.get_running_loop().run_in_executor(self._thread, self._write, submissions)
+                except Exception as error:  # the writer thread itself failed
+                    outcomes = [error] * len(batch)
+                for (_, future), outcome in zip(batch, outcomes):
+                    if future.done():
+                        continue  # the session went away while its message was written
+                    if isinstance(outcome, Exception):
+                        future.set_exception(outcome)
+                    else:
+                        future.set_result(outcome)
+        finally:
+            self._writer = None
+
+    def _write(self, submissions):
+        """A Message or an exception per submission; a failed batch is retried message by message."""
+        close_old_connections()  # the connection may be past its age, or broken
+        try:
+            try:
+                return queue_messages(submissions, self.server, router=self.router)
+            except Exception as error:
+                self.router.forget()  # a connector may have changed under the routing table
+                if len(submissions) == 1:
+                    return [error]
+            outcomes = []
+            for submission in submissions:
+                try:
+                    outcomes.append(queue_messages([submission], self.server, router=self.router)[0])
+                except Exception as error:
+                    outcomes.append(error)
+            return outcomes
+        finally:
+            close_old_connections()
+
+
+class SubmissionHandler:
+    """aiosmtpd hooks: relay control on RCPT, queuing on DATA."""
+
+    def __init__(self, server, relay_networks, accepted_domains):
+        self.server = server  # the TransportServer this listener queues for
+        self.relay_networks = parse_networks(relay_networks)
+        self.accepted_domains = [domain.strip().lower() for domain in accepted_domains]
+        self.writer = QueueWriter(server)
+
+    def close(self):
+        self.writer.close()
+
+    @classmethod
+    def from_settings(cls, server):
+        return cls(server, settings.SENDCONN_RELAY_NETWORKS, settings.SENDCONN_ACCEPTED_DOMAINS)
+
+    def may_relay(self, session):
+        if session.authenticated:
+            return True
+        ip = ipaddress.ip_address(session.peer[0].split("%")[0])
+        ip = getattr(ip, "ipv4_mapped", None) or ip
+        return any(ip in network for network in self.relay_networks)
+
+    def is_accepted_domain(self, domain):
+        for accepted in self.accepted_domains:
+            if accepted.startswith("*."):
+                if domain == accepted[2:] or domain.endswith(accepted[1:]):
+                    return True
+            elif domain == accepted:
+                return True
+        return False
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        envelope.mail_from = address  # the null sender stays "<>" here: aiosmtpd takes "" for "no MAIL yet"
+        envelope.mail_options.extend(mail_options)
+        return SENDER_OK_REPLY
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        try:
+            domain = recipient_domain(address)
+        except ValueError:
+            return INVALID_ADDRESS_REPLY
+        if not (self.may_relay(session) or self.is_accepted_domain(domain)):
+            return RELAY_DENIED_REPLY
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return RECIPIENT_OK_REPLY
+
+    async def handle_DATA(self, server, session, envelope):
+        submission = Submission(
+            sender="" if envelope.mail_from == "<>" else envelope.mail_from,
+            recipients=list(envelope.rcpt_tos),
+            content=envelope.content,
+            client_ip=session.peer[0].split("%")[0],
+            client_hostname=session.host_name or "",
+        )
+        try:
+            message = await self.writer.queue(submission)
+        except Exception:
+            log.exception("Couldn't queue the message from %s", session.peer[0])
+            return TEMPORARY_ERROR_REPLY
+        return (
+            f"250 2.6.0 {message.message_id} [InternalId={message.pk}, Hostname={self.server.fqdn}] "
+            f"Queued mail for delivery"
+        )
+
+
+async def start_server(handler, host, port, tls_context=None):
+    """Listen on host:port (port 0 picks a free one; read it from the returned server's sockets)."""
+    loop = asyncio.get_running_loop()
+    return await loop.create_server(
+        lambda: SubmissionSMTP(
+            handler,
+            hostname=handler.server.fqdn,
+            ident="sendconn ESMTP MAIL Service ready",
+            data_size_limit=settings.SENDCONN_SMTP_MAX_MESSAGE_SIZE,
+            tls_context=tls_context,
+            auth_require_tls=True,
+            authenticator=_hand_over_credentials,
+            loop=loop,
+        ),
+        host=host,
+        port=port,
+    )
+
+
+async def serve_until_stopped(handler, host, port, tls_context=None, on_ready=None):
+    """Serve until SIGTERM or SIGINT, then stop accepting and return."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    server = await start_server(handler, host, port, tls_context)
+    if on_ready:
+        on_ready(server)
+    async with server:
+        await stop.wait()
+    handler.close()

@@ -1,0 +1,19 @@
+"""Real network peers for tests and benches, on loopback only: nsd (DNS), aiosmtpd sinks, throwaway certificates."""
+import socket
+
+
+def free_port(host="127.0.0.1", udp_too=False):
+    """A port nobody listens on right now (TCP, and UDP when asked); the kernel picks it."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+            tcp.bind((host, 0))
+            port = tcp.getsockname()[1]
+            if not udp_too:
+                return port
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                try:
+                    udp.bind((host, port))
+                except OSError:
+                    continue
+                return port
+    raise RuntimeError(f"no free port on {host}")

@@ -1,0 +1,293 @@
+"""The submission listener against smtplib, over real loopback sockets."""
+import asyncio
+import datetime
+import re
+import smtplib
+import ssl
+import threading
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from django.contrib.auth.models import User
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management import CommandError, call_command
+
+from sendconn.connectors.servers import local_server
+from sendconn.transport import smtpd
+from sendconn.transport.models import Message, RecipientStatus, TrackingEvent
+from sendconn.transport.queueing import queue_messages
+from sendconn.transport.smtpd import SubmissionHandler, parse_listen, start_server
+
+QUEUED = re.compile(r"^2\.6\.0 (<[^>]+>) \[InternalId=(\d+), Hostname=ex01\.contoso\.test\] Queued mail for delivery$")
+CONTENT = b"From: app@contoso.test\r\nTo: kim@fabrikam.test\r\nSubject: Invoice\r\n\r\nHello.\r\n"
+
+
+class Listener:
+    """A SubmissionHandler served on 127.0.0.1:<free port> by an event loop in a background thread."""
+
+    def __init__(self, relay_networks, accepted_domains, tls_context=None):
+        self.handler = SubmissionHandler(local_server(), relay_networks, accepted_domains)
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        serving = start_server(self.handler, "127.0.0.1", 0, tls_context)
+        self.server = asyncio.run_coroutine_threadsafe(serving, self.loop).result(10)
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    def client(self, source="127.0.0.1"):
+        client = smtplib.SMTP("127.0.0.1", self.port, source_address=(source, 0), timeout=10)
+        client.ehlo("client.contoso.test")
+        return client
+
+    def stop(self):
+        async def close():
+            self.server.close()
+            await self.server.wait_closed()
+            for task in asyncio.all_tasks() - {asyncio.current_task()}:
+                task.cancel()  # sessions the test left open
+
+        asyncio.run_coroutine_threadsafe(close(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+        self.handler.close()
+
+
+@pytest.fixture
+def listen(transactional_db):
+    """``listen(relay_networks=..., accepted_domains=...)`` → a running Listener, stopped after the test."""
+    started = []
+
+    def start(relay_networks=("127.0.0.0/8", "::1"), accepted_domains=(), tls_context=None):
+        started.append(Listener(relay_networks, accepted_domains, tls_context))
+        return started[-1]
+
+    yield start
+    for listener in started:
+        listener.stop()
+
+
+@pytest.fixture
+def internet(make_connector, transactional_db):
+    return make_connector("Internet", ["*"])
+
+
+def test_relay_client_gets_250_only_once_the_message_is_committed(listen, internet):
+    client = listen().client()
+    assert client.mail("app@contoso.test") == (250, b"2.1.0 Sender OK")
+    assert client.rcpt("kim@fabrikam.test") == (250, b"2.1.5 Recipient OK")
+    assert client.rcpt("lee@tailspin.test")[0] == 250
+    code, reply = client.data(CONTENT)
+    # The test's own database connection sees everything the moment 250 arrives: it was committed before.
+    assert code == 250, reply
+    message_id, queue_id = QUEUED.match(reply.decode()).groups()
+    message = Message.objects.get(pk=queue_id)
+    assert message.message_id == message_id and message.sender == "app@contoso.test"
+    assert message.client_ip == "127.0.0.1" and message.client_hostname == "client.contoso.test"
+    assert bytes(message.content).endswith(CONTENT)
+    assert sorted(message.recipients.values_list("address", "status", "connector")) == [
+        ("kim@fabrikam.test", RecipientStatus.READY, internet.pk),
+        ("lee@tailspin.test", RecipientStatus.READY, internet.pk),
+    ]
+    assert TrackingEvent.objects.filter(queued_message=message, event_id="RECEIVE").count() == 2
+    client.quit()
+
+
+def test_several_messages_on_one_connection(listen, internet):
+    client = listen().client()
+    for number in range(3):
+        client.sendmail("app@contoso.test", [f"user{number}@fabrikam.test"], CONTENT)
+    client.quit()
+    assert Message.objects.count() == 3
+
+
+def test_concurrent_sessions_are_committed_together(listen, internet, monkeypatch):
+    batch_sizes = []
+
+    def recording(submissions, *args, **kwargs):
+        batch_sizes.append(len(submissions))
+        return queue_messages(submissions, *args, **kwargs)
+
+    monkeypatch.setattr(smtpd, "queue_messages", recording)
+    listener = listen()
+    replies = []
+
+    def send(number):
+        client = listener.client()
+        for index in range(5):
+            client.mail("app@contoso.test")
+            client.rcpt(f"user{number}-{index}@fabrikam.test")
+            replies.append(client.data(CONTENT))
+        client.quit()
+
+    threads = [threading.Thread(target=send, args=(number,)) for number in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(replies) == 60 and all(code == 250 for code, _ in replies)
+    queue_ids = {int(QUEUED.match(reply.decode()).group(2)) for _, reply in replies}
+    assert set(Message.objects.values_list("id", flat=True)) == queue_ids  # each 250 names its own message
+    assert sum(batch_sizes) == 60 and max(batch_sizes) > 1
+
+
+def test_null_sender_is_accepted(listen, internet):
+    client = listen().client()
+    client.sendmail("<>", ["kim@fabrikam.test"], CONTENT)
+    client.quit()
+    assert Message.objects.get().sender == ""
+
+
+def test_non_relay_client_can_only_reach_accepted_domains(listen, internet):
+    listener = listen(relay_networks=["127.0.0.1/32"], accepted_domains=["contoso.test", "*.tailspin.test"])
+    client = listener.client(source="127.0.0.2")
+    client.mail("someone@outside.test")
+    assert client.rcpt("kim@fabrikam.test") == (550, b"5.7.54 SMTP; Unable to relay recipient in non-accepted domain")
+    assert client.rcpt("julia@contoso.test")[0] == 250
+    assert client.rcpt("ann@sales.tailspin.test")[0] == 250
+    assert client.rcpt("bob@tailspin.test")[0] == 250
+    assert client.rcpt("eve@nottailspin.test")[0] == 550
+    assert client.data(CONTENT)[0] == 250
+    client.quit()
+    assert sorted(Message.objects.get().recipients.values_list("address", flat=True)) == [
+        "ann@sales.tailspin.test", "bob@tailspin.test", "julia@contoso.test",
+    ]
+
+
+def test_non_relay_client_with_only_external_recipients_queues_nothing(listen, internet):
+    client = listen(relay_networks=["127.0.0.1/32"]).client(source="127.0.0.2")
+    with pytest.raises(smtplib.SMTPRecipientsRefused):
+        client.sendmail("someone@outside.test", ["kim@fabrikam.test"], CONTENT)
+    client.quit()
+    assert not Message.objects.exists()
+
+
+def test_size_is_advertised_and_enforced_with_552(listen, internet, settings):
+    settings.SENDCONN_SMTP_MAX_MESSAGE_SIZE = 10240
+    client = listen().client()
+    assert client.esmtp_features["size"] == "10240"
+    assert client.mail("app@contoso.test", ["SIZE=20000"]) == (552, b"5.3.4 Message size exceeds fixed maximum message size")
+    client.rset()
+    client.mail("app@contoso.test")
+    client.rcpt("kim@fabrikam.test")
+    assert client.data(CONTENT + (b"x" * 78 + b"\r\n") * 300) == (552, b"5.3.4 Message size exceeds fixed maximum message size")
+    assert client.noop()[0] == 250  # the session goes on
+    client.quit()
+    assert not Message.objects.exists()
+
+
+def test_invalid_recipient_address_is_refused(listen, internet):
+    client = listen().client()
+    client.mail("app@contoso.test")
+    assert client.rcpt("no-domain")[0] == 501
+    assert client.rcpt("kim@bad_domain!.test") == (501, b"5.1.3 Invalid address")
+    client.quit()
+
+
+def test_database_failure_answers_451_and_the_client_keeps_the_message(listen, internet, monkeypatch):
+    def database_down(*args, **kwargs):
+        raise ConnectionError("database unreachable")
+
+    monkeypatch.setattr(smtpd, "queue_messages", database_down)
+    client = listen().client()
+    client.mail("app@contoso.test")
+    client.rcpt("kim@fabrikam.test")
+    assert client.data(CONTENT) == (451, b"4.7.0 Temporary server error. Please try again later")
+    client.quit()
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory):
+    """A throwaway self-signed certificate for 127.0.0.1: (server context, client context trusting it, paths)."""
+    folder = tmp_path_factory.mktemp("tls")
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ex01.contoso.test")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("ex01.contoso.test")]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ))
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(cert_path, key_path)
+    client = ssl.create_default_context(cafile=str(cert_path))
+    client.check_hostname = False  # we connect to 127.0.0.1; the chain is what matters here
+    return server, client, cert_path, key_path
+
+
+@pytest.fixture
+def submitter(transactional_db):
+    return User.objects.create_user("scanner", password="Scan-to-mail-1")
+
+
+def test_authenticated_user_may_relay_after_starttls(listen, internet, certificate, submitter):
+    server_context, client_context, _, _ = certificate
+    client = listen(relay_networks=["127.0.0.1/32"], tls_context=server_context).client(source="127.0.0.2")
+    assert "starttls" in client.esmtp_features and "auth" not in client.esmtp_features  # no AUTH in clear text
+    client.starttls(context=client_context)
+    client.ehlo("client.contoso.test")
+    assert client.login("scanner", "Scan-to-mail-1") == (235, b"2.7.0 Authentication successful")
+    assert client.sendmail("scanner@contoso.test", ["kim@fabrikam.test"], CONTENT) == {}
+    client.quit()
+    assert Message.objects.get().recipients.get().address == "kim@fabrikam.test"
+
+
+def test_wrong_password_is_refused_and_does_not_open_the_relay(listen, internet, certificate, submitter):
+    server_context, client_context, _, _ = certificate
+    client = listen(relay_networks=["127.0.0.1/32"], tls_context=server_context).client(source="127.0.0.2")
+    client.starttls(context=client_context)
+    client.ehlo("client.contoso.test")
+    with pytest.raises(smtplib.SMTPAuthenticationError) as refused:
+        client.login("scanner", "wrong")
+    assert (refused.value.smtp_code, refused.value.smtp_error) == (535, b"5.7.3 Authentication unsuccessful")
+    client.mail("scanner@contoso.test")
+    assert client.rcpt("kim@fabrikam.test")[0] == 550
+    client.quit()
+
+
+def test_auth_is_refused_without_tls(listen, internet, submitter):
+    client = listen(relay_networks=["127.0.0.1/32"]).client(source="127.0.0.2")
+    assert "starttls" not in client.esmtp_features and "auth" not in client.esmtp_features
+    assert client.docmd("AUTH", "PLAIN AHNjYW5uZXIAU2Nhbi10by1tYWlsLTE=")[0] == 538
+    client.quit()
+
+
+def test_tls_settings_are_loaded_or_refused_clearly(certificate, settings):
+    _, _, cert_path, key_path = certificate
+    settings.SENDCONN_SMTP_TLS_CERT = ""
+    assert smtpd.tls_context_from_settings() is None
+    settings.SENDCONN_SMTP_TLS_CERT, settings.SENDCONN_SMTP_TLS_KEY = str(cert_path), str(key_path)
+    assert isinstance(smtpd.tls_context_from_settings(), ssl.SSLContext)
+    settings.SENDCONN_SMTP_TLS_KEY = str(cert_path)  # no key in there
+    with pytest.raises(ImproperlyConfigured, match="can't be loaded"):
+        smtpd.tls_context_from_settings()
+
+
+def test_listen_address_parsing():
+    assert parse_listen("127.0.0.1:2525") == ("127.0.0.1", 2525)
+    assert parse_listen("[::1]:25") == ("::1", 25)
+    assert parse_listen("mail.contoso.test:587") == ("mail.contoso.test", 587)
+    for bad in ("127.0.0.1", ":25", "127.0.0.1:port", "127.0.0.1:70000"):
+        with pytest.raises(ValueError, match="isn't a valid listen address"):
+            parse_listen(bad)
+
+
+def test_command_refuses_a_bad_listen_address(db):
+    with pytest.raises(CommandError, match="isn't a valid listen address"):
+        call_command("smtpd", listen="localhost")
+
+
+def test_command_refuses_a_bad_relay_network(db, settings):
+    settings.SENDCONN_RELAY_NETWORKS = ["10.0.0.0/33"]
+    with pytest.raises(CommandError, match="SENDCONN_RELAY_NETWORKS: '10.0.0.0/33' isn't an IP address or network"):
+        call_command("smtpd", listen="127.0.0.1:0")
