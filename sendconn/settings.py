@@ -115,6 +115,7 @@ INSTALLED_APPS = [
     "sendconn.connectors",
     "sendconn.shell",
     "sendconn.transport",
+    "sendconn.ops",
 ]
 
 MIDDLEWARE = [

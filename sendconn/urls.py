@@ -8,6 +8,7 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("connectors/", include("sendconn.connectors.urls")),
+    path("", include("sendconn.ops.urls")),
 ]
 
 handler403 = "sendconn.accounts.views.permission_denied"
