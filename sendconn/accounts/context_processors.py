@@ -9,4 +9,5 @@ def role_flags(request):
     return {
         "can_manage_connectors": user.has_perm(roles.CHANGE_CONNECTORS),
         "can_verify_connectors": user.has_perm(roles.VERIFY_CONNECTORS),
+        "can_manage_queues": user.has_perm(roles.MANAGE_QUEUES),
     }

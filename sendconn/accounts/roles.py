@@ -14,13 +14,42 @@ DELETE_CONNECTORS = "connectors.delete_sendconnector"
 VERIFY_CONNECTORS = "connectors.verify_sendconnector"
 VIEW_AUDIT_LOG = "connectors.view_adminauditlogentry"
 MANAGE_ROLE_GROUPS = "auth.change_group"
+VIEW_QUEUES = "transport.view_recipient"  # the queue viewer: queues and their recipients
+VIEW_QUEUED_MESSAGES = "transport.view_message"
+MANAGE_QUEUES = "transport.manage_queues"  # Retry-/Suspend-/Resume-Queue, Suspend-/Resume-/Remove-Message
+VIEW_MESSAGE_TRACKING = "transport.view_trackingevent"
+QUEUE_READER = (VIEW_QUEUES, VIEW_QUEUED_MESSAGES, VIEW_MESSAGE_TRACKING)
 
 # Group → permission codenames ("app_label.codename"); a later feature adds its own in a migration.
 GROUP_PERMISSIONS = {
     ORGANIZATION_MANAGEMENT: (
         VIEW_CONNECTORS, ADD_CONNECTORS, CHANGE_CONNECTORS, DELETE_CONNECTORS, VERIFY_CONNECTORS,
-        VIEW_AUDIT_LOG, MANAGE_ROLE_GROUPS, "connectors.view_transportserver",
+        VIEW_AUDIT_LOG, MANAGE_ROLE_GROUPS, "connectors.view_transportserver", *QUEUE_READER, MANAGE_QUEUES,
     ),
-    SERVER_MANAGEMENT: (VIEW_CONNECTORS, VERIFY_CONNECTORS, VIEW_AUDIT_LOG, "connectors.view_transportserver"),
-    VIEW_ONLY_ORGANIZATION_MANAGEMENT: (VIEW_CONNECTORS, VIEW_AUDIT_LOG, "connectors.view_transportserver"),
+    SERVER_MANAGEMENT: (
+        VIEW_CONNECTORS, VERIFY_CONNECTORS, VIEW_AUDIT_LOG, "connectors.view_transportserver", *QUEUE_READER,
+        MANAGE_QUEUES,
+    ),
+    VIEW_ONLY_ORGANIZATION_MANAGEMENT: (VIEW_CONNECTORS, VIEW_AUDIT_LOG, "connectors.view_transportserver", *QUEUE_READER),
 }
+
+
+def grant(apps, group_permissions):
+    """Give each role group the permissions listed for it (a migration's RunPython; ``apps`` is its state).
+
+    Django creates permissions after all migrations have run; the groups need them now, so they are created
+    here first. A migration passes its own copy of the table, not ``GROUP_PERMISSIONS``, which grows later.
+    """
+    from django.contrib.auth.management import create_permissions
+
+    for app_config in apps.get_app_configs():
+        app_config.models_module = True
+        create_permissions(app_config, apps=apps, verbosity=0)
+        app_config.models_module = None
+    Group = apps.get_model("auth", "Group")
+    Permission = apps.get_model("auth", "Permission")
+    for group_name, perms in group_permissions.items():
+        group, _ = Group.objects.get_or_create(name=group_name)
+        for perm in perms:
+            app_label, codename = perm.split(".")
+            group.permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))

@@ -2,8 +2,7 @@ from django.shortcuts import redirect, render
 
 
 def home(request):
-    # The dashboard arrives with the operations console; until then the connector list is home.
-    return redirect("connectors:list")
+    return redirect("ops:dashboard")
 
 
 def permission_denied(request, exception=None):

@@ -4,18 +4,25 @@ from .views import dashboard, protocol_logs, queues, tracking, verify
 
 app_name = "ops"
 urlpatterns = [
-    path("dashboard/", dashboard.placeholder, name="dashboard"),
+    path("dashboard/", dashboard.dashboard, name="dashboard"),
     # Verify delivery (per connector) and its runs
-    path("connectors/<uuid:guid>/verify/", verify.placeholder, name="verify"),
-    path("verifications/<int:run_id>/", verify.placeholder, name="verification"),
-    path("verifications/<int:run_id>/status/", verify.placeholder, name="verification-status"),
-    path("connectors/<uuid:guid>/verifications/", verify.placeholder, name="verification-history"),
-    # Queue viewer
-    path("queues/", queues.placeholder, name="queues"),
-    path("queues/<str:identity>/", queues.placeholder, name="queue"),
+    path("connectors/<uuid:guid>/verify/", verify.verify_connector, name="verify"),
+    path("verifications/<int:run_id>/", verify.verification_run, name="verification"),
+    path("verifications/<int:run_id>/status/", verify.verification_status, name="verification-status"),
+    path("connectors/<uuid:guid>/verifications/", verify.verification_history, name="verification-history"),
+    # Queue viewer. Identities contain backslashes (EX01\contoso.com, EX01\contoso.com\1234): <path:> keeps
+    # them whole, so the action patterns come before the queue page's.
+    path("queues/", queues.queue_list, name="queues"),
+    path("queues/<path:identity>/messages/<int:message_id>/<slug:action>/", queues.message_action,
+         name="message-action"),
+    path("queues/<path:identity>/actions/<slug:action>/", queues.queue_action, name="queue-action"),
+    path("queues/<path:identity>/", queues.queue_detail, name="queue"),
     # Message tracking
-    path("tracking/", tracking.placeholder, name="tracking"),
-    path("tracking/messages/<int:message_pk>/", tracking.placeholder, name="tracking-message"),
+    path("tracking/", tracking.search, name="tracking"),
+    path("tracking/messages/<int:message_pk>/", tracking.message, name="tracking-message"),
     # Protocol logs
-    path("protocol-logs/", protocol_logs.placeholder, name="protocol-logs"),
+    path("protocol-logs/", protocol_logs.file_list, name="protocol-logs"),
+    path("protocol-logs/files/<str:file_name>/", protocol_logs.download, name="protocol-log-download"),
+    path("protocol-logs/<str:day>/", protocol_logs.day_sessions, name="protocol-log-day"),
+    path("protocol-logs/<str:day>/sessions/<str:session_id>/", protocol_logs.session, name="protocol-log-session"),
 ]

@@ -1,4 +1,5 @@
-"""Test-SendConnectorRoute and Get-MessageTrackingLog (found by the shell's ``autodiscover_modules("cmdlets")``)."""
+"""Test-SendConnectorRoute, Get-MessageTrackingLog and the queue cmdlets (Get-Queue, Get-Message, Retry-Queue,
+Suspend-/Resume-Queue, Suspend-/Resume-/Remove-Message), found by the shell's ``autodiscover_modules("cmdlets")``."""
 from datetime import datetime, timezone
 
 from django.core.exceptions import ValidationError
@@ -7,9 +8,11 @@ from sendconn.connectors.servers import local_server
 from sendconn.connectors.values import format_byte_quantity, parse_byte_quantity
 from sendconn.shell.cmdlets.connectors import transport_server
 from sendconn.shell.output import Record
-from sendconn.shell.registry import CmdletError, Parameter, choice, cmdlet, converter, text, text_list
+from sendconn.shell.registry import (
+    CmdletError, Parameter, boolean, choice, cmdlet, converter, switch, text, text_list,
+)
 
-from . import tracking
+from . import opath, queue_admin, tracking
 from .models import TrackingEventId
 from .routing import Router, recipient_domain
 
@@ -158,3 +161,202 @@ def get_message_tracking_log(invocation):
         result_size=params.get("ResultSize", tracking.DEFAULT_RESULT_SIZE),
     )
     return [tracking_record(event) for event in events]
+
+
+# -- queues and messages: Get-Queue, Get-Message, Retry-/Suspend-/Resume-Queue, Suspend-/Resume-/Remove-Message ----
+
+QUEUE_TABLE = ("Identity", "DeliveryType", "Status", "MessageCount", "Velocity", "NextHopDomain")
+MESSAGE_TABLE = ("Identity", "FromAddress", "Status", "Queue", "Subject")
+QUEUE_PROPERTIES = (
+    "Identity", "DeliveryType", "NextHopDomain", "NextHopConnector", "Status", "MessageCount", "LastError",
+    "LastRetryTime", "NextRetryTime", "IncomingRate", "OutgoingRate", "Velocity",
+)
+DEFAULT_QUEUE_RESULT_SIZE = 1000  # Get-Queue's and Get-Message's default -ResultSize
+QUEUE_IDENTITY = Parameter("Identity", text, position=0, pipeline=True)
+QUEUE_FILTER = Parameter("Filter", text)
+
+
+def _when(moment):
+    return _utc(moment) if moment else None
+
+
+def _double(value):
+    """A System.Double as PowerShell prints it: 0, not 0.0."""
+    return int(value) if value == int(value) else value
+
+
+def queue_record(queue):
+    values = (
+        queue.identity, queue.delivery_type, queue.next_hop_domain, queue.next_hop_connector, queue.status,
+        queue.message_count, queue.last_error, _when(queue.last_retry_time), _when(queue.next_retry_time),
+        _double(queue.incoming_rate), _double(queue.outgoing_rate), _double(queue.velocity),
+    )
+    return Record(dict(zip(QUEUE_PROPERTIES, values)), table=QUEUE_TABLE)
+
+
+def message_record(message):
+    return Record({
+        "Identity": message.identity,
+        "Subject": message.subject,
+        "InternetMessageId": message.internet_message_id,
+        "FromAddress": message.from_address or "<>",
+        "Status": message.status,
+        "Size": format_byte_quantity(message.size),
+        "MessageSourceName": message.message_source_name,
+        "SourceIP": message.source_ip,
+        "DateReceived": _when(message.date_received),
+        "ExpirationTime": _when(message.expiration_time),
+        "LastError": message.last_error,
+        "RetryCount": message.retry_count,
+        "Recipients": [row.address for row in message.recipients],
+        "Queue": message.queue.identity,
+    }, table=MESSAGE_TABLE)
+
+
+def _filter_error(error):
+    return CmdletError(f'Cannot bind parameter \'Filter\' to the target. Exception setting "Filter": "{error}"')
+
+
+def _target(params, *others):
+    """``-Identity`` or ``-Filter`` (and ``others``), never both: Exchange's parameter sets."""
+    given = [name for name in ("Identity", "Filter", *others) if params.get(name) is not None]
+    if "Identity" in given and len(given) > 1:
+        raise CmdletError("Parameter set cannot be resolved using the specified named parameters.")
+    return params.get("Identity"), params.get("Filter")
+
+
+def _find(lookup, identity):
+    try:
+        return lookup(identity)
+    except queue_admin.QueueNotFound as error:
+        raise CmdletError(str(error)) from None
+
+
+def _queues(params, *, required=False):
+    identity, filter_text = _target(params)
+    if identity is not None:
+        return [_find(queue_admin.get_queue, identity)]
+    if filter_text is None and required:
+        raise CmdletError("Cannot process command because of one or more missing mandatory parameters: Identity.")
+    queues = queue_admin.queue_list()
+    if filter_text is None:
+        return queues
+    try:
+        tree = opath.parse(filter_text, QUEUE_PROPERTIES)
+        return [queue for queue in queues if opath.matches(tree, queue_record(queue))]
+    except opath.FilterError as error:
+        raise _filter_error(error) from None
+
+
+def _messages(params, *, required=False):
+    identity, filter_text = _target(params, "Queue")
+    if identity is not None:
+        return [_find(queue_admin.get_message, identity)]
+    if filter_text is None and params.get("Queue") is None and required:
+        raise CmdletError("Cannot process command because of one or more missing mandatory parameters: Identity.")
+    queue, queues = None, None
+    if params.get("Queue") is not None:
+        queue = _find(queue_admin.get_queue, params["Queue"])
+        queues = {queue.key: queue}
+    rows = queue_admin.message_rows(queue)
+    if filter_text is not None:
+        fields = queue_admin.MESSAGE_FILTER_FIELDS
+        try:
+            rows = rows.filter(opath.to_q(opath.parse(filter_text, fields), fields))
+        except opath.FilterError as error:
+            raise _filter_error(error) from None
+    limit = params.get("ResultSize", DEFAULT_QUEUE_RESULT_SIZE)
+    return queue_admin.load_messages(rows if limit is None else rows[:limit], queues)
+
+
+def _act(invocation, targets, describe, act):
+    """Run ``act(target)`` on each target the user confirms; say when nothing changed or a worker held rows."""
+    for target in targets:
+        if not invocation.should_process(describe(target)):
+            continue
+        try:
+            outcome = act(target)
+        except queue_admin.QueueError as error:
+            raise CmdletError(str(error)) from None
+        if outcome.active:
+            invocation.session.warn(
+                f"{outcome.active} recipient(s) of '{target.identity}' are being delivered right now and were left "
+                f"as they are."
+            )
+        elif not outcome.changed:
+            invocation.session.warn(
+                f"The command completed successfully but no messages in '{target.identity}' have been modified."
+            )
+    return []
+
+
+@cmdlet("Get-Queue", QUEUE_IDENTITY, QUEUE_FILTER, Parameter("ResultSize", result_size))
+def get_queue(invocation):
+    queues = _queues(invocation.params)
+    limit = invocation.params.get("ResultSize", DEFAULT_QUEUE_RESULT_SIZE)
+    return [queue_record(queue) for queue in (queues if limit is None else queues[:limit])]
+
+
+@cmdlet(
+    "Get-Message", QUEUE_IDENTITY, Parameter("Queue", text), QUEUE_FILTER, Parameter("ResultSize", result_size),
+    switch("IncludeRecipientInfo"),
+)
+def get_message(invocation):
+    """Recipients are always listed, so ``-IncludeRecipientInfo`` is accepted for Exchange's scripts and changes
+    nothing."""
+    return [message_record(message) for message in _messages(invocation.params)]
+
+
+@cmdlet("Retry-Queue", QUEUE_IDENTITY, QUEUE_FILTER, Parameter("Resubmit", boolean), should_process=True)
+def retry_queue(invocation):
+    """Retry now; with ``-Resubmit $true`` route the queue's messages again (the only way for Unreachable)."""
+    resubmit = invocation.params.get("Resubmit", False)
+    caller = invocation.session.caller
+    return _act(
+        invocation, _queues(invocation.params, required=True),
+        lambda queue: f'{"Resubmitting" if resubmit else "Retrying"} queue "{queue.identity}".',
+        lambda queue: queue_admin.retry_queue(caller, queue, resubmit=resubmit),
+    )
+
+
+@cmdlet("Suspend-Queue", QUEUE_IDENTITY, QUEUE_FILTER, should_process=True)
+def suspend_queue(invocation):
+    caller = invocation.session.caller
+    return _act(invocation, _queues(invocation.params, required=True),
+                lambda queue: f'Suspending queue "{queue.identity}".',
+                lambda queue: queue_admin.suspend_queue(caller, queue))
+
+
+@cmdlet("Resume-Queue", QUEUE_IDENTITY, QUEUE_FILTER, should_process=True)
+def resume_queue(invocation):
+    caller = invocation.session.caller
+    return _act(invocation, _queues(invocation.params, required=True),
+                lambda queue: f'Resuming queue "{queue.identity}".',
+                lambda queue: queue_admin.resume_queue(caller, queue))
+
+
+@cmdlet("Suspend-Message", QUEUE_IDENTITY, QUEUE_FILTER, should_process=True)
+def suspend_message(invocation):
+    caller = invocation.session.caller
+    return _act(invocation, _messages(invocation.params, required=True),
+                lambda message: f'Suspending message "{message.identity}".',
+                lambda message: queue_admin.suspend_message(caller, message))
+
+
+@cmdlet("Resume-Message", QUEUE_IDENTITY, QUEUE_FILTER, should_process=True)
+def resume_message(invocation):
+    caller = invocation.session.caller
+    return _act(invocation, _messages(invocation.params, required=True),
+                lambda message: f'Resuming message "{message.identity}".',
+                lambda message: queue_admin.resume_message(caller, message))
+
+
+@cmdlet("Remove-Message", QUEUE_IDENTITY, QUEUE_FILTER, Parameter("WithNDR", boolean), confirm=True)
+def remove_message(invocation):
+    """Exchange's default is ``-WithNDR $true``: the sender gets a non-delivery report."""
+    with_ndr = invocation.params.get("WithNDR", True)
+    caller = invocation.session.caller
+    ndr = "with a non-delivery report to the sender" if with_ndr else "without a non-delivery report"
+    return _act(invocation, _messages(invocation.params, required=True),
+                lambda message: f'Removing message "{message.identity}" {ndr}.',
+                lambda message: queue_admin.remove_message(caller, message, with_ndr=with_ndr))

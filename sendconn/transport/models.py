@@ -81,6 +81,8 @@ class Recipient(models.Model):
 
     class Meta:
         ordering = ["id"]
+        # The queue viewer's actions (Retry-Queue, Suspend-/Resume-Queue and -Message, Remove-Message).
+        permissions = [("manage_queues", "Can manage queues and messages")]
         indexes = [
             # "Due rows of next hop X": what a woken worker claims.
             models.Index(
@@ -143,6 +145,7 @@ class TrackingEvent(models.Model):
             models.Index(Lower("sender"), F("timestamp"), name="tracking_sender"),
             models.Index(Lower("recipient"), F("timestamp"), name="tracking_recipient"),
             models.Index(fields=["message_id", "timestamp"], name="tracking_message_id"),
+            models.Index(fields=["internal_message_id", "timestamp"], name="tracking_internal_message_id"),
             models.Index(fields=["event_id", "timestamp"], name="tracking_event_id"),
         ]
 

@@ -123,11 +123,10 @@ class SessionTranscript:
         self.close()
 
 
-def iter_sessions(path):
-    """Yield ``(session_id, rows)`` per session in order of first appearance, rows (dicts keyed by field name)
-    in sequence order. Reads our files and Exchange's (``#Fields:`` names the columns)."""
+def iter_rows(path):
+    """Yield the file's rows (dicts keyed by field name) in file order, one at a time: a 10 MB file is read
+    without holding it. Reads our files and Exchange's (``#Fields:`` names the columns)."""
     fields = FIELDS
-    sessions = {}
     with open(path, newline="", encoding="utf-8", errors="replace") as file:
         for values in csv.reader(file):
             if not values:
@@ -136,14 +135,21 @@ def iter_sessions(path):
                 if values[0].startswith("#Fields: "):
                     fields = (values[0].removeprefix("#Fields: "), *values[1:])
                 continue
-            row = dict(zip(fields, values))
-            sessions.setdefault(row.get("session-id", ""), []).append(row)
+            yield dict(zip(fields, values))
+
+
+def iter_sessions(path):
+    """Yield ``(session_id, rows)`` per session in order of first appearance, rows (dicts keyed by field name)
+    in sequence order."""
+    sessions = {}
+    for row in iter_rows(path):
+        sessions.setdefault(row.get("session-id", ""), []).append(row)
     for session_id, rows in sessions.items():
-        rows.sort(key=_sequence_number)
+        rows.sort(key=sequence_number)
         yield session_id, rows
 
 
-def _sequence_number(row):
+def sequence_number(row):
     try:
         return int(row.get("sequence-number", ""))
     except ValueError:

@@ -406,7 +406,7 @@ def chromium():
 
 
 def sign_in(page, live_server, user):
-    page.goto(f"{live_server.url}{reverse('login')}")
+    page.goto(f"{live_server.url}{reverse('login')}?next={LIST_URL}")  # home is the dashboard
     page.get_by_label("User name:").fill(user.username)
     page.get_by_label("Password:").fill(f"Pa$$w0rd-{user.username}")
     page.get_by_role("button", name="sign in").click()

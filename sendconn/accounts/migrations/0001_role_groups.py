@@ -1,22 +1,26 @@
-from django.contrib.auth.management import create_permissions
 from django.db import migrations
 
-from sendconn.accounts.roles import GROUP_PERMISSIONS
+from sendconn.accounts import roles
+
+# The groups as this migration made them; later permissions come with their own migrations.
+GROUP_PERMISSIONS = {
+    roles.ORGANIZATION_MANAGEMENT: (
+        "connectors.view_sendconnector", "connectors.add_sendconnector", "connectors.change_sendconnector",
+        "connectors.delete_sendconnector", "connectors.verify_sendconnector", "connectors.view_adminauditlogentry",
+        "auth.change_group", "connectors.view_transportserver",
+    ),
+    roles.SERVER_MANAGEMENT: (
+        "connectors.view_sendconnector", "connectors.verify_sendconnector", "connectors.view_adminauditlogentry",
+        "connectors.view_transportserver",
+    ),
+    roles.VIEW_ONLY_ORGANIZATION_MANAGEMENT: (
+        "connectors.view_sendconnector", "connectors.view_adminauditlogentry", "connectors.view_transportserver",
+    ),
+}
 
 
 def create_role_groups(apps, schema_editor):
-    # Permissions are normally created after all migrations; the groups need them now.
-    for app_config in apps.get_app_configs():
-        app_config.models_module = True
-        create_permissions(app_config, apps=apps, verbosity=0)
-        app_config.models_module = None
-    Group = apps.get_model("auth", "Group")
-    Permission = apps.get_model("auth", "Permission")
-    for group_name, perms in GROUP_PERMISSIONS.items():
-        group, _ = Group.objects.get_or_create(name=group_name)
-        for perm in perms:
-            app_label, codename = perm.split(".")
-            group.permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
+    roles.grant(apps, GROUP_PERMISSIONS)
 
 
 def remove_role_groups(apps, schema_editor):

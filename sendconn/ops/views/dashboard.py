@@ -1,6 +1,25 @@
-# Placeholder until the dashboard screens land.
-from django.http import Http404
+"""The dashboard: the home page after sign-in. Each number links to the screen that explains it."""
+from django.contrib.auth.decorators import permission_required
+from django.shortcuts import render
+from django.views.decorators.http import require_safe
+
+from sendconn.accounts import roles
+
+from .. import overview
 
 
-def placeholder(request, *args, **kwargs):
-    raise Http404
+
+@require_safe
+# The home page opens for every role group; the numbers it shows are all ones each of them may read.
+@permission_required(roles.VIEW_CONNECTORS, raise_exception=True)
+def dashboard(request):
+    queue_totals = overview.queue_totals()
+    context = {
+        "connectors": overview.connector_counts(),
+        "failing_connectors": overview.failing_connectors(),
+        "queue_totals": queue_totals,
+        "waiting_total": sum(count for _, count in queue_totals),
+        "recent": overview.recent_outcomes(),
+        "oldest": overview.oldest_waiting_message(),
+    }
+    return render(request, "ops/dashboard.html", context)

@@ -1,0 +1,240 @@
+"""OPATH filters as the queue cmdlets take them: ``-Filter "Status -eq 'Retry' -and MessageCount -gt 10"``.
+
+``parse(text, properties)`` reads a filter into a tree of ``Comparison``s joined by ``-and``, ``-or`` and
+``-not`` (parentheses group), naming only the given properties. The tree is then either evaluated against
+output records (``matches``; queues are few) or turned into a Django ``Q`` (``to_q``; messages are many, so the
+database filters them). Operators: -eq -ne -gt -lt -ge -le -like -notlike; as in PowerShell, text compares
+case-insensitively and ``-like`` takes the wildcards ``*`` and ``?``.
+"""
+import fnmatch
+import re
+from dataclasses import dataclass
+from functools import reduce
+
+from django.db.models import Q
+
+OPERATORS = ("-eq", "-ne", "-gt", "-lt", "-ge", "-le", "-like", "-notlike")
+_ORDERING = {"-gt": "gt", "-lt": "lt", "-ge": "gte", "-le": "lte"}
+_CONSTANTS = {"$true": True, "$false": False, "$null": None}
+_TOKEN = re.compile(
+    r"""\s*(?:
+        (?P<paren>[()])
+      | '(?P<single>(?:[^']|'')*)'
+      | "(?P<double>(?:[^"]|"")*)"
+      | (?P<word>[^\s()'"]+)
+    )""",
+    re.VERBOSE,
+)
+
+
+class FilterError(ValueError):
+    """A filter that can't be read; the message is Exchange's."""
+
+
+@dataclass(frozen=True)
+class Comparison:
+    name: str  # the property's canonical spelling
+    operator: str  # one of OPERATORS, lower-case
+    value: object  # str, or True / False / None for $true / $false / $null
+
+
+@dataclass(frozen=True)
+class Junction:
+    operator: str  # "-and" / "-or"
+    parts: tuple
+
+
+@dataclass(frozen=True)
+class Negation:
+    part: object
+
+
+@dataclass(frozen=True)
+class _Token:
+    kind: str  # "paren", "text" (quoted), "word"
+    text: str
+    position: int
+
+
+def _syntax_error(text, position):
+    return FilterError(
+        f'Invalid filter syntax. For a description of the filter parameter syntax see the command help. '
+        f'"{text}" at position {position + 1}.'
+    )
+
+
+def _tokens(text):
+    tokens, position = [], 0
+    while position < len(text):
+        if not text[position:].strip():
+            break
+        match = _TOKEN.match(text, position)
+        if match is None:
+            raise _syntax_error(text, position)
+        start = match.start(match.lastgroup)
+        if match.group("single") is not None:
+            tokens.append(_Token("text", match.group("single").replace("''", "'"), start))
+        elif match.group("double") is not None:
+            tokens.append(_Token("text", match.group("double").replace('""', '"'), start))
+        else:
+            tokens.append(_Token(match.lastgroup, match.group(match.lastgroup), start))
+        position = match.end()
+    return tokens
+
+
+def parse(text, properties):
+    """The tree of ``text``; ``properties`` are the names it may use (matched case-insensitively)."""
+    known = {name.lower(): name for name in properties}
+    tokens = _tokens(text)
+    position = 0
+
+    def peek():
+        return tokens[position] if position < len(tokens) else None
+
+    def take():
+        nonlocal position
+        token = peek()
+        if token is None:
+            raise _syntax_error(text, len(text))
+        position += 1
+        return token
+
+    def keyword(token, *words):
+        return token is not None and token.kind == "word" and token.text.lower() in words
+
+    def junction(operator, operand):
+        parts = [operand()]
+        while keyword(peek(), operator):
+            take()
+            parts.append(operand())
+        return parts[0] if len(parts) == 1 else Junction(operator, tuple(parts))
+
+    def either():
+        return junction("-or", both)
+
+    def both():
+        return junction("-and", negated)
+
+    def negated():
+        if keyword(peek(), "-not"):
+            take()
+            return Negation(negated())
+        return primary()
+
+    def primary():
+        token = take()
+        if token.kind == "paren" and token.text == "(":
+            tree = either()
+            closing = take()
+            if closing.text != ")" or closing.kind != "paren":
+                raise _syntax_error(text, closing.position)
+            return tree
+        if token.kind != "word" or token.text.startswith("-"):
+            raise _syntax_error(text, token.position)
+        name = known.get(token.text.lower())
+        if name is None:
+            raise FilterError(
+                f'"{token.text}" isn\'t a property that can be filtered on. Use one of: {", ".join(properties)}.'
+            )
+        operator = take()
+        if operator.kind != "word" or operator.text.lower() not in OPERATORS:
+            raise _syntax_error(text, operator.position)
+        value = take()
+        if value.kind == "paren":
+            raise _syntax_error(text, value.position)
+        if value.kind == "word" and value.text.lower() in _CONSTANTS:
+            return Comparison(name, operator.text.lower(), _CONSTANTS[value.text.lower()])
+        return Comparison(name, operator.text.lower(), value.text)
+
+    if not tokens:
+        raise _syntax_error(text, 0)
+    tree = either()
+    if peek() is not None:
+        raise _syntax_error(text, peek().position)
+    return tree
+
+
+# -- evaluating against records ---------------------------------------------------------------------------------
+
+
+def _number(value, name):
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise FilterError(f'The value "{value}" of the filter on {name} isn\'t a number.') from None
+
+
+def _text(value):
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value).lower()
+
+
+def _compare(actual, comparison):
+    operator, expected = comparison.operator, comparison.value
+    if operator in ("-like", "-notlike"):
+        hit = fnmatch.fnmatchcase(_text(actual), _text(expected))
+        return hit if operator == "-like" else not hit
+    if isinstance(actual, (int, float)) and not isinstance(actual, bool) and expected is not None:
+        left, right = actual, _number(expected, comparison.name)
+    else:
+        left, right = _text(actual), _text(expected)
+    return {
+        "-eq": left == right, "-ne": left != right, "-gt": left > right, "-lt": left < right,
+        "-ge": left >= right, "-le": left <= right,
+    }[operator]
+
+
+def matches(tree, record):
+    """Whether ``record`` (a mapping of property name → value) passes the filter."""
+    if isinstance(tree, Negation):
+        return not matches(tree.part, record)
+    if isinstance(tree, Junction):
+        combine = all if tree.operator == "-and" else any
+        return combine(matches(part, record) for part in tree.parts)
+    return _compare(record.get(tree.name), tree)
+
+
+# -- compiling to a database filter -----------------------------------------------------------------------------
+
+
+def _wildcard_regex(pattern):
+    """PowerShell wildcards (``*``, ``?``) as an anchored regular expression."""
+    return "^" + "".join(".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in pattern) + "$"
+
+
+def _comparison_q(comparison, fields):
+    field, numeric = fields[comparison.name]
+    operator, value = comparison.operator, comparison.value
+    if value is None:
+        empty = Q(**{f"{field}__isnull": True}) if numeric else Q(**{f"{field}__isnull": True}) | Q(**{field: ""})
+        if operator in ("-eq", "-like"):
+            return empty
+        if operator in ("-ne", "-notlike"):
+            return ~empty
+        raise FilterError(f"$null can only be compared with -eq or -ne (property {comparison.name}).")
+    if numeric:
+        if operator in ("-like", "-notlike"):
+            raise FilterError(f"{comparison.name} is a number: compare it with -eq, -ne, -gt, -lt, -ge or -le.")
+        value = _number(value, comparison.name)
+    else:
+        value = _text(value) if isinstance(value, bool) else str(value)
+    if operator in ("-like", "-notlike"):
+        q = Q(**{f"{field}__iregex": _wildcard_regex(value)})
+        return q if operator == "-like" else ~q
+    if operator in ("-eq", "-ne"):
+        q = Q(**{field if numeric else f"{field}__iexact": value})
+        return q if operator == "-eq" else ~q
+    return Q(**{f"{field}__{_ORDERING[operator]}": value})
+
+
+def to_q(tree, fields):
+    """The filter as a ``Q``; ``fields`` maps each property to ``(field or annotation name, is_numeric)``."""
+    if isinstance(tree, Negation):
+        return ~to_q(tree.part, fields)
+    if isinstance(tree, Junction):
+        parts = [to_q(part, fields) for part in tree.parts]
+        return reduce(lambda left, right: (left & right) if tree.operator == "-and" else (left | right), parts)
+    return _comparison_q(tree, fields)
