@@ -2,12 +2,28 @@
 import os
 
 import pytest
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import Group, Permission, User
+from django.db.models.signals import post_migrate
+from django.dispatch import receiver
 
 from sendconn.accounts import roles
 from sendconn.connectors.services import Caller, new_send_connector
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's sync API and the ORM in one test
+
+
+@receiver(post_migrate, dispatch_uid="tests.restore_role_groups")
+def restore_role_groups(**kwargs):
+    """Transactional tests flush the database after each test, and a flush keeps no data migration's rows:
+    Django re-emits post_migrate after the flush, so put the role groups back for the tests that follow.
+    Permissions of apps not yet through post_migrate are skipped; the last app's signal completes the set."""
+    for group_name, perms in roles.GROUP_PERMISSIONS.items():
+        group, _ = Group.objects.get_or_create(name=group_name)
+        for perm in perms:
+            app_label, codename = perm.split(".")
+            permission = Permission.objects.filter(content_type__app_label=app_label, codename=codename).first()
+            if permission is not None:
+                group.permissions.add(permission)
 
 
 def make_user(username, group_name=None):
