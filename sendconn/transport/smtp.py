@@ -274,12 +274,16 @@ class SmtpSession:
     ``event("+")``; then ``event(kind, data, context)`` for every line sent (``>``) and received (``<``), ``*``
     for information (TLS, certificate, failures) and ``-`` when the connection closes (context Local/Remote).
     AUTH payloads are written as ``****``; message bodies are not written.
+
+    ``on_stage(stage)``, when given, is called as each opening stage succeeds: EHLO (or HELO), STARTTLS (TLS up,
+    certificate checked, EHLO repeated) and AUTH; the verify-delivery page shows its steps live from these.
     """
 
-    def __init__(self, targets, options, transcript=None, recipient_domain=""):
+    def __init__(self, targets, options, transcript=None, recipient_domain="", on_stage=None):
         self.targets = list(targets)
         self.options = options
         self.transcript = transcript or _NoTranscript()
+        self.on_stage = on_stage or (lambda stage: None)
         self.recipient_domain = recipient_domain.lower().rstrip(".")
         self.target = None
         self.tls = None  # TlsInfo once STARTTLS succeeded
@@ -396,6 +400,7 @@ class SmtpSession:
             reply = Reply.from_server(code, message, GREETING)
             self._fail(GREETING, reply if reply.is_transient else cannot_connect(str(reply), GREETING))
         self._hello()
+        self.on_stage(EHLO)
         if try_tls and "starttls" in self.extensions:
             self._starttls()
         if options.require_tls and self.tls is None:
@@ -403,6 +408,7 @@ class SmtpSession:
             self._fail(STARTTLS, cannot_connect(f"TLS is required but {reason}", STARTTLS))
         if options.basic_auth:
             self._authenticate()
+            self.on_stage(AUTH)
         self.idle_since = time.monotonic()
 
     def _hello(self):
@@ -461,6 +467,7 @@ class SmtpSession:
         if not reply.is_success:
             self._fail(EHLO, reply)
         self.extensions = _extensions(client.last_message)
+        self.on_stage(STARTTLS)
 
     def _authenticate(self):
         options = self.options

@@ -49,7 +49,7 @@ def sign_in(page, live_server, username, group_name):
     page.get_by_label("User name").fill(username)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="sign in").click()
-    page.wait_for_url(f"{live_server.url}/connectors/**")
+    page.wait_for_url(f"{live_server.url}/dashboard/")  # home after sign-in
     return user
 
 

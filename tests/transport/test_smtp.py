@@ -474,6 +474,30 @@ def test_rejected_credentials_are_a_transient_failure_with_the_servers_answer(si
     )
 
 
+def test_on_stage_reports_each_opening_stage_as_it_succeeds(sink, tls_certs):
+    server = sink(tls_cert=tls_certs.valid, auth={"relay": "Pa$$w0rd"})
+    seen = []
+    session = SmtpSession([target(server)], options(auth_mechanism="BasicAuth", username="relay", password="Pa$$w0rd"),
+                          on_stage=lambda stage: seen.append((stage, session.tls is not None, session.authenticated_as)))
+
+    with session:
+        session.open()
+
+    assert seen == [("ehlo", False, None), ("starttls", True, None), ("auth", True, "relay")]
+
+
+def test_on_stage_is_not_called_for_a_stage_that_failed(sink, tls_certs):
+    server = sink(tls_cert=tls_certs.untrusted)
+    seen = []
+    session = SmtpSession([target(server)], options(require_tls=True, tls_auth_level="CertificateValidation",
+                                                    ca_file=str(tls_certs.ca_file)), on_stage=seen.append)
+
+    with pytest.raises(SmtpTransientError):
+        session.open()
+
+    assert seen == ["ehlo"]
+
+
 def test_auth_login_when_plain_is_not_offered(sink, tls_certs):
     server = sink(tls_cert=tls_certs.valid, auth={"relay": "Pa$$w0rd"}, auth_exclude=["PLAIN"])
     transcript = MemoryTranscript()
