@@ -207,6 +207,9 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "processed_folder": str(_broker_dir / "processed"),
         "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
+        # kombu sleeps this long whenever it finds nothing it may take, including while every pool process is
+        # busy: at its 1 s default the pool idles most of the time once tasks are short. Listing a folder is cheap.
+        "polling_interval": 0.05,
     }
     # kombu does not create these; every process (web, worker, beat, cmdlet) may be the first to need them.
     for _folder in ("queue", "processed", "control"):
@@ -258,6 +261,10 @@ SENDCONN_DNS_TIMEOUT = env_seconds("SENDCONN_DNS_TIMEOUT", 5.0)  # per server
 SENDCONN_DNS_LIFETIME = env_seconds("SENDCONN_DNS_LIFETIME", 15.0)  # per lookup, all servers and retries
 # PEM bundle that TlsAuthLevel CertificateValidation / DomainValidation trust; empty = the system's store.
 SENDCONN_TLS_CA_FILE = os.environ.get("SENDCONN_TLS_CA_FILE", "")
+# Verify delivery: the test message's sender (empty = ConnectorValidation@<the sending server's FQDN>) and how
+# long it waits for the connection and for each reply.
+SENDCONN_VERIFY_SENDER = os.environ.get("SENDCONN_VERIFY_SENDER", "")
+SENDCONN_VERIFY_TIMEOUT = env_seconds("SENDCONN_VERIFY_TIMEOUT", 30.0)
 
 LOGGING = {
     "version": 1,

@@ -156,6 +156,15 @@ def queue_messages(submissions, received_by=None, *, router=None):
                         recipient_status=SIZE_EXCEEDED_RESPONSE, server_name=server.name, timestamp=now,
                     ))
         Recipient.objects.bulk_create(rows)
+        too_big = {}  # message id → (message, rows bigger than every matching connector allows)
+        for row in rows:
+            if row.status == RecipientStatus.FAILED:
+                too_big.setdefault(row.message.pk, (row.message, []))[1].append(row)
+        if too_big:
+            from .delivery import queue_ndr, size_exceeded  # delivery queues its NDRs through this module
+
+            for message, failed in too_big.values():
+                events += queue_ndr(message, [(row, size_exceeded(), "") for row in failed], server, now)
         tracking.record(events)
         transaction.on_commit(lambda: tracking.write_log(events), robust=True)
         next_hops = sorted({(row.connector_id, row.next_hop_domain) for row in rows if row.status == RecipientStatus.READY})

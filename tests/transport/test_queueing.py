@@ -117,13 +117,18 @@ def test_message_bigger_than_every_matching_connector_fails_5_3_4(make_connector
     make_connector("Small", ["fabrikam.test"], max_message_size=1 * MB)
     big = CONTENT + b"x" * (2 * MB)
     with django_capture_on_commit_callbacks(execute=True):
-        queue_message("julia@contoso.test", ["kim@fabrikam.test"], big)
-    row = Recipient.objects.get()
+        message = queue_message("julia@contoso.test", ["kim@fabrikam.test"], big)
+    row = Recipient.objects.get(message=message)
     assert (row.status, row.last_response) == (RecipientStatus.FAILED, SIZE_EXCEEDED_RESPONSE)
-    assert list(TrackingEvent.objects.values_list("event_id", "source", "recipient_status")) == [
+    assert list(message.tracking_events.values_list("event_id", "source", "recipient_status")) == [
         ("RECEIVE", "SMTP", ""),
         ("FAIL", "ROUTING", "550 5.3.4 Message size exceeds fixed maximum message size"),
+        ("DSN", "DSN", "550 5.3.4 Message size exceeds fixed maximum message size"),
     ]
+    # The NDR goes back to the sender (no connector covers contoso.test here: it waits as Unreachable).
+    ndr = Message.objects.get(is_dsn=True)
+    assert (ndr.sender, ndr.original_message) == ("", message)
+    assert list(ndr.recipients.values_list("address", flat=True)) == ["julia@contoso.test"]
     assert woken == []
 
 

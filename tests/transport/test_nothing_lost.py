@@ -1,0 +1,131 @@
+"""Nothing is lost when a worker dies: SIGKILL the worker (main process and pool) in the middle of a 500-message
+run, start a new worker and the sweeper, and every recipient still ends Delivered — at the sink exactly once,
+except at most the recipients the dead worker had claimed and not yet recorded (their second copy is the price
+of never losing one, RFC 5321 §6.1). The test prints how many that was.
+
+Real processes throughout: smtpd, Celery workers and beat on Redis (db 8), PostgreSQL, nsd, an aiosmtpd sink.
+"""
+import os
+import smtplib
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from tests.peers.smtp import SmtpSink
+from tests.peers.stack import TransportStack, create_database, drop_database
+
+psycopg = pytest.importorskip("psycopg")
+redis = pytest.importorskip("redis")
+
+pytestmark = pytest.mark.services
+
+REDIS_URL = "redis://127.0.0.1:6379/8"
+MESSAGES = 500
+KILL_AFTER = 100  # delivered at the sink when the worker is killed
+CLAIM_TIMEOUT = 3  # seconds: claims of the dead worker are released this soon (in production: above the time limit)
+
+
+def require(service, check):
+    try:
+        check()
+    except Exception as error:  # noqa: BLE001 - any failure to connect means the service isn't there
+        message = f"{service} is not answering on loopback: {error}"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@pytest.fixture
+def broker():
+    client = redis.Redis.from_url(REDIS_URL)
+    require("Redis", client.ping)
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture
+def database_url():
+    require("PostgreSQL", lambda: psycopg.connect("host=127.0.0.1 user=postgres dbname=postgres").close())
+    url = create_database("sendconn_nothing_lost")
+    yield url
+    drop_database(url)
+
+
+@pytest.fixture
+def sink():
+    server = SmtpSink("127.0.0.5")  # implicit.test in the test zone
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def stack(tmp_path, database_url, broker, nsd, sink):
+    stack = TransportStack(tmp_path, database_url=database_url, broker_url=REDIS_URL, SENDCONN_DNS_SERVERS=nsd.address,
+                           SENDCONN_CLAIM_TIMEOUT=CLAIM_TIMEOUT, SENDCONN_SWEEP_INTERVAL=1)
+    stack.migrate()
+    stack.cmdlet(f"New-SendConnector -Name 'To internet' -AddressSpaces * -Internet -Port {sink.port}")
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
+def query(database_url, sql):
+    with psycopg.connect(database_url.replace("postgres://", "postgresql://")) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def received(sink):
+    return Counter(address for message in list(sink.messages) for address in message.rcpt_tos)
+
+
+def submit_all(smtpd, connections=4):
+    def send(numbers):
+        with smtplib.SMTP(smtpd.host, smtpd.port, timeout=60) as client:
+            for number in numbers:
+                client.sendmail("julia@contoso.test", [f"user{number}@implicit.test"],
+                                f"Subject: message {number}\r\n\r\nHello\r\n")
+
+    return ThreadPoolExecutor(connections).map(send, [range(i, MESSAGES, connections) for i in range(connections)])
+
+
+def test_killing_a_worker_mid_run_loses_nothing(stack, sink, database_url, capsys):
+    smtpd = stack.start_smtpd()
+    worker = stack.start_worker("doomed", queues="celery,server.ex01")
+    submitting = submit_all(smtpd)
+
+    deadline = time.monotonic() + 30
+    while sum(received(sink).values()) < KILL_AFTER:
+        assert time.monotonic() < deadline, f"no delivery started\n{stack.logs()}"
+        time.sleep(0.005)
+    worker.kill()
+    at_kill = sum(received(sink).values())
+    in_flight = {address for (address,) in query(database_url, "SELECT address FROM transport_recipient "
+                                                               "WHERE claimed_by <> ''")}
+    list(submitting)  # smtpd goes on accepting while no worker runs
+
+    stack.start_worker("successor", queues="celery,server.ex01")
+    stack.start_beat()
+    deadline = time.monotonic() + 45
+    while query(database_url, "SELECT count(*) FROM transport_recipient WHERE status = 'Delivered'") != [(MESSAGES,)]:
+        assert time.monotonic() < deadline, f"not everything was delivered\n{stack.logs()}"
+        time.sleep(0.2)
+    time.sleep(1)  # a late duplicate would arrive now
+
+    counts = received(sink)
+    twice = {address for address, count in counts.items() if count > 1}
+    report = (f"nothing lost: {MESSAGES} recipients, worker killed after {at_kill} deliveries with {len(in_flight)} "
+              f"claimed and unrecorded; {len(twice)} delivered twice")
+    with capsys.disabled():
+        print(f"\n{report}")
+    assert set(counts) == {f"user{number}@implicit.test" for number in range(MESSAGES)}, report
+    assert max(counts.values()) <= 2, report
+    assert twice <= in_flight, report
+    assert query(database_url, "SELECT count(*) FROM transport_recipient WHERE claimed_by <> ''") == [(0,)]
+    stale = "Released" in "".join(process.output() for process in stack.processes if process.name == "successor")
+    assert stale or not in_flight, "the dead worker's claims were released by the sweeper"
