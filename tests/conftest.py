@@ -1,4 +1,5 @@
-"""Shared fixtures: a user per role group with a signed-in client, and a connector factory."""
+"""Shared fixtures: a user per role group with a signed-in client, a connector factory, and the transport's
+message tracking log directory and wake-ups kept inside the test."""
 import os
 
 import pytest
@@ -10,6 +11,7 @@ from django.dispatch import receiver
 
 from sendconn.accounts import roles
 from sendconn.connectors.services import Caller, new_send_connector
+from sendconn.transport import wakeups
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's sync API and the ORM in one test
 
@@ -81,6 +83,11 @@ def helpdesk_client(client, helpdesk):
 
 
 @pytest.fixture
+def nobody_client(client, nobody):
+    return _client_for(client, nobody)
+
+
+@pytest.fixture
 def make_connector(db):
     """``make_connector("To internet", address_spaces=["*"], usage="Internet")`` through the real service."""
 
@@ -88,3 +95,18 @@ def make_connector(db):
         return new_send_connector(Caller("tests", "Shell"), name=name, address_spaces=list(address_spaces), **params).connector
 
     return make
+
+
+@pytest.fixture
+def tracking_log_dir(settings, tmp_path):
+    """The message tracking log goes to the test's own directory."""
+    settings.SENDCONN_TRACKING_LOG_DIR = tmp_path / "MessageTracking"
+    return settings.SENDCONN_TRACKING_LOG_DIR
+
+
+@pytest.fixture
+def woken(monkeypatch):
+    """Every wake_next_hops call, in order, recorded instead of sending Celery tasks."""
+    calls = []
+    monkeypatch.setattr(wakeups, "wake_next_hops", lambda next_hops, **kwargs: calls.append(list(next_hops)))
+    return calls

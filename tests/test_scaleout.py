@@ -8,60 +8,37 @@ diagnostic task sent to that queue reads the connector back from the database.
 import os
 import re
 import secrets
-import signal
-import socket
-import subprocess
 import sys
 import time
 from html.parser import HTMLParser
-from pathlib import Path
 from urllib.parse import urljoin
 
 import pytest
 
-psycopg = pytest.importorskip("psycopg")
+from tests.peers import free_port
+from tests.peers.stack import Process, empty_redis_db, fresh_database, manage, query
+
+pytest.importorskip("psycopg")
 redis = pytest.importorskip("redis")
 requests = pytest.importorskip("requests")
 
 pytestmark = pytest.mark.services
 
-REPO = Path(__file__).resolve().parent.parent
-POSTGRES = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=5"
 REDIS_URL = "redis://127.0.0.1:6379/5"  # this test's own Redis db: flushed before and after, nothing else is
 WEB_SERVER, WORKER_SERVER = "WEB01", "EX02"
 WORKER_FQDN, WORKER_SITE = "ex02.contoso.test", "Scale-Out-Site"
 
 
-def require(service, check):
-    """Skip on a machine without the service; in CI (where .ci/run starts them) a missing service fails."""
-    try:
-        check()
-    except Exception as exc:  # noqa: BLE001 - any failure to connect means the service isn't there
-        message = f"{service} is not answering on loopback: {exc}"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-
-
 @pytest.fixture(scope="module")
 def database_url():
-    require("PostgreSQL", lambda: psycopg.connect(POSTGRES).close())
-    name = f"sendconn_scaleout_{secrets.token_hex(4)}"
-    with psycopg.connect(POSTGRES, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield f"postgres://postgres@127.0.0.1:5432/{name}"
-    with psycopg.connect(POSTGRES, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_database("sendconn_scaleout") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def broker_url():
-    client = redis.Redis.from_url(REDIS_URL)
-    require("Redis", client.ping)
-    client.flushdb()
-    yield REDIS_URL
-    client.flushdb()
-    client.close()
+    with empty_redis_db(REDIS_URL):
+        yield REDIS_URL
 
 
 @pytest.fixture(scope="module")
@@ -84,54 +61,19 @@ def machine_env(base_env, var_dir, server_name, fqdn, site):
             "SENDCONN_SERVER_FQDN": fqdn, "SENDCONN_SITE": site}
 
 
-class Process:
-    """A child process in its own session, its output in a log file; stopped with SIGTERM, then SIGKILL."""
-
-    def __init__(self, name, args, env, log_dir):
-        self.name = name
-        self.log = log_dir / f"{name}.log"
-        with self.log.open("wb") as out:
-            self.popen = subprocess.Popen(args, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                          stdin=subprocess.DEVNULL, start_new_session=True)
-
-    def tail(self, lines=40):
-        return f"--- {self.name} log ---\n" + "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-
-    def assert_running(self):
-        assert self.popen.poll() is None, f"{self.name} exited with {self.popen.returncode}\n{self.tail()}"
-
-    def stop(self):
-        if self.popen.poll() is None:
-            os.killpg(self.popen.pid, signal.SIGTERM)
-            try:
-                self.popen.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.popen.pid, signal.SIGKILL)
-                self.popen.wait(timeout=10)
+def assert_running(process):
+    assert process.running, f"{process.name} exited with {process.popen.returncode}\n{process.tail()}"
 
 
 def wait_for(what, check, process, timeout=60):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        process.assert_running()
+        assert_running(process)
         result = check()
         if result:
             return result
         time.sleep(0.3)
     pytest.fail(f"timed out waiting for {what}\n{process.tail()}")
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def manage(env, *args):
-    result = subprocess.run([sys.executable, "manage.py", *args], cwd=REPO, env=env, capture_output=True,
-                            text=True, timeout=300)
-    assert result.returncode == 0, f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
-    return result.stdout
 
 
 @pytest.fixture(scope="module")
@@ -168,15 +110,14 @@ def worker(base_env, web, tmp_path_factory):
                                  "--concurrency", "1", "--hostname", f"scaleout-{secrets.token_hex(3)}@%h",
                                  "--loglevel", "INFO"], env, var_dir)
     try:
-        wait_for("the worker to consume its queues", lambda: "ready." in process.log.read_text(), process)
+        wait_for("the worker to consume its queues", lambda: "ready." in process.output(), process)
         yield process
     finally:
         process.stop()
 
 
 def transport_servers(database_url):
-    with psycopg.connect(database_url.replace("postgres://", "postgresql://")) as conn:
-        return conn.execute("SELECT name, fqdn, site FROM connectors_transportserver ORDER BY name").fetchall()
+    return query(database_url, "SELECT name, fqdn, site FROM connectors_transportserver ORDER BY name")
 
 
 class Forms(HTMLParser):
@@ -280,7 +221,7 @@ def test_connector_created_in_the_web_is_visible_to_a_worker_on_its_server_queue
         assert redis.Redis.from_url(base_env["CELERY_BROKER_URL"]).llen("server.ex99") == 1
     finally:
         client.close()
-    worker.assert_running()
+    assert_running(worker)
 
     assert reply["server"] == WORKER_SERVER
     assert reply["connectors"] == ["To internet"]

@@ -1,6 +1,7 @@
 """Test-SendConnectorRoute, Get-MessageTrackingLog and the queue cmdlets (Get-Queue, Get-Message, Retry-Queue,
 Suspend-/Resume-Queue, Suspend-/Resume-/Remove-Message), found by the shell's ``autodiscover_modules("cmdlets")``."""
 from datetime import datetime, timezone
+from functools import partial
 
 from django.core.exceptions import ValidationError
 
@@ -269,13 +270,15 @@ def _messages(params, *, required=False):
     return queue_admin.load_messages(rows if limit is None else rows[:limit], queues)
 
 
-def _act(invocation, targets, describe, act):
-    """Run ``act(target)`` on each target the user confirms; say when nothing changed or a worker held rows."""
-    for target in targets:
+def _act(invocation, select, describe, act):
+    """Run ``act(caller, target)`` on each queue or message ``select`` finds (at least one) that the user confirms;
+    say when nothing changed or a worker held rows."""
+    caller = invocation.session.caller
+    for target in select(invocation.params, required=True):
         if not invocation.should_process(describe(target)):
             continue
         try:
-            outcome = act(target)
+            outcome = act(caller, target)
         except queue_admin.QueueError as error:
             raise CmdletError(str(error)) from None
         if outcome.active:
@@ -311,52 +314,37 @@ def get_message(invocation):
 def retry_queue(invocation):
     """Retry now; with ``-Resubmit $true`` route the queue's messages again (the only way for Unreachable)."""
     resubmit = invocation.params.get("Resubmit", False)
-    caller = invocation.session.caller
-    return _act(
-        invocation, _queues(invocation.params, required=True),
-        lambda queue: f'{"Resubmitting" if resubmit else "Retrying"} queue "{queue.identity}".',
-        lambda queue: queue_admin.retry_queue(caller, queue, resubmit=resubmit),
-    )
+    return _act(invocation, _queues,
+                lambda queue: f'{"Resubmitting" if resubmit else "Retrying"} queue "{queue.identity}".',
+                partial(queue_admin.retry_queue, resubmit=resubmit))
 
 
 @cmdlet("Suspend-Queue", QUEUE_IDENTITY, QUEUE_FILTER, should_process=True)
 def suspend_queue(invocation):
-    caller = invocation.session.caller
-    return _act(invocation, _queues(invocation.params, required=True),
-                lambda queue: f'Suspending queue "{queue.identity}".',
-                lambda queue: queue_admin.suspend_queue(caller, queue))
+    return _act(invocation, _queues, lambda queue: f'Suspending queue "{queue.identity}".', queue_admin.suspend_queue)
 
 
 @cmdlet("Resume-Queue", QUEUE_IDENTITY, QUEUE_FILTER, should_process=True)
 def resume_queue(invocation):
-    caller = invocation.session.caller
-    return _act(invocation, _queues(invocation.params, required=True),
-                lambda queue: f'Resuming queue "{queue.identity}".',
-                lambda queue: queue_admin.resume_queue(caller, queue))
+    return _act(invocation, _queues, lambda queue: f'Resuming queue "{queue.identity}".', queue_admin.resume_queue)
 
 
 @cmdlet("Suspend-Message", QUEUE_IDENTITY, QUEUE_FILTER, should_process=True)
 def suspend_message(invocation):
-    caller = invocation.session.caller
-    return _act(invocation, _messages(invocation.params, required=True),
-                lambda message: f'Suspending message "{message.identity}".',
-                lambda message: queue_admin.suspend_message(caller, message))
+    return _act(invocation, _messages, lambda message: f'Suspending message "{message.identity}".',
+                queue_admin.suspend_message)
 
 
 @cmdlet("Resume-Message", QUEUE_IDENTITY, QUEUE_FILTER, should_process=True)
 def resume_message(invocation):
-    caller = invocation.session.caller
-    return _act(invocation, _messages(invocation.params, required=True),
-                lambda message: f'Resuming message "{message.identity}".',
-                lambda message: queue_admin.resume_message(caller, message))
+    return _act(invocation, _messages, lambda message: f'Resuming message "{message.identity}".',
+                queue_admin.resume_message)
 
 
 @cmdlet("Remove-Message", QUEUE_IDENTITY, QUEUE_FILTER, Parameter("WithNDR", boolean), confirm=True)
 def remove_message(invocation):
     """Exchange's default is ``-WithNDR $true``: the sender gets a non-delivery report."""
     with_ndr = invocation.params.get("WithNDR", True)
-    caller = invocation.session.caller
     ndr = "with a non-delivery report to the sender" if with_ndr else "without a non-delivery report"
-    return _act(invocation, _messages(invocation.params, required=True),
-                lambda message: f'Removing message "{message.identity}" {ndr}.',
-                lambda message: queue_admin.remove_message(caller, message, with_ndr=with_ndr))
+    return _act(invocation, _messages, lambda message: f'Removing message "{message.identity}" {ndr}.',
+                partial(queue_admin.remove_message, with_ndr=with_ndr))

@@ -113,7 +113,25 @@ def certificate_validation_failed(reason, stage=STARTTLS):
     return Reply(450, "4.7.320", f"Certificate validation failed [{reason}]", stage)
 
 
-class SmtpSessionError(Exception):
+class _RemoteTarget:
+    """The remote end of ``self.target`` (the MX or smart host address tried), empty while there is none."""
+
+    target = None
+
+    @property
+    def remote_host(self):
+        return self.target.hostname if self.target else ""
+
+    @property
+    def remote_ip(self):
+        return self.target.address if self.target else ""
+
+    @property
+    def remote_port(self):
+        return self.target.port if self.target else None
+
+
+class SmtpSessionError(_RemoteTarget, Exception):
     """The session could not (or can no longer) talk to the remote server; ``stage`` says where it stopped."""
 
     transient = None
@@ -129,18 +147,6 @@ class SmtpSessionError(Exception):
     @property
     def response(self):
         return str(self.reply)
-
-    @property
-    def remote_host(self):
-        return self.target.hostname if self.target else ""
-
-    @property
-    def remote_ip(self):
-        return self.target.address if self.target else ""
-
-    @property
-    def remote_port(self):
-        return self.target.port if self.target else None
 
 
 class SmtpTransientError(SmtpSessionError):
@@ -266,7 +272,7 @@ class _NoTranscript:
         pass
 
 
-class SmtpSession:
+class SmtpSession(_RemoteTarget):
     """A connection to the first target that works, reused for up to ``max_messages_per_connection`` messages.
 
     Transcript protocol: ``connected(local, remote)`` is called with an empty local endpoint before each
@@ -304,14 +310,6 @@ class SmtpSession:
     @property
     def is_open(self):
         return self._client is not None and self._client.sock is not None
-
-    @property
-    def remote_host(self):
-        return self.target.hostname if self.target else ""
-
-    @property
-    def remote_ip(self):
-        return self.target.address if self.target else ""
 
     @property
     def max_message_size(self):

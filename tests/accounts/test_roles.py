@@ -21,12 +21,6 @@ def connector(make_connector):
     return make_connector("To internet", usage="Internet")
 
 
-@pytest.fixture
-def nobody_client(client, nobody):
-    client.force_login(nobody)
-    return client
-
-
 def test_migration_creates_the_three_role_groups_with_their_permissions():
     for name, permissions in roles.GROUP_PERMISSIONS.items():
         group = Group.objects.get(name=name)

@@ -1,53 +1,24 @@
 """The queue viewer pages: who may see and do what, the confirmation pages, the actions, and unknown identities."""
-from datetime import timedelta
-
 import pytest
 from django.urls import reverse
 from django.utils import timezone
 
 from sendconn.connectors.models import AdminAuditLogEntry
-from sendconn.transport import wakeups
-from sendconn.transport.models import Message, Recipient, RecipientStatus
-from sendconn.transport.queueing import queue_message
+from sendconn.transport.models import Message, Recipient
+from tests.factories import DEFERRED, SENDER, queued, retry_values
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("tracking_log_dir", "woken")]
 
-SENDER = "julia@contoso.com"
-CONTENT = b"From: julia@contoso.com\r\nSubject: Quarterly report\r\n\r\nHi\r\n"
-DEFERRED = "451 4.4.0 DNS query failed. The error was: SERVFAIL"
 ROLE_CLIENTS = ["admin_client", "server_client", "helpdesk_client"]
 MANAGERS = ["admin_client", "server_client"]
 QUEUE = "EX01\\contoso.test"
-
-
-@pytest.fixture(autouse=True)
-def log_dirs(settings, tmp_path):
-    settings.SENDCONN_TRACKING_LOG_DIR = tmp_path / "MessageTracking"
-
-
-@pytest.fixture(autouse=True)
-def woken(monkeypatch):
-    calls = []
-    monkeypatch.setattr(wakeups, "wake_next_hops", lambda next_hops, **kwargs: calls.append(list(next_hops)))
-    return calls
 
 
 @pytest.fixture
 def message(make_connector):
     """A message to two contoso.test recipients waiting for a retry."""
     make_connector("To internet", ["*"])
-    queued = queue_message(SENDER, ["a@contoso.test", "b@contoso.test"], CONTENT)
-    Recipient.objects.filter(message=queued).update(
-        status=RecipientStatus.RETRY, attempt_count=1, last_response=DEFERRED, last_attempt_at=timezone.now(),
-        next_attempt_at=timezone.now() + timedelta(minutes=5),
-    )
-    return queued
-
-
-@pytest.fixture
-def nobody_client(client, nobody):
-    client.force_login(nobody)
-    return client
+    return queued("a@contoso.test", "b@contoso.test", **retry_values())
 
 
 def queue_url(identity=QUEUE):
@@ -218,6 +189,6 @@ def _queries(client, url):
 def test_pages_cost_the_same_queries_however_many_messages_wait(admin_client, message):
     few = (_queries(admin_client, reverse("ops:queues")), _queries(admin_client, queue_url()))
     for n in range(60):  # more than a page of messages, over several next hops
-        queue_message(SENDER, [f"user{n}@contoso.test", f"user{n}@fabrikam{n % 3}.test"], CONTENT)
+        queued(f"user{n}@contoso.test", f"user{n}@fabrikam{n % 3}.test")
     many = (_queries(admin_client, reverse("ops:queues")), _queries(admin_client, queue_url()))
     assert many == few

@@ -12,7 +12,8 @@ delivery bench.
     stack.stop()                         # SIGTERM every process (SIGKILL what doesn't stop)
 
 Without ``database_url`` / ``broker_url`` the stack is in embedded mode: SQLite and the filesystem broker under
-its own var dir.
+its own var dir. ``fresh_database`` and ``empty_redis_db`` give the shared database and broker (skipping where
+PostgreSQL or Redis isn't running), ``query`` reads what the processes wrote.
 """
 import os
 import secrets
@@ -20,7 +21,10 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
+
+import pytest
 
 from . import free_port
 
@@ -104,11 +108,7 @@ class TransportStack:
         self.processes = []
 
     def manage(self, *args, timeout=300):
-        result = subprocess.run([sys.executable, "manage.py", *args], cwd=REPO, env=self.env, capture_output=True,
-                                text=True, timeout=timeout)
-        if result.returncode:
-            raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
-        return result.stdout
+        return manage(self.env, *args, timeout=timeout)
 
     def migrate(self):
         return self.manage("migrate", "--noinput", "-v", "0")
@@ -149,6 +149,62 @@ class TransportStack:
 
     def logs(self):
         return "\n".join(process.tail() for process in self.processes)
+
+
+def manage(env, *args, timeout=300):
+    """``manage.py *args`` in a child process with ``env``; its output, or RuntimeError if it failed."""
+    result = subprocess.run([sys.executable, "manage.py", *args], cwd=REPO, env=env, capture_output=True, text=True,
+                            timeout=timeout)
+    if result.returncode:
+        raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result.stdout
+
+
+def require(service, check):
+    """Skip where the service isn't running; in CI (.ci/run starts them) a missing service is a failure."""
+    try:
+        check()
+    except Exception as error:  # noqa: BLE001 - any failure to connect means the service isn't there
+        message = f"{service} is not answering on loopback: {error}"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@contextmanager
+def fresh_database(prefix):
+    """A fresh PostgreSQL database for the block, dropped after it; yields its DATABASE_URL."""
+    import psycopg
+
+    require("PostgreSQL", lambda: psycopg.connect(POSTGRES).close())
+    url = create_database(prefix)
+    try:
+        yield url
+    finally:
+        drop_database(url)
+
+
+@contextmanager
+def empty_redis_db(url):
+    """A Redis db (one per test module: nothing else uses it) flushed before and after the block; yields a client."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    require("Redis", client.ping)
+    client.flushdb()
+    try:
+        yield client
+    finally:
+        client.flushdb()
+        client.close()
+
+
+def query(database_url, sql, *params):
+    """The rows of ``sql`` on the stack's database."""
+    import psycopg
+
+    with psycopg.connect(database_url.replace("postgres://", "postgresql://")) as conn:
+        return conn.execute(sql, params).fetchall()
 
 
 def create_database(prefix):

@@ -1,45 +1,23 @@
 """Get-Queue, Get-Message and the queue actions through the shell's runner: output, -Filter, exit codes."""
 import json
-from datetime import timedelta
-
 import pytest
 from django.utils import timezone
 
 from sendconn.connectors.models import AdminAuditLogEntry
-from sendconn.transport import wakeups
 from sendconn.transport.models import Message, Recipient, RecipientStatus
-from sendconn.transport.queueing import UNREACHABLE_RESPONSE, queue_message
+from tests.factories import DEFERRED, SENDER, UNREACHABLE, queued, retry_values
 
-SENDER = "julia@contoso.com"
-CONTENT = b"From: julia@contoso.com\r\nSubject: Quarterly report\r\n\r\nHi\r\n"
-DEFERRED = "451 4.4.0 DNS query failed. The error was: SERVFAIL"
-
-
-@pytest.fixture(autouse=True)
-def log_dirs(settings, tmp_path):
-    settings.SENDCONN_TRACKING_LOG_DIR = tmp_path / "MessageTracking"
-
-
-@pytest.fixture(autouse=True)
-def woken(monkeypatch):
-    calls = []
-    monkeypatch.setattr(wakeups, "wake_next_hops", lambda next_hops, **kwargs: calls.append(list(next_hops)))
-    return calls
+pytestmark = pytest.mark.usefixtures("tracking_log_dir", "woken")
 
 
 @pytest.fixture
 def queues(make_connector):
     """contoso.test: 2 messages in Retry; fabrikam.test: 1 Ready; Unreachable: 1."""
     make_connector("To internet", ["*"])
-    retry = dict(status=RecipientStatus.RETRY, attempt_count=1, last_response=DEFERRED, last_attempt_at=timezone.now(),
-                 next_attempt_at=timezone.now() + timedelta(minutes=5))
-    first = queue_message(SENDER, ["a@contoso.test", "b@contoso.test"], CONTENT)
-    second = queue_message("kim@fabrikam.com", ["c@contoso.test"], CONTENT)
-    Recipient.objects.filter(domain="contoso.test").update(**retry)
-    third = queue_message(SENDER, ["d@fabrikam.test"], CONTENT)
-    lost = queue_message(SENDER, ["e@nowhere.test"], CONTENT)
-    Recipient.objects.filter(message=lost).update(status=RecipientStatus.UNREACHABLE, connector=None,
-                                                  next_hop_domain="", last_response=UNREACHABLE_RESPONSE)
+    first = queued("a@contoso.test", "b@contoso.test", **retry_values())
+    second = queued("c@contoso.test", sender="kim@fabrikam.com", **retry_values())
+    third = queued("d@fabrikam.test")
+    lost = queued("e@nowhere.test", **UNREACHABLE)
     return {"first": first, "second": second, "third": third, "lost": lost}
 
 

@@ -49,12 +49,10 @@ def no_cached_sessions():
 
 
 @pytest.fixture(autouse=True)
-def woken(monkeypatch):
-    """Wake-ups sent, instead of Celery tasks (and no source servers remembered from another test)."""
+def woken(woken):
+    """Wake-ups recorded instead of sent (conftest's woken), and no source servers remembered from another test."""
     wakeups.forget()
-    calls = []
-    monkeypatch.setattr(wakeups, "wake_next_hops", lambda next_hops, **kwargs: calls.append(list(next_hops)))
-    return calls
+    return woken
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ of never losing one, RFC 5321 §6.1). The test prints how many that was.
 
 Real processes throughout: smtpd, Celery workers and beat on Redis (db 8), PostgreSQL, nsd, an aiosmtpd sink.
 """
-import os
 import smtplib
 import time
 from collections import Counter
@@ -14,10 +13,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from tests.peers.smtp import SmtpSink
-from tests.peers.stack import TransportStack, create_database, drop_database
+from tests.peers.stack import TransportStack, empty_redis_db, fresh_database, query
 
-psycopg = pytest.importorskip("psycopg")
-redis = pytest.importorskip("redis")
+pytest.importorskip("psycopg")  # the stack's database and broker
+pytest.importorskip("redis")
 
 pytestmark = pytest.mark.services
 
@@ -27,40 +26,22 @@ KILL_AFTER = 100  # delivered at the sink when the worker is killed
 CLAIM_TIMEOUT = 3  # seconds: claims of the dead worker are released this soon (in production: above the time limit)
 
 
-def require(service, check):
-    try:
-        check()
-    except Exception as error:  # noqa: BLE001 - any failure to connect means the service isn't there
-        message = f"{service} is not answering on loopback: {error}"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-
-
 @pytest.fixture
 def broker():
-    client = redis.Redis.from_url(REDIS_URL)
-    require("Redis", client.ping)
-    client.flushdb()
-    yield client
-    client.flushdb()
-    client.close()
+    with empty_redis_db(REDIS_URL) as client:
+        yield client
 
 
 @pytest.fixture
 def database_url():
-    require("PostgreSQL", lambda: psycopg.connect("host=127.0.0.1 user=postgres dbname=postgres").close())
-    url = create_database("sendconn_nothing_lost")
-    yield url
-    drop_database(url)
+    with fresh_database("sendconn_nothing_lost") as url:
+        yield url
 
 
 @pytest.fixture
 def sink():
-    server = SmtpSink("127.0.0.5")  # implicit.test in the test zone
-    server.start()
-    yield server
-    server.stop()
+    with SmtpSink("127.0.0.5") as server:  # implicit.test in the test zone
+        yield server
 
 
 @pytest.fixture
@@ -73,11 +54,6 @@ def stack(tmp_path, database_url, broker, nsd, sink):
         yield stack
     finally:
         stack.stop()
-
-
-def query(database_url, sql):
-    with psycopg.connect(database_url.replace("postgres://", "postgresql://")) as conn:
-        return conn.execute(sql).fetchall()
 
 
 def received(sink):

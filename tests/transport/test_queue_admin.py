@@ -11,32 +11,18 @@ from django.utils import timezone
 
 from sendconn.connectors.models import AdminAuditLogEntry
 from sendconn.connectors.services import Caller
-from sendconn.transport import opath, queue_admin, sweeper, tracking, wakeups
+from sendconn.transport import opath, queue_admin, sweeper, tracking
 from sendconn.transport.delivery import claim, due_rows
 from sendconn.transport.models import (
     Message, Recipient, RecipientStatus, TrackingEvent, TrackingEventId, TrackingSource,
 )
 from sendconn.transport.queue_admin import QueueError, QueueNotFound
-from sendconn.transport.queueing import UNREACHABLE_RESPONSE, queue_message
+from sendconn.transport.queueing import UNREACHABLE_RESPONSE
+from tests.factories import DEFERRED, SENDER, UNREACHABLE, queued, retry_values
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("tracking_log_dir", "woken")]
 
-SENDER = "julia@contoso.com"
-CONTENT = b"From: julia@contoso.com\r\nSubject: Quarterly report\r\nMessage-ID: <q3@contoso.com>\r\n\r\nHi\r\n"
-DEFERRED = "451 4.4.0 DNS query failed. The error was: SERVFAIL"
 CALLER = Caller("kim", "Shell")
-
-
-@pytest.fixture(autouse=True)
-def log_dirs(settings, tmp_path):
-    settings.SENDCONN_TRACKING_LOG_DIR = tmp_path / "MessageTracking"
-
-
-@pytest.fixture(autouse=True)
-def woken(monkeypatch):
-    calls = []
-    monkeypatch.setattr(wakeups, "wake_next_hops", lambda next_hops, **kwargs: calls.append(list(next_hops)))
-    return calls
 
 
 @pytest.fixture
@@ -50,23 +36,13 @@ def relay(make_connector):
                           smart_hosts=["relay.contoso.test"])
 
 
-def queued(*recipients, sender=SENDER, **row_values):
-    message = queue_message(sender, list(recipients), CONTENT)
-    if row_values:
-        Recipient.objects.filter(message=message).update(**row_values)
-    return message
-
-
 def retrying(*recipients, minutes_ago=1, **row_values):
-    attempted = timezone.now() - timedelta(minutes=minutes_ago)
-    values = dict(status=RecipientStatus.RETRY, attempt_count=2, last_response=DEFERRED, last_attempt_at=attempted,
-                  next_attempt_at=attempted + timedelta(minutes=10))
+    values = retry_values(attempt_count=2, attempted_ago=timedelta(minutes=minutes_ago), retry_in=timedelta(minutes=10))
     return queued(*recipients, **{**values, **row_values})
 
 
 def unreachable(*recipients, **row_values):
-    return queued(*recipients, status=RecipientStatus.UNREACHABLE, connector=None, next_hop_domain="",
-                  next_attempt_at=None, last_response=UNREACHABLE_RESPONSE, **row_values)
+    return queued(*recipients, **UNREACHABLE, next_attempt_at=None, **row_values)
 
 
 def by_identity():
@@ -164,9 +140,7 @@ def test_get_queue_accepts_exchange_identities_and_refuses_unknown_ones(internet
 def test_rates_are_messages_per_second_over_the_last_minute(internet):
     queued("a@contoso.test", "b@contoso.test")
     queued("c@contoso.test")
-    old = queued("d@contoso.test")
-    Message.objects.filter(pk=old.pk).update(submitted_at=timezone.now() - timedelta(minutes=5))
-    sent = Message.objects.get(pk=old.pk)
+    sent = queued("d@contoso.test", age=timedelta(minutes=5))
     events = [
         tracking.event(TrackingEventId.SEND, TrackingSource.SMTP, sent, address, connector_name="To internet")
         for address in ("x@contoso.test", "y@contoso.test", "z@fabrikam.test")

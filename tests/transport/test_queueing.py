@@ -22,14 +22,6 @@ CONTENT = (
 
 
 @pytest.fixture
-def woken(monkeypatch):
-    """Every wake_next_hops call, in order."""
-    calls = []
-    monkeypatch.setattr(wakeups, "wake_next_hops", lambda next_hops: calls.append(list(next_hops)))
-    return calls
-
-
-@pytest.fixture
 def connectors(make_connector):
     internet = make_connector("Internet", ["*.fabrikam.test", "fabrikam.test"])
     relay = make_connector("Relay", ["tailspin.test"], dns_routing_enabled=False, smart_hosts=["10.0.0.1"])

@@ -7,27 +7,12 @@ import pytest
 from django.utils import timezone
 
 from sendconn.connectors.servers import local_server
-from sendconn.transport import sweeper, wakeups
+from sendconn.transport import sweeper
 from sendconn.transport.models import Message, Recipient, RecipientStatus, TrackingEvent
-from sendconn.transport.queueing import UNREACHABLE_RESPONSE, queue_message
+from sendconn.transport.queueing import queue_message
+from tests.factories import CONTENT, DEFERRED, SENDER, UNREACHABLE, queued, retry_values
 
-pytestmark = pytest.mark.django_db
-
-SENDER = "julia@contoso.test"
-CONTENT = b"From: julia@contoso.test\r\nSubject: Quarterly report\r\nMessage-ID: <q3@contoso.test>\r\n\r\nHi\r\n"
-DEFERRED = "451 4.4.0 DNS query failed. The error was: SERVFAIL"
-
-
-@pytest.fixture(autouse=True)
-def log_dirs(settings, tmp_path):
-    settings.SENDCONN_TRACKING_LOG_DIR = tmp_path / "MessageTracking"
-
-
-@pytest.fixture(autouse=True)
-def woken(monkeypatch):
-    calls = []
-    monkeypatch.setattr(wakeups, "wake_next_hops", lambda next_hops, **kwargs: calls.append(list(next_hops)))
-    return calls
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("tracking_log_dir", "woken")]
 
 
 @pytest.fixture
@@ -35,21 +20,8 @@ def internet(make_connector):
     return make_connector("To internet", ["*"])
 
 
-def queued(*recipients, sender=SENDER, age=timedelta(0), **row_values):
-    """A message submitted ``age`` ago whose rows have ``row_values`` (e.g. status=Retry)."""
-    message = queue_message(sender, list(recipients), CONTENT)
-    Message.objects.filter(pk=message.pk).update(submitted_at=timezone.now() - age)
-    if row_values:
-        Recipient.objects.filter(message=message).update(**row_values)
-    message.refresh_from_db()
-    return message
-
-
 def retrying(*recipients, age, sender=SENDER, **row_values):
-    values = dict(status=RecipientStatus.RETRY, attempt_count=3, last_response=DEFERRED,
-                  last_attempt_at=timezone.now(), next_attempt_at=timezone.now() + timedelta(minutes=5))
-    values.update(row_values)
-    return queued(*recipients, sender=sender, age=age, **values)
+    return queued(*recipients, sender=sender, age=age, **{**retry_values(attempt_count=3), **row_values})
 
 
 def notifications():
@@ -87,8 +59,7 @@ def test_the_default_claim_timeout_outlasts_the_task_time_limit(settings):
 def test_recipients_still_queued_after_the_expiration_timeout_fail_with_an_ndr(internet):
     now = timezone.now()
     old = retrying("kim@fabrikam.test", age=timedelta(days=2, minutes=1))
-    unreachable = queued("lee@nowhere.test", age=timedelta(days=3), status=RecipientStatus.UNREACHABLE,
-                         connector=None, next_hop_domain="", last_response=UNREACHABLE_RESPONSE)
+    unreachable = queued("lee@nowhere.test", age=timedelta(days=3), **UNREACHABLE)
     young = retrying("ann@fabrikam.test", age=timedelta(days=1))
 
     assert sweeper.expire(local_server(), now) == 2

@@ -4,7 +4,6 @@ the test nsd and an aiosmtpd sink on 127.0.0.5 (implicit.test's address).
 Mail goes in over SMTP to ``manage.py smtpd``; the wake-up goes to the worker's server queue; the worker claims,
 sends and records. Everything this module starts is stopped at the end; Redis db 7 is this module's alone.
 """
-import os
 import smtplib
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -12,10 +11,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from tests.peers.smtp import SmtpSink
-from tests.peers.stack import TransportStack, create_database, drop_database
+from tests.peers.stack import TransportStack, empty_redis_db, fresh_database, query
 
-psycopg = pytest.importorskip("psycopg")
-redis = pytest.importorskip("redis")
+pytest.importorskip("psycopg")  # the stack's database and broker
+pytest.importorskip("redis")
 
 pytestmark = pytest.mark.services
 
@@ -24,41 +23,22 @@ SINK_HOST = "127.0.0.5"  # implicit.test in the test zone
 SENDER = "julia@contoso.test"
 
 
-def require(service, check):
-    """Skip where the service isn't running; in CI (.ci/run starts them) a missing service is a failure."""
-    try:
-        check()
-    except Exception as error:  # noqa: BLE001 - any failure to connect means the service isn't there
-        message = f"{service} is not answering on loopback: {error}"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-
-
 @pytest.fixture(scope="module")
 def broker():
-    client = redis.Redis.from_url(REDIS_URL)
-    require("Redis", client.ping)
-    client.flushdb()
-    yield client
-    client.flushdb()
-    client.close()
+    with empty_redis_db(REDIS_URL) as client:
+        yield client
 
 
 @pytest.fixture(scope="module")
 def database_url():
-    require("PostgreSQL", lambda: psycopg.connect("host=127.0.0.1 user=postgres dbname=postgres").close())
-    url = create_database("sendconn_tasks")
-    yield url
-    drop_database(url)
+    with fresh_database("sendconn_tasks") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def sink():
-    server = SmtpSink(SINK_HOST)
-    server.start()
-    yield server
-    server.stop()
+    with SmtpSink(SINK_HOST) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -85,11 +65,6 @@ def worker(stack):
 def empty_sink(sink):
     sink.messages.clear()
     sink.sessions = 0
-
-
-def query(database_url, sql, *params):
-    with psycopg.connect(database_url.replace("postgres://", "postgresql://")) as conn:
-        return conn.execute(sql, params).fetchall()
 
 
 def statuses(database_url):

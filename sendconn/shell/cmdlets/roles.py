@@ -12,22 +12,25 @@ MEMBER = Parameter("Member", text, mandatory=True, pipeline=True)
 COMPATIBILITY = (switch("BypassSecurityGroupManagerCheck"), Parameter("DomainController", text))
 
 
-@cmdlet("Add-RoleGroupMember", ROLE_GROUP, MEMBER, *COMPATIBILITY, should_process=True)
-def add_role_group_member(invocation):
+def _change_membership(invocation, change, action):
+    """``change(group, member)`` once the user confirms ``action`` (a format string of group and member)."""
     group, member = invocation.params["Identity"], invocation.params["Member"]
-    write = partial(services.add_role_group_member, group, member)
-    if invocation.should_process(f'Adding member "{member}" to role group "{group}".', rehearse=write):
+    write = partial(change, group, member)
+    if invocation.should_process(action.format(group=group, member=member), rehearse=write):
         write()
     return []
+
+
+@cmdlet("Add-RoleGroupMember", ROLE_GROUP, MEMBER, *COMPATIBILITY, should_process=True)
+def add_role_group_member(invocation):
+    return _change_membership(invocation, services.add_role_group_member,
+                              'Adding member "{member}" to role group "{group}".')
 
 
 @cmdlet("Remove-RoleGroupMember", ROLE_GROUP, MEMBER, *COMPATIBILITY, confirm=True)
 def remove_role_group_member(invocation):
-    group, member = invocation.params["Identity"], invocation.params["Member"]
-    write = partial(services.remove_role_group_member, group, member)
-    if invocation.should_process(f'Removing member "{member}" from role group "{group}".', rehearse=write):
-        write()
-    return []
+    return _change_membership(invocation, services.remove_role_group_member,
+                              'Removing member "{member}" from role group "{group}".')
 
 
 @cmdlet("Get-RoleGroupMember", Parameter("Identity", text, mandatory=True, position=0, pipeline=True))
