@@ -24,12 +24,17 @@ def add_source_server(run, name="EX01"):
     assert not run.errors, run.errors
 
 
-def finish_mx_connector(run, name="To internet", usage="Internet"):
+def fill_mx_connector(run, name="To internet", usage="Internet", domain="*"):
+    """Go through every page of an MX connector up to the last one, Finish not yet clicked."""
     run.next(name=name, usage=usage)
     run.next()
-    add_domain(run, "*")
+    add_domain(run, domain)
     run.next()
     add_source_server(run)
+
+
+def finish_mx_connector(run, name="To internet", usage="Internet"):
+    fill_mx_connector(run, name, usage)
     return run.next()
 
 
@@ -325,11 +330,7 @@ def test_two_tabs_in_one_session_keep_their_own_data(admin_client):
 
 def test_finished_run_cannot_be_submitted_again(admin_client):
     run = WizardRun(admin_client)
-    run.next(name="To internet", usage="Internet")
-    run.next()
-    add_domain(run, "*")
-    run.next()
-    add_source_server(run)
+    fill_mx_connector(run)
     last_page = run.response
     assert run.next().status_code == 302
     run.response = last_page  # Finish clicked twice, or the browser's Back button and Finish again
@@ -363,11 +364,7 @@ def test_tampered_page_data_is_a_bad_request(admin_client):
 
 def test_name_taken_while_the_wizard_was_open_is_shown_on_the_name_page(admin_client):
     run = WizardRun(admin_client)
-    run.next(name="To internet", usage="Internet")
-    run.next()
-    add_domain(run, "*")
-    run.next()
-    add_source_server(run)
+    fill_mx_connector(run)
     new_send_connector(Caller("someone", "Shell"), name="to INTERNET", address_spaces=["*"])
     response = run.next()
     assert response.status_code == 200
@@ -382,11 +379,7 @@ def test_name_taken_while_the_wizard_was_open_is_shown_on_the_name_page(admin_cl
 def test_service_refusal_at_finish_is_shown_not_a_500(admin_client, monkeypatch):
     """The name is free when the pages are checked, and taken by the time the connector is saved."""
     run = WizardRun(admin_client)
-    run.next(name="To internet", usage="Internet")
-    run.next()
-    add_domain(run, "*")
-    run.next()
-    add_source_server(run)
+    fill_mx_connector(run)
     new_send_connector(Caller("someone", "Shell"), name="To internet", address_spaces=["*"])
     monkeypatch.setattr(connector_forms, "validate_name", lambda name, existing=None: name.strip())
     response = run.next()
@@ -398,11 +391,7 @@ def test_service_refusal_at_finish_is_shown_not_a_500(admin_client, monkeypatch)
 
 def test_cross_field_rule_at_finish_is_shown_on_the_page_concerned(admin_client):
     run = WizardRun(admin_client)
-    run.next(name="To partner", usage="Partner")
-    run.next()
-    add_domain(run, "*")
-    run.next()
-    add_source_server(run)
+    fill_mx_connector(run, "To partner", "Partner")
     assert run.next().status_code == 200
     assert run.step == "address_space"
     assert run.errors["address_spaces"] == [
@@ -412,11 +401,7 @@ def test_cross_field_rule_at_finish_is_shown_on_the_page_concerned(admin_client)
 
 def test_partner_connector_for_a_partner_domain_is_domain_secured(admin_client):
     run = WizardRun(admin_client)
-    run.next(name="To partner", usage="Partner")
-    run.next()
-    add_domain(run, "fabrikam.com")
-    run.next()
-    add_source_server(run)
+    fill_mx_connector(run, "To partner", "Partner", domain="fabrikam.com")
     assert run.next().status_code == 302
     connector = SendConnector.objects.get()
     assert (connector.usage, connector.dns_routing_enabled, connector.domain_secure_enabled) == ("Partner", True, True)
