@@ -46,7 +46,7 @@ def serve_sinks(addresses, port, counters, ready, stop):
     """The sink process: aiosmtpd on every address, counting messages, recipients, sessions, duplicates."""
     import logging
 
-    from aiosmtpd.smtp import SMTP
+    from sendconn.transport.smtpserver import PlainPathSMTP
 
     logging.getLogger("mail.log").setLevel(logging.CRITICAL)
     seen = set()
@@ -64,7 +64,7 @@ def serve_sinks(addresses, port, counters, ready, stop):
                 counters[5] = counters[4]
             return "250 2.6.0 Queued mail for delivery"
 
-    class CountingSMTP(SMTP):
+    class CountingSMTP(PlainPathSMTP):
         def connection_made(self, transport):
             if self.transport is None:
                 counters[2] += 1

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Count, Exists, Max, OuterRef, Q
 
 from sendconn.connectors.models import AddressSpace, SendConnector, SmartHost, TransportServer
 from sendconn.connectors.values import format_byte_quantity, validate_host_name
@@ -111,30 +111,49 @@ def _loss_reason(loser, winner):
     raise AssertionError("two candidates with the same name")  # names are unique, case-insensitively
 
 
+def routing_version():
+    """What changes whenever a routing decision can: every connector write (``changed_at``, the count for removals;
+    address spaces, smart hosts and source servers are only written with their connector) and the servers' sites."""
+    connectors = SendConnector.objects.aggregate(count=Count("pk"), changed=Max("changed_at"))
+    return connectors["count"], connectors["changed"], tuple(TransportServer.objects.order_by("pk").values_list("pk", "site"))
+
+
 class Router:
     """Routes recipient domains as ``server`` does (its site decides scope, it is the "local server").
 
-    Each domain is looked up once and remembered: for the Router's lifetime (a message or a batch), or for
-    ``max_age`` seconds when a long-lived process keeps one Router as its routing table, as Exchange's transport
-    service does (connector changes then reach it within ``max_age``).
+    Each domain is looked up once and remembered: for the Router's lifetime (a message or a batch), or, when a
+    long-lived process keeps one Router as its routing table as Exchange's transport service does, until the
+    routing version changes, checked at most every ``max_age`` seconds (connector changes reach it within that).
     """
 
     def __init__(self, server: TransportServer, max_age=None):
         self.server = server
         self.max_age = max_age
-        self._remembered = {}  # key → (expires at, value); dict operations are thread-safe enough for a cache
+        self._remembered = {}  # key → value; dict operations are thread-safe enough for a cache
+        self._version = None
+        self._checked_at = None
 
     def _remember(self, key, compute):
+        if self.max_age is not None:
+            self._check_version()
+        if key not in self._remembered:
+            self._remembered[key] = compute()
+        return self._remembered[key]
+
+    def _check_version(self):
         now = time.monotonic()
-        expires, value = self._remembered.get(key, (None, None))
-        if expires is None or (self.max_age is not None and now >= expires):
-            value = compute()
-            self._remembered[key] = (now + (self.max_age or 0), value)
-        return value
+        if self._checked_at is not None and now - self._checked_at < self.max_age:
+            return
+        self._checked_at = now
+        version = routing_version()
+        if version != self._version:
+            self._remembered.clear()
+            self._version = version
 
     def forget(self):
         """Drop what was remembered (after a write failed because a connector changed under us)."""
         self._remembered.clear()
+        self._checked_at = None
 
     def candidates(self, domain):
         """Enabled, in-scope connectors with an address space matching ``domain``, best first."""

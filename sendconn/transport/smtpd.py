@@ -14,7 +14,7 @@ import signal
 import ssl
 from concurrent.futures import ThreadPoolExecutor
 
-from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+from aiosmtpd.smtp import AuthResult, LoginPassword
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth import authenticate
@@ -23,6 +23,7 @@ from django.db import close_old_connections, connections
 
 from .queueing import Submission, queue_messages
 from .routing import Router, recipient_domain
+from .smtpserver import PlainPathSMTP
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ def authenticated_username(credentials):
         connections.close_all()  # AUTH is rare: no connection left behind in a pool thread
 
 
-class SubmissionSMTP(SMTP):
+class SubmissionSMTP(PlainPathSMTP):
     """aiosmtpd's SMTP session with Exchange's reply text where aiosmtpd hard-codes its own, and AUTH checked
     against sendconn's users off the event loop."""
 

@@ -9,7 +9,9 @@ import ssl
 from typing import NamedTuple
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+from sendconn.transport.smtpserver import PlainPathSMTP
 
 from . import free_port
 
@@ -166,7 +168,7 @@ class SmtpSink:
         return Handler()
 
 
-class _SinkSMTP(SMTP):
+class _SinkSMTP(PlainPathSMTP):
     def __init__(self, sink, *args, **kwargs):
         self.sink = sink
         super().__init__(*args, **kwargs)
