@@ -312,7 +312,10 @@ def main():
             groups.update(sinks=[sinks.process.pid], client=[os.getpid()], worker_main=[worker_pid])
             cpu_before = {name: cpu_seconds(pids) for name, pids in groups.items()}
 
-            first, accepted = submit(smtpd_host, int(smtpd_port), items, args.connections)
+            try:
+                first, accepted = submit(smtpd_host, int(smtpd_port), items, args.connections)
+            except RuntimeError as error:
+                raise RuntimeError(f"{error}\n{runall.tail(60)}") from None
             wait_for("every message at the sinks", lambda: sinks.messages >= args.messages, args.timeout, runall)
             last = sinks.counters[4]
             cpu = {name: cpu_seconds(pids) - cpu_before[name] for name, pids in groups.items()}

@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db.models import Max, Min
 from django.db.models.functions import Lower
 
-from . import tracking_log
+from . import statements, tracking_log
 from .models import TrackingEvent, TrackingEventId
 
 logger = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ def event(event_id, source, message, recipient, *, recipient_status="", connecto
 
 
 def record(events):
-    return TrackingEvent.objects.bulk_create(events)
+    statements.insert(events)
 
 
 def log_fields(entry):

@@ -1,0 +1,84 @@
+"""Hand-built statements on the mail path, where compiling ORM queries cost more than running them.
+
+smtpd and the workers write and read a few rows many times a second; ``QuerySet`` and ``bulk_create`` compile
+their SQL anew for every call. ``insert`` builds each model's INSERT once per process and hands the rows to the
+driver (executemany); ``load`` turns the rows of a hand-written SELECT into model instances. Both apply the same
+field conversions as the ORM (``pre_save`` and ``get_db_prep_save`` going in, the backend's and the fields'
+converters coming out).
+"""
+from functools import cache
+
+from django.db import DEFAULT_DB_ALIAS, connections
+
+
+@cache
+def _statement(model, vendor):
+    """The model's fields (all concrete ones but the auto-incremented key) and its INSERT statement."""
+    fields = [field for field in model._meta.concrete_fields if not field.primary_key]
+    quote = connections[DEFAULT_DB_ALIAS].ops.quote_name
+    columns = ", ".join(quote(field.column) for field in fields)
+    values = ", ".join(["%s"] * len(fields))
+    return fields, f"INSERT INTO {quote(model._meta.db_table)} ({columns}) VALUES ({values})"
+
+
+def insert(objects, *, returning_ids=False):
+    """INSERT ``objects`` (unsaved instances of one model, related objects saved) in the current transaction.
+
+    With ``returning_ids`` each object gets its primary key (one statement per row, INSERT … RETURNING);
+    otherwise the rows go in one executemany and the objects stay without keys.
+    """
+    if not objects:
+        return
+    db = connections[DEFAULT_DB_ALIAS]  # the connection itself: the proxy costs an indirection per value
+    model = type(objects[0])
+    fields, sql = _statement(model, db.vendor)
+    rows = []
+    for obj in objects:
+        obj._prepare_related_fields_for_save(operation_name="insert")  # a related object saved after assignment
+        rows.append([field.get_db_prep_save(field.pre_save(obj, True), db) for field in fields])
+    with db.cursor() as cursor:
+        if not returning_ids:
+            cursor.executemany(sql, rows)
+            return
+        returning, params = db.ops.return_insert_columns([model._meta.pk])
+        for obj, row in zip(objects, rows):
+            cursor.execute(f"{sql} {returning}", [*row, *params])
+            obj.pk = db.ops.fetch_returned_insert_columns(cursor, params)[0]
+            obj._state.adding, obj._state.db = False, db.alias
+
+
+def columns(model, table_alias):
+    """The SELECT list of every concrete field of ``model`` (for ``load``), from ``table_alias``."""
+    quote = connections[DEFAULT_DB_ALIAS].ops.quote_name
+    return ", ".join(f"{table_alias}.{quote(field.column)}" for field in model._meta.concrete_fields)
+
+
+def load(models, sql, params):
+    """Run ``sql``, a SELECT of ``columns(model, …)`` for each of ``models`` in turn; return a tuple of instances
+    (one per model) for every row."""
+    db = connections[DEFAULT_DB_ALIAS]
+    layouts = []  # per model: (model, field names, [(position, field, converters)])
+    for model in models:
+        fields = model._meta.concrete_fields
+        converting = []
+        for position, field in enumerate(fields):
+            column = field.get_col(model._meta.db_table)
+            converters = db.ops.get_db_converters(column) + field.get_db_converters(db)
+            if converters:
+                converting.append((position, column, converters))
+        layouts.append((model, [field.attname for field in fields], converting))
+    with db.cursor() as cursor:
+        cursor.execute(sql, params)
+        fetched = cursor.fetchall()
+    loaded = []
+    for values in fetched:
+        instances, start = [], 0
+        for model, names, converting in layouts:
+            part = list(values[start:start + len(names)])
+            start += len(names)
+            for position, column, converters in converting:
+                for converter in converters:
+                    part[position] = converter(part[position], column, db)
+            instances.append(model.from_db(db.alias, names, part))
+        loaded.append(tuple(instances))
+    return loaded
