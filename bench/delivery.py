@@ -268,6 +268,7 @@ def main():
     parser.add_argument("--size", type=int, default=2048, help="bytes per message")
     parser.add_argument("--connections", type=int, default=4, help="parallel client connections to smtpd")
     parser.add_argument("--timeout", type=float, default=600, help="seconds to wait for the sinks")
+    parser.add_argument("--smtpd-processes", type=int, help="SENDCONN_SMTP_PROCESSES (default: the product's)")
     parser.add_argument("--no-drain", dest="drain", action="store_false",
                         help="skip the queue-drain run (delivery alone, from a queue filled while no worker ran)")
     args = parser.parse_args()
@@ -283,8 +284,9 @@ def main():
 
     with tempfile.TemporaryDirectory(prefix="sendconn-bench-") as scratch, NsdServer([zone]) as nsd:
         sinks = Sinks(addresses, sink_port)
+        tuning = {"SENDCONN_SMTP_PROCESSES": args.smtpd_processes} if args.smtpd_processes else {}
         stack = TransportStack(Path(scratch), SENDCONN_DNS_SERVERS=nsd.address, LOG_LEVEL="WARNING",
-                               SENDCONN_SMTP_LISTEN=f"127.0.0.1:{free_port()}")
+                               SENDCONN_SMTP_LISTEN=f"127.0.0.1:{free_port()}", **tuning)
         try:
             stack.migrate()
             port_option = "" if sink_port == 25 else f" -Port {sink_port}"

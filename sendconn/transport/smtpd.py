@@ -10,7 +10,9 @@ worker thread, so the event loop keeps serving sessions and a busy listener writ
 import asyncio
 import ipaddress
 import logging
+import os
 import signal
+import socket
 import ssl
 from concurrent.futures import ThreadPoolExecutor
 
@@ -252,8 +254,19 @@ class SubmissionHandler:
         )
 
 
-async def start_server(handler, host, port, tls_context=None):
-    """Listen on host:port (port 0 picks a free one; read it from the returned server's sockets)."""
+def listening_socket(host, port):
+    """A bound, listening socket for host:port, made before the listener forks so that its processes share it."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
+    except socket.gaierror as error:
+        raise OSError(error.errno, error.strerror) from None
+    sock = socket.create_server((host, port), family=family, backlog=128)
+    sock.setblocking(False)
+    return sock
+
+
+async def start_server(handler, host=None, port=None, tls_context=None, *, sock=None):
+    """Listen on host:port (port 0 picks a free one; read it from the returned server's sockets), or on ``sock``."""
     loop = asyncio.get_running_loop()
     return await loop.create_server(
         lambda: SubmissionSMTP(
@@ -266,20 +279,27 @@ async def start_server(handler, host, port, tls_context=None):
             authenticator=_hand_over_credentials,
             loop=loop,
         ),
-        host=host,
-        port=port,
+        host=None if sock else host,
+        port=None if sock else port,
+        sock=sock,
     )
 
 
-async def serve_until_stopped(handler, host, port, tls_context=None, on_ready=None):
-    """Serve until SIGTERM or SIGINT, then stop accepting and return."""
+async def serve_until_stopped(handler, sock, tls_context=None, on_ready=None, parent_pid=None):
+    """Serve on the listening ``sock`` until SIGTERM or SIGINT (or, with ``parent_pid``, until that process is
+    gone: a forked listener process must not outlive the one that started it), then stop accepting and return."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    server = await start_server(handler, host, port, tls_context)
+    server = await start_server(handler, tls_context=tls_context, sock=sock)
     if on_ready:
         on_ready(server)
     async with server:
-        await stop.wait()
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=1.0)
+            except asyncio.TimeoutError:
+                if parent_pid is not None and os.getppid() != parent_pid:
+                    break
     handler.close()

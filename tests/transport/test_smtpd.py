@@ -1,10 +1,15 @@
 """The submission listener against smtplib, over real loopback sockets."""
 import asyncio
 import datetime
+import os
 import re
+import signal
 import smtplib
+import sqlite3
 import ssl
+import subprocess
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from cryptography import x509
@@ -20,6 +25,7 @@ from sendconn.transport import smtpd
 from sendconn.transport.models import Message, RecipientStatus, TrackingEvent
 from sendconn.transport.queueing import queue_messages
 from sendconn.transport.smtpd import SubmissionHandler, parse_listen, start_server
+from tests.peers.stack import TransportStack
 
 QUEUED = re.compile(r"^2\.6\.0 (<[^>]+>) \[InternalId=(\d+), Hostname=ex01\.contoso\.test\] Queued mail for delivery$")
 CONTENT = b"From: app@contoso.test\r\nTo: kim@fabrikam.test\r\nSubject: Invoice\r\n\r\nHello.\r\n"
@@ -291,3 +297,34 @@ def test_command_refuses_a_bad_relay_network(db, settings):
     settings.SENDCONN_RELAY_NETWORKS = ["10.0.0.0/33"]
     with pytest.raises(CommandError, match="SENDCONN_RELAY_NETWORKS: '10.0.0.0/33' isn't an IP address or network"):
         call_command("smtpd", listen="127.0.0.1:0")
+
+
+def test_listener_processes_share_the_socket_and_stop_together(tmp_path):
+    """``SENDCONN_SMTP_PROCESSES=3``: one socket, three processes serving it; SIGTERM to the first stops them all."""
+    stack = TransportStack(tmp_path)
+    stack.migrate()
+    try:
+        listener = stack.start_smtpd(SENDCONN_SMTP_PROCESSES=3)
+        assert "(3 processes)" in listener.output()
+        forked = [int(pid) for pid in subprocess.run(["pgrep", "-P", str(listener.pid)], capture_output=True,
+                                                     text=True).stdout.split()]
+        assert len(forked) == 2
+
+        def submit(number):
+            with smtplib.SMTP(listener.host, listener.port, timeout=30) as client:
+                return client.sendmail("app@contoso.test", [f"user{number}@fabrikam.test"], CONTENT)
+
+        with ThreadPoolExecutor(max_workers=12) as pool:
+            assert list(pool.map(submit, range(36))) == [{}] * 36
+        queued = sqlite3.connect(stack.var_dir / "sendconn.sqlite3").execute(
+            "SELECT COUNT(*) FROM transport_message").fetchone()[0]
+        assert queued == 36
+
+        listener.popen.send_signal(signal.SIGTERM)
+        assert listener.popen.wait(timeout=20) == 0
+        assert "smtpd stopped" in listener.output()
+        for pid in forked:
+            with pytest.raises(ProcessLookupError):
+                os.kill(pid, 0)
+    finally:
+        stack.stop()
