@@ -6,6 +6,7 @@ from django.test.utils import CaptureQueriesContext
 
 from sendconn.connectors.models import AddressSpace, SendConnector
 from sendconn.connectors.servers import local_server, register_transport_server
+from sendconn.connectors.services import Caller, set_send_connector
 from sendconn.transport import routing
 from sendconn.transport.routing import Router, domain_suffixes, recipient_domain
 
@@ -193,6 +194,23 @@ def test_long_lived_router_rereads_connectors_after_max_age(make_connector, ex01
     make_connector("Fabrikam", ["fabrikam.com"])
     router.forget()
     assert router.route("fabrikam.com").connector.name == "Fabrikam"
+
+
+def test_long_lived_router_keeps_its_table_while_no_connector_changes(make_connector, ex01, monkeypatch):
+    clock = [1000.0]
+    monkeypatch.setattr(routing.time, "monotonic", lambda: clock[0])
+    make_connector("Internet", ["*"])
+    router = Router(ex01, max_age=5)
+    router.route("contoso.com")
+    clock[0] += 60
+    with CaptureQueriesContext(connection) as queries:
+        assert router.route("contoso.com").connector.name == "Internet"
+        assert router.route("contoso.com").connector.name == "Internet"
+    assert len(queries) == 2  # the routing version (connectors, servers' sites) once; no candidates query
+    connector = SendConnector.objects.get(name="Internet")
+    set_send_connector(Caller("tests", "Shell"), connector, enabled=False)
+    clock[0] += 5
+    assert router.route("contoso.com").connector is None  # the disabled connector is gone from the table
 
 
 def _bulk_connectors(count, start, server):
