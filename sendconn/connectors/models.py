@@ -5,7 +5,6 @@ Field names are Python's; Exchange's property names live in ``properties.py``.
 import uuid
 from datetime import timedelta
 
-from django.conf import settings
 from django.db import models
 from django.db.models.functions import Lower
 

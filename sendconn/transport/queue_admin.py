@@ -543,8 +543,8 @@ def retry_queue(caller, queue, resubmit=False):
 def _suspend(caller, cmdlet, identity, queue, rows):
     if queue.kind == SUBMISSION:
         raise QueueError(
-            f"Messages in the Submission queue are routed within seconds and can't be suspended there; suspend "
-            f"them in the queue they are routed to."
+            "Messages in the Submission queue are routed within seconds and can't be suspended there; suspend "
+            "them in the queue they are routed to."
         )
     waiting = (*DUE_STATUSES, RecipientStatus.UNREACHABLE)
     with transaction.atomic():

@@ -115,7 +115,8 @@ def routing_version():
     """What changes whenever a routing decision can: every connector write (``changed_at``, the count for removals;
     address spaces, smart hosts and source servers are only written with their connector) and the servers' sites."""
     connectors = SendConnector.objects.aggregate(count=Count("pk"), changed=Max("changed_at"))
-    return connectors["count"], connectors["changed"], tuple(TransportServer.objects.order_by("pk").values_list("pk", "site"))
+    sites = tuple(TransportServer.objects.order_by("pk").values_list("pk", "site"))
+    return connectors["count"], connectors["changed"], sites
 
 
 class Router:
