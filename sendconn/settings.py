@@ -109,6 +109,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
+    "django.forms",  # the widget templates, for the TemplatesSetting renderer
     "formtools",
     "django_htmx",
     "sendconn.accounts",
@@ -149,6 +150,8 @@ TEMPLATES = [
         },
     },
 ]
+
+FORM_RENDERER = "sendconn.forms.ConsoleFormRenderer"
 
 DATABASES = {
     "default": dj_database_url.parse(

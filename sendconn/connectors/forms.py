@@ -211,7 +211,10 @@ class NetworkSettingsForm(ConnectorForm):
         error_messages={"required": "Select how to send mail with this connector."},
     )
     smart_hosts = HiddenListField(label="Smart hosts")
-    new_smart_host = forms.CharField(label="IP address or fully qualified domain name (FQDN)", required=False)
+    new_smart_host = forms.CharField(
+        label="IP address or fully qualified domain name (FQDN)", required=False,
+        help_text="For example 192.168.3.2 or smtp.contoso.com. Enter the host only: the port is the connector's Port.",
+    )
     use_external_dns_servers_enabled = forms.BooleanField(
         label="Use the external DNS lookup settings on servers with transport roles", required=False
     )
@@ -345,7 +348,10 @@ class AddressSpaceForm(ConnectorForm):
     address_spaces = HiddenListField(label="Address space")
     space_index = forms.CharField(required=False, widget=forms.HiddenInput)  # the entry the dialog edits
     space_type = forms.CharField(label="Type", initial="SMTP", required=False, max_length=32)
-    space_domain = forms.CharField(label="Fully Qualified Domain Name (FQDN)", required=False, max_length=1024)
+    space_domain = forms.CharField(
+        label="Fully Qualified Domain Name (FQDN)", required=False, max_length=1024,
+        help_text="* for all domains, contoso.com for one domain, *.contoso.com for a domain and its subdomains.",
+    )
     space_cost = forms.CharField(
         label="Cost", initial="1", required=False, widget=forms.NumberInput(attrs={"min": 1, "max": 100})
     )
