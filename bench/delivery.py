@@ -46,7 +46,7 @@ def serve_sinks(addresses, port, counters, ready, stop):
     """The sink process: aiosmtpd on every address, counting messages, recipients, sessions, duplicates."""
     import logging
 
-    from sendconn.transport.smtpserver import PlainPathSMTP
+    from sendconn.transport.smtp_server import PlainPathSMTP
 
     logging.getLogger("mail.log").setLevel(logging.CRITICAL)
     seen = set()

@@ -151,7 +151,7 @@ TEMPLATES = [
     },
 ]
 
-FORM_RENDERER = "sendconn.forms.ConsoleFormRenderer"
+FORM_RENDERER = "sendconn.renderers.ConsoleFormRenderer"
 
 DATABASES = {
     "default": dj_database_url.parse(

@@ -33,7 +33,7 @@ from sendconn.connectors.crypto import CredentialKeyError
 from sendconn.connectors.servers import local_server
 from sendconn.transport.dns import DnsError, get_resolver
 from sendconn.transport.routing import Router, recipient_domain
-from sendconn.transport.smtp import AUTH, EHLO, STARTTLS, SessionOptions, SmtpSession, SmtpSessionError
+from sendconn.transport.smtp_client import AUTH, EHLO, STARTTLS, SessionOptions, SmtpSession, SmtpSessionError
 from sendconn.transport.wakeups import choose_server
 
 from .models import StepName, StepStatus, VerificationRun, VerificationStatus, VerificationStep

@@ -44,7 +44,7 @@ from .models import Message, Recipient, RecipientStatus, TrackingEventId, Tracki
 from .protocol_log import ProtocolLog
 from .queueing import SIZE_EXCEEDED_RESPONSE, UNREACHABLE_RESPONSE, queue_message
 from .routing import Router
-from .smtp import SessionOptions, SmtpSession, SmtpSessionError
+from .smtp_client import SessionOptions, SmtpSession, SmtpSessionError
 
 log = logging.getLogger(__name__)
 

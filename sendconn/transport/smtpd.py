@@ -25,7 +25,7 @@ from django.db import close_old_connections, connections
 
 from .queueing import Submission, queue_messages
 from .routing import Router, recipient_domain
-from .smtpserver import PlainPathSMTP
+from .smtp_server import PlainPathSMTP
 
 log = logging.getLogger(__name__)
 

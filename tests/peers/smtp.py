@@ -11,7 +11,7 @@ from typing import NamedTuple
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from sendconn.transport.smtpserver import PlainPathSMTP
+from sendconn.transport.smtp_server import PlainPathSMTP
 
 from . import free_port
 

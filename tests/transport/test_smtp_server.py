@@ -9,7 +9,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP
 
-from sendconn.transport.smtpserver import PlainPathSMTP
+from sendconn.transport.smtp_server import PlainPathSMTP
 from tests.peers import free_port
 
 SIZE_LIMIT = 4000

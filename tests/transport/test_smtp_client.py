@@ -9,7 +9,7 @@ import pytest
 
 from sendconn.connectors.services import Credential
 from sendconn.transport.dns import Target
-from sendconn.transport.smtp import (
+from sendconn.transport.smtp_client import (
     MemoryTranscript,
     Reply,
     SessionOptions,
