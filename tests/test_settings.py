@@ -171,3 +171,11 @@ def test_every_variable_is_documented_in_env_example_and_readme():
     assert not undocumented, f"add these to .env.example: {undocumented}"
     missing = sorted(v for v in variables if f"`{v}`" not in readme)
     assert not missing, f"add these to the README's configuration tables: {missing}"
+
+
+def test_manage_py_names_a_bad_setting_without_a_traceback(tmp_path):
+    code = "import runpy, sys; sys.argv = ['manage.py', 'smtpd']; runpy.run_path('manage.py', run_name='__main__')"
+    result = run_python(code, tmp_path, DEBUG="true", SENDCONN_SMTP_PROCESSES="two")
+
+    assert result.returncode == 1
+    assert result.stderr.strip() == "Configuration error: SENDCONN_SMTP_PROCESSES must be a whole number, not 'two'"
