@@ -107,14 +107,14 @@ def _set_enabled(request, guid, enabled):
     state = "enabled" if enabled else "disabled"
     if connector.enabled == enabled:
         # A second click or a stale page: nothing to change, and nothing to log.
-        messages.info(request, f"The Send connector '{connector.name}' is already {state}.")
+        messages.info(request, f'The Send connector "{connector.name}" is already {state}.')
         return _back(request, connector)
     try:
         services.set_send_connector(_caller(request), connector, enabled=enabled)
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
     else:
-        messages.success(request, f"The Send connector '{connector.name}' was {state}.")
+        messages.success(request, f'The Send connector "{connector.name}" was {state}.')
     return _back(request, connector)
 
 
@@ -137,7 +137,7 @@ def remove_connector(request, guid):
     if request.method == "POST":
         name = connector.name
         services.remove_send_connector(_caller(request), connector)
-        messages.success(request, f"The Send connector '{name}' was removed.")
+        messages.success(request, f'The Send connector "{name}" was removed.')
         return redirect("connectors:list")
     return render(request, "connectors/remove.html", {"connector": connector, "cancel_url": _list_url(connector)})
 

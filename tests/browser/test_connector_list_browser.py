@@ -40,6 +40,6 @@ def test_clicking_anywhere_on_a_row_selects_it(browser, live_server, org_admin, 
         assert page.evaluate("window.notReloaded") is True  # htmx swapped the console, no page load
 
     page.get_by_role("button", name="Disable").click()
-    expect(page.get_by_role("status")).to_contain_text("The Send connector 'Zulu' was disabled.")
+    expect(page.get_by_role("status")).to_contain_text('The Send connector "Zulu" was disabled.')
     expect(heading).to_have_text("Zulu")
     expect(page.locator("tr.selected td").nth(1)).to_have_text("Disabled")

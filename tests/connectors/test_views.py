@@ -298,7 +298,7 @@ def test_disable_then_enable(admin_client, make_connector):
     assert (entry.caller, entry.source) == ("orgadmin", "Web")
     assert entry.command_line == "Set-SendConnector -Identity 'To internet' -Enabled $false"
     page = admin_client.get(response.url)
-    assertContains(page, "The Send connector &#x27;To internet&#x27; was disabled.")
+    assertContains(page, "The Send connector &quot;To internet&quot; was disabled.")
     assertContains(page, ">Enable</button>")
 
     admin_client.post(reverse("connectors:enable", args=[connector.guid]))
@@ -358,7 +358,7 @@ def test_remove_deletes_and_logs(admin_client, make_connector):
     entry = AdminAuditLogEntry.objects.first()
     assert (entry.cmdlet, entry.caller, entry.connector_guid) == ("Remove-SendConnector", "orgadmin", connector.guid)
     assert entry.command_line == "Remove-SendConnector -Identity 'To internet'"
-    assertContains(admin_client.get(LIST_URL), "The Send connector &#x27;To internet&#x27; was removed.")
+    assertContains(admin_client.get(LIST_URL), "The Send connector &quot;To internet&quot; was removed.")
     # A second submit of the same form finds nothing to remove.
     assert admin_client.post(reverse("connectors:remove", args=[connector.guid])).status_code == 404
 
