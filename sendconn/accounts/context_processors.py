@@ -7,6 +7,9 @@ def role_flags(request):
     if user is None or not user.is_authenticated:
         return {}
     return {
+        "can_view_connectors": user.has_perm(roles.VIEW_CONNECTORS),
+        "can_view_queues": user.has_perm(roles.VIEW_QUEUES),
+        "can_view_message_tracking": user.has_perm(roles.VIEW_MESSAGE_TRACKING),  # protocol logs too
         "can_manage_connectors": user.has_perm(roles.CHANGE_CONNECTORS),
         "can_verify_connectors": user.has_perm(roles.VERIFY_CONNECTORS),
         "can_manage_queues": user.has_perm(roles.MANAGE_QUEUES),

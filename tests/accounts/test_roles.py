@@ -53,6 +53,26 @@ def test_a_user_in_no_role_group_is_refused(nobody_client, page, connector):
     assert b"Access denied" in response.content
 
 
+NAV_LINKS = ["ops:dashboard", "connectors:list", "ops:queues", "ops:tracking", "ops:protocol-logs"]
+
+
+def test_a_user_in_no_role_group_is_offered_no_page_and_told_why(nobody_client):
+    response = nobody_client.get(reverse("home"), follow=True)
+    assert response.status_code == 403
+    content = response.content.decode()
+    assert "You aren't a member of any role group that can use the admin center yet." in content
+    assert not [name for name in NAV_LINKS if f'href="{reverse(name)}"' in content]
+
+
+@pytest.mark.parametrize("client_fixture", list(ROLE_CLIENTS.values()))
+def test_every_role_group_sees_the_pages_it_can_open(request, client_fixture):
+    client = request.getfixturevalue(client_fixture)
+    content = client.get(reverse("connectors:list")).content.decode()
+    for name in NAV_LINKS:
+        assert f'href="{reverse(name)}"' in content, name
+        assert client.get(reverse(name)).status_code == 200, name
+
+
 def test_signed_out_visitors_are_sent_to_sign_in(client, connector):
     list_url = reverse("connectors:list")
     response = client.get(list_url)
