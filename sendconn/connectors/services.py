@@ -95,6 +95,18 @@ def _state_of(connector):
     return state
 
 
+def _changed(before, params):
+    """``params`` without the values the connector already had."""
+    changed = {key: value for key, value in params.items() if key != "authentication_credential"
+               and before[key] != value}
+    if "authentication_credential" in params:
+        credential = params["authentication_credential"]
+        given = (credential.username, credential.password) if credential else ("", "")
+        if given != (before["auth_username"], before["auth_password"]):
+            changed["authentication_credential"] = credential
+    return changed
+
+
 def _apply(state, params):
     state.update({key: value for key, value in params.items() if key != "authentication_credential"})
     if "authentication_credential" in params:
@@ -182,9 +194,12 @@ def set_send_connector(caller, connector, **params):
     with transaction.atomic():
         connector = SendConnector.objects.select_for_update().get(pk=connector.pk)
         identity = connector.name
-        state = _apply(_state_of(connector), given)
+        before = _state_of(connector)
+        state = _apply(dict(before), given)
         validate_connector(state, existing=connector)
         _save(connector, state)
+        if caller.source == AdminAuditLogEntry.Source.WEB:
+            given = _changed(before, given)  # the EAC's dialog runs Set-SendConnector with what was changed
         audit.record(caller, "Set-SendConnector", connector, given, identity=identity)
     return Saved(connector, scoping_warnings(state))
 

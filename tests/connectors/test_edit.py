@@ -106,6 +106,15 @@ def test_general_tab_saves_its_fields(admin_client, internet):
     assert "AddressSpaces" not in entry.command_line  # only this tab's fields
 
 
+def test_the_audit_log_names_only_what_the_admin_changed(admin_client, relay):
+    assert post_tab(admin_client, relay, "general", general={"fqdn": "mail.contoso.com"}).status_code == 302
+    assert post_tab(admin_client, relay, "delivery").status_code == 302  # saved as shown, the password kept
+
+    lines = list(AdminAuditLogEntry.objects.filter(cmdlet="Set-SendConnector").order_by("pk")
+                 .values_list("command_line", flat=True))
+    assert lines == ["Set-SendConnector -Identity Relay -Fqdn mail.contoso.com", "Set-SendConnector -Identity Relay"]
+
+
 def test_general_tab_no_limit_means_unlimited(admin_client, internet):
     post_tab(admin_client, internet, "general", general={"no_size_limit": "on"})
     assert SendConnector.objects.get(pk=internet.pk).max_message_size is None
