@@ -387,3 +387,17 @@ def test_audit_log_lists_changes_newest_first(helpdesk_client, make_connector):
 def test_audit_log_of_unknown_connector_is_404(admin_client):
     response = admin_client.get(reverse("connectors:audit", args=["6f1c9a8e-0000-4000-8000-000000000000"]))
     assert response.status_code == 404
+
+
+def test_a_post_without_the_csrf_token_changes_nothing_and_says_so(org_admin, make_connector):
+    from django.test import Client
+
+    connector = make_connector("To internet")
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(org_admin)
+    response = client.post(reverse("connectors:disable", args=[connector.guid]))
+
+    assert response.status_code == 403
+    assertContains(response, "The page had expired", status_code=403)
+    assertContains(response, "sendconn admin center", status_code=403)
+    assert SendConnector.objects.get().enabled is True
