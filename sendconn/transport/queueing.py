@@ -51,12 +51,17 @@ def _header_text(headers, name):
 
 
 def _received_header(server, client_ip, client_hostname, date):
-    """RFC 5321 §4.4 trace header: ``from <helo> ([ip]) by <our fqdn> with ESMTP; <date>``."""
-    origin = ""
-    if client_ip or client_hostname:
-        origin = f"from {client_hostname or 'unknown'} ([{client_ip}]) " if client_ip else f"from {client_hostname} "
-    protocol = "with ESMTP " if origin else ""
-    return f"Received: {origin}by {server.fqdn} (sendconn) {protocol}id {server.name}; {date}"
+    """RFC 5321 §4.4 trace header: ``from <helo> ([ip]) by <our fqdn> with ESMTP; <date>`` (``by …`` alone for
+    mail we generate)."""
+    clauses = []
+    if client_ip:
+        clauses.append(f"from {client_hostname or 'unknown'} ([{client_ip}])")
+    elif client_hostname:
+        clauses.append(f"from {client_hostname}")
+    clauses.append(f"by {server.fqdn} (sendconn)")
+    if len(clauses) > 1:
+        clauses.append("with ESMTP")
+    return f"Received: {' '.join(clauses)}; {date}"
 
 
 def stamp(content, server, client_ip, client_hostname, now):

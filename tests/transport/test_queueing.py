@@ -1,3 +1,5 @@
+import re
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -128,6 +130,7 @@ def test_missing_message_id_and_date_are_added():
     message = queue_message("", ["kim@fabrikam.test"], b"Subject: no id\r\n\r\nbody\r\n")
     assert message.message_id.startswith("<") and message.message_id.endswith("@ex01.contoso.test>")
     content = bytes(message.content)
+    assert re.match(rb"Received: by ex01\.contoso\.test \(sendconn\); \w{3}, \d", content)  # ours: no "from"
     assert f"\r\nMessage-ID: {message.message_id}\r\n".encode() in content
     assert b"\r\nDate: " in content
     assert content.endswith(b"Subject: no id\r\n\r\nbody\r\n")
