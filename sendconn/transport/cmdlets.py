@@ -10,7 +10,7 @@ from sendconn.connectors.values import format_byte_quantity, parse_byte_quantity
 from sendconn.shell.cmdlets.connectors import transport_server
 from sendconn.shell.output import Record
 from sendconn.shell.registry import (
-    CmdletError, Parameter, boolean, choice, cmdlet, converter, switch, text, text_list,
+    CmdletError, Parameter, boolean, choice, cmdlet, converter, integer, switch, text, text_list,
 )
 
 from . import opath, queue_admin, tracking
@@ -146,6 +146,9 @@ def tracking_record(event):
     Parameter("Recipients", text_list),
     Parameter("MessageId", text),
     Parameter("EventId", choice(TrackingEventId.values, "EventId")),
+    Parameter("MessageSubject", text),
+    Parameter("InternalMessageId", integer),
+    Parameter("Server", server),
     Parameter("Start", date_time),
     Parameter("End", date_time),
     Parameter("ResultSize", result_size),
@@ -157,6 +160,9 @@ def get_message_tracking_log(invocation):
         recipients=params.get("Recipients") or (),
         message_id=params.get("MessageId"),
         event_id=params.get("EventId"),
+        subject=params.get("MessageSubject"),
+        internal_message_id=params.get("InternalMessageId"),
+        server_name=params["Server"].name if "Server" in params else None,
         start=params.get("Start"),
         end=params.get("End"),
         result_size=params.get("ResultSize", tracking.DEFAULT_RESULT_SIZE),

@@ -94,7 +94,7 @@ def normalise_message_id(value):
 
 
 def _matching(events, *, sender=None, recipients=(), message_id=None, event_id=None, subject=None, start=None,
-              end=None):
+              end=None, internal_message_id=None, server_name=None):
     """``events`` narrowed by Get-MessageTrackingLog's criteria (shared by the shell and the browser)."""
     if sender is not None:
         # Lower(...) = lower-cased value uses the functional indexes; __iexact would not.
@@ -109,6 +109,10 @@ def _matching(events, *, sender=None, recipients=(), message_id=None, event_id=N
         events = events.filter(event_id=event_id.upper())
     if subject:
         events = events.filter(subject__icontains=subject)  # -MessageSubject matches part of the subject
+    if internal_message_id is not None:
+        events = events.filter(internal_message_id=internal_message_id)
+    if server_name:
+        events = events.filter(server_name__iexact=server_name)
     if start is not None:
         events = events.filter(timestamp__gte=start)
     if end is not None:
@@ -116,16 +120,13 @@ def _matching(events, *, sender=None, recipients=(), message_id=None, event_id=N
     return events
 
 
-def search(*, sender=None, recipients=(), message_id=None, event_id=None, subject=None, start=None, end=None,
-           result_size=DEFAULT_RESULT_SIZE):
-    """Entries oldest first; addresses match case-insensitively, Start inclusive, End exclusive.
+def search(*, result_size=DEFAULT_RESULT_SIZE, **criteria):
+    """Entries oldest first; addresses match case-insensitively, Start inclusive, End exclusive. ``criteria``:
+    sender, recipients, message_id, event_id, subject, start, end, internal_message_id, server_name.
 
     ``result_size`` None is Exchange's ``-ResultSize Unlimited``.
     """
-    events = _matching(
-        TrackingEvent.objects.order_by("timestamp", "id"), sender=sender, recipients=recipients,
-        message_id=message_id, event_id=event_id, subject=subject, start=start, end=end,
-    )
+    events = _matching(TrackingEvent.objects.order_by("timestamp", "id"), **criteria)
     return events if result_size is None else events[:result_size]
 
 

@@ -155,12 +155,19 @@ def test_tracking_log_filters(cmdlet, history):
     assert count("Get-MessageTrackingLog -ResultSize 2") == 2
     assert count("Get-MessageTrackingLog -ResultSize Unlimited") == 4
     assert cmdlet("Get-MessageTrackingLog -Sender nobody@contoso.com | ConvertTo-Json").out.strip() == "[]"
+    assert count("Get-MessageTrackingLog -MessageSubject budg") == 3
+    assert count(f"Get-MessageTrackingLog -InternalMessageId {history.pk} -EventId RECEIVE") == 2
+    assert count("Get-MessageTrackingLog -Server EX01 -Sender ann@contoso.com") == 1
+    register_transport_server("EX02", "ex02.contoso.com", "Default-First-Site-Name")
+    assert cmdlet("Get-MessageTrackingLog -Server EX02 | ConvertTo-Json").out.strip() == "[]"
 
 
 @pytest.mark.parametrize("line, message", [
     ("Get-MessageTrackingLog -EventId BOUNCE", "Specify one of the following enumerator names and try again: RECEIVE, SEND"),
     ("Get-MessageTrackingLog -Start yesterday", 'Cannot convert value "yesterday" to type "System.DateTime"'),
     ("Get-MessageTrackingLog -ResultSize 0", "Use a whole number above 0 or Unlimited"),
+    ("Get-MessageTrackingLog -InternalMessageId abc", 'Cannot convert value "abc" to type "System.Int32"'),
+    ("Get-MessageTrackingLog -Server EX99", 'The transport server "EX99" couldn\'t be found.'),
 ])
 def test_tracking_log_bad_input(cmdlet, db, line, message):
     result = cmdlet(line)
