@@ -7,7 +7,9 @@ each, pointing at an aiosmtpd sink on 127.0.1.<n> (port 25 when it can be bound,
 port set on the connector), the sinks in a process of their own. sendconn runs as ``make run`` runs it, in
 embedded mode: a temporary SENDCONN_VAR_DIR (SQLite, filesystem broker), the Procfile's smtpd, worker and beat
 under ``manage.py runall``, SENDCONN_DNS_SERVERS pointed at the nsd, and the connector created with
-``manage.py cmdlet "New-SendConnector -Name 'To internet' -AddressSpaces * -Internet"``.
+``manage.py cmdlet "New-SendConnector -Name 'To internet' -AddressSpaces * -Internet"``. With ``--scale-out`` the
+same processes use the scale-out mode instead: a fresh PostgreSQL database on 127.0.0.1:5432 (dropped afterwards)
+and Redis on 127.0.0.1:6379 as the broker.
 
 Prints: messages/second from the first submission to the last 250 at the sink (and the submission rate alone),
 DNS queries per message, SMTP sessions opened, the workers' peak memory, the sink's own capacity, then the same
@@ -16,6 +18,7 @@ The last line is ``messages_per_second=<end-to-end rate>``.
 """
 import argparse
 import asyncio
+import contextlib
 import multiprocessing
 import os
 import re
@@ -33,9 +36,10 @@ sys.path.insert(0, str(ROOT))
 
 from tests.peers import free_port  # noqa: E402
 from tests.peers.dns import NsdServer, Zone  # noqa: E402
-from tests.peers.stack import TransportStack  # noqa: E402
+from tests.peers.stack import TransportStack, empty_redis_db, fresh_database  # noqa: E402
 
 ZONE = "bench.test"
+SCALE_OUT_BROKER = "redis://127.0.0.1:6379/15"  # a Redis db of its own, emptied before and after the run
 SENDER = "bench@contoso.test"
 
 
@@ -269,6 +273,9 @@ def main():
     parser.add_argument("--connections", type=int, default=4, help="parallel client connections to smtpd")
     parser.add_argument("--timeout", type=float, default=600, help="seconds to wait for the sinks")
     parser.add_argument("--smtpd-processes", type=int, help="SENDCONN_SMTP_PROCESSES (default: the product's)")
+    parser.add_argument("--scale-out", action="store_true",
+                        help="PostgreSQL (127.0.0.1:5432) and Redis (127.0.0.1:6379) instead of SQLite and the "
+                             "filesystem broker")
     parser.add_argument("--no-drain", dest="drain", action="store_false",
                         help="skip the queue-drain run (delivery alone, from a queue filled while no worker ran)")
     args = parser.parse_args()
@@ -282,9 +289,15 @@ def main():
     items = workload(args.messages, args.domains, args.size)
     sink_port = common_port(addresses)
 
-    with tempfile.TemporaryDirectory(prefix="sendconn-bench-") as scratch, NsdServer([zone]) as nsd:
-        sinks = Sinks(addresses, sink_port)
+    with contextlib.ExitStack() as resources:
+        scratch = resources.enter_context(tempfile.TemporaryDirectory(prefix="sendconn-bench-"))
+        nsd = resources.enter_context(NsdServer([zone]))
         tuning = {"SENDCONN_SMTP_PROCESSES": args.smtpd_processes} if args.smtpd_processes else {}
+        if args.scale_out:
+            tuning["database_url"] = resources.enter_context(fresh_database("sendconn_bench"))
+            resources.enter_context(empty_redis_db(SCALE_OUT_BROKER))
+            tuning["broker_url"] = SCALE_OUT_BROKER
+        sinks = Sinks(addresses, sink_port)
         stack = TransportStack(Path(scratch), SENDCONN_DNS_SERVERS=nsd.address, LOG_LEVEL="WARNING",
                                SENDCONN_SMTP_LISTEN=f"127.0.0.1:{free_port()}", **tuning)
         try:
@@ -328,7 +341,8 @@ def main():
             stack.stop()
 
         rate = args.messages / (last - first)
-        print(f"delivery bench: {args.messages} messages of {args.size} bytes to {args.domains} domains, "
+        mode = "scale-out: PostgreSQL, Redis" if args.scale_out else "embedded: SQLite, filesystem broker"
+        print(f"delivery bench ({mode}): {args.messages} messages of {args.size} bytes to {args.domains} domains, "
               f"{args.connections} client connections, {os.cpu_count()} CPUs")
         print(f"end to end (first submission to last 250 at the sink): {last - first:.2f} s, {rate:.0f} messages/s")
         print(f"submission (accepted by smtpd, while delivering): {args.messages / (accepted - first):.0f} messages/s")
