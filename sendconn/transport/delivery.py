@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from sendconn.connectors.crypto import CredentialKeyError
@@ -40,7 +41,7 @@ from sendconn.connectors.servers import local_server
 
 from . import dsn, statements, tracking, wakeups
 from .dns import DnsError, get_resolver
-from .models import Message, Recipient, RecipientStatus, TrackingEventId, TrackingSource
+from .models import Message, Recipient, RecipientStatus, SuspendedQueue, TrackingEventId, TrackingSource
 from .protocol_log import ProtocolLog
 from .queueing import SIZE_EXCEEDED_RESPONSE, UNREACHABLE_RESPONSE, queue_message
 from .routing import Router
@@ -162,12 +163,14 @@ def claim_due(connector_id, next_hop_domain, token, limit):
     due = (f"{q('connector_id')} = %s AND {q('next_hop_domain')} = %s AND {q('status')} IN (%s, %s) "
            f"AND {q('next_attempt_at')} <= %s AND {q('claimed_by')} = %s")
     due_params = [connector_id, next_hop_domain, *DUE_STATUSES, _db_datetime(now), ""]
+    not_suspended = (f"NOT EXISTS (SELECT 1 FROM {q(SuspendedQueue._meta.db_table)} "
+                     f"WHERE {q('connector_id')} = %s AND {q('next_hop_domain')} = %s)")
     table = q(Recipient._meta.db_table)
     skip_locked = connection.features.has_select_for_update_skip_locked
     with transaction.atomic() if skip_locked else nullcontext(), connection.cursor() as cursor:
         lock = " FOR UPDATE SKIP LOCKED" if skip_locked else ""
-        cursor.execute(f"SELECT {q('id')} FROM {table} WHERE {due} ORDER BY {q('id')} LIMIT %s{lock}",
-                       [*due_params, limit])
+        cursor.execute(f"SELECT {q('id')} FROM {table} WHERE {due} AND {not_suspended} ORDER BY {q('id')} "
+                       f"LIMIT %s{lock}", [*due_params, connector_id, next_hop_domain, limit])
         ids = [row[0] for row in cursor.fetchall()]
         if not ids:
             return []
@@ -193,11 +196,18 @@ def _db_datetime(moment):
     return Recipient._meta.get_field("claimed_at").get_db_prep_value(moment, connection)
 
 
+def in_suspended_queue():
+    """True for a Recipient row whose delivery queue Suspend-Queue stopped."""
+    return Exists(SuspendedQueue.objects.filter(connector_id=OuterRef("connector_id"),
+                                                next_hop_domain=OuterRef("next_hop_domain")))
+
+
 def due_rows(connector_id, next_hop_domain, now=None):
+    """The rows of the next hop that may be sent now (none while its queue is suspended)."""
     return Recipient.objects.filter(
         connector_id=connector_id, next_hop_domain=next_hop_domain, status__in=DUE_STATUSES,
         next_attempt_at__lte=now or timezone.now(),
-    )
+    ).exclude(in_suspended_queue())
 
 
 # --- recording outcomes ---------------------------------------------------------------------------------------

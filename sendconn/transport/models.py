@@ -98,6 +98,24 @@ class Recipient(models.Model):
         return f"{self.address} ({self.status})"
 
 
+class SuspendedQueue(models.Model):
+    """A delivery queue (connector + next hop) or the Unreachable queue (no connector) that Suspend-Queue stopped.
+
+    As in Exchange the queue is suspended, not its messages: they keep their status, mail routed to the queue
+    afterwards waits in it too, and workers take nothing from it until Resume-Queue removes this row.
+    """
+
+    connector = models.ForeignKey(SendConnector, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    next_hop_domain = models.CharField(max_length=1024, blank=True)
+    suspended_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["connector", "next_hop_domain"], name="suspended_queue_next_hop")]
+
+    def __str__(self):
+        return f"{self.next_hop_domain or 'Unreachable'} (suspended)"
+
+
 class TrackingEventId(models.TextChoices):
     RECEIVE = "RECEIVE", "RECEIVE"
     SEND = "SEND", "SEND"

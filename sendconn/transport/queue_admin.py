@@ -9,6 +9,9 @@ exist:
   administrator resubmitted) until they are routed again; the queue is normally empty.
 - ``Unreachable``: recipients no Send connector matches, and suspended rows without a connector.
 
+Suspend-Queue suspends the queue itself (a ``SuspendedQueue`` row), as Exchange does: its messages keep their
+status, mail routed to it later waits in it too, and it is listed, as Suspended, even while empty.
+
 Identities
 ----------
 ``EX01\\contoso.com`` is the queue of next hop ``contoso.com`` (a recipient domain, or a smart-host set such as
@@ -44,7 +47,9 @@ from sendconn.connectors.servers import local_server
 
 from . import sweeper, tracking, wakeups
 from .delivery import DUE_STATUSES, Result, claim, claim_token, queue_ndr, reroute_claimed
-from .models import Message, Recipient, RecipientStatus, TrackingEvent, TrackingEventId, TrackingSource
+from .models import (
+    Message, Recipient, RecipientStatus, SuspendedQueue, TrackingEvent, TrackingEventId, TrackingSource,
+)
 from .queueing import UNREACHABLE_RESPONSE
 
 NEXT_HOP, SUBMISSION, UNREACHABLE = "NextHop", "Submission", "Unreachable"  # the kinds of queue
@@ -95,6 +100,7 @@ class Queue:
     next_retry_time: datetime | None = None
     incoming_rate: float = 0.0
     outgoing_rate: float = 0.0
+    is_suspended: bool = False  # by Suspend-Queue
 
     @property
     def key(self):
@@ -102,9 +108,9 @@ class Queue:
 
     @property
     def status(self):
-        """Suspended when every row is; Active while a worker delivers; Retry when all that waits is waiting for
+        """Suspended by Suspend-Queue; Active while a worker delivers; Retry when all that waits is waiting for
         its retry time (the last attempts failed); else Ready."""
-        if self.recipients and self.suspended == self.recipients:
+        if self.is_suspended:
             return SUSPENDED
         if self.active:
             return ACTIVE
@@ -137,7 +143,7 @@ class Queue:
     # What the queue viewer offers for this queue.
     @property
     def can_retry(self):
-        return self.kind == NEXT_HOP and self.retry > 0
+        return self.kind == NEXT_HOP and self.retry > 0 and not self.is_suspended
 
     @property
     def can_resubmit(self):
@@ -145,11 +151,16 @@ class Queue:
 
     @property
     def can_suspend(self):
-        return self.kind != SUBMISSION and self.status != SUSPENDED and self.recipients > 0
+        return self.kind != SUBMISSION and not self.is_suspended
 
     @property
     def can_resume(self):
-        return self.suspended > 0
+        return self.is_suspended
+
+    @property
+    def suspension(self):
+        """The queue's SuspendedQueue rows (none unless Suspend-Queue ran)."""
+        return SuspendedQueue.objects.filter(connector=self.connector, next_hop_domain=self.next_hop_domain)
 
 
 def queue_rows(kind, connector_id, next_hop_domain):
@@ -253,11 +264,21 @@ def _identity(kind, next_hop_domain, connector, shared):
     return f"{identity}\\{connector.name}" if shared else identity
 
 
-def _build_queues(groups, *, special=True, shared_hops=None):
-    """Queue objects from ``_queue_groups`` rows, with their connectors (one query) and rates (two)."""
+def _suspended_keys(**lookups):
+    """The keys of the suspended queues (SuspendedQueue rows matching ``lookups``)."""
+    return {
+        (NEXT_HOP if connector_id else UNREACHABLE, connector_id, hop)
+        for connector_id, hop in SuspendedQueue.objects.filter(**lookups).values_list("connector_id", "next_hop_domain")
+    }
+
+
+def _build_queues(groups, *, special=True, suspended=frozenset()):
+    """Queue objects from ``_queue_groups`` rows and the ``suspended`` queue keys (a suspended queue is listed even
+    when empty), with their connectors (one query) and rates (two)."""
     groups = list(groups)
-    connectors = SendConnector.objects.in_bulk({group["connector_id"] for group in groups if group["connector_id"]})
-    hops = shared_hops or Counter(group["queue_hop"].lower() for group in groups if group["queue_kind"] == NEXT_HOP)
+    keys = {(group["queue_kind"], group["connector_id"], group["queue_hop"]) for group in groups} | suspended
+    connectors = SendConnector.objects.in_bulk({connector_id for _, connector_id, _ in keys if connector_id})
+    hops = Counter(hop.lower() for kind, _, hop in keys if kind == NEXT_HOP)
     since = timezone.now() - RATE_WINDOW
     incoming, outgoing = _incoming(since), _outgoing(since)
     by_key = {}
@@ -273,6 +294,13 @@ def _build_queues(groups, *, special=True, shared_hops=None):
         queue = Queue(kind, connector, hop, _identity(kind, hop, connector, hops[hop.lower()] > 1), **counts)
         queue.last_error = group["last_error"] or (UNREACHABLE_RESPONSE if queue.unreachable else "")
         by_key[queue.key] = queue
+    for kind, connector_id, hop in suspended:
+        connector = connectors.get(connector_id)
+        if kind == NEXT_HOP and connector is None:
+            continue
+        queue = by_key.setdefault((kind, connector_id, hop),
+                                  Queue(kind, connector, hop, _identity(kind, hop, connector, hops[hop.lower()] > 1)))
+        queue.is_suspended = True
     if special:
         for kind in (SUBMISSION, UNREACHABLE):
             by_key.setdefault((kind, None, ""), Queue(kind, None, "", _identity(kind, "", None, False)))
@@ -285,8 +313,8 @@ def _build_queues(groups, *, special=True, shared_hops=None):
 
 def queue_list(*, status=None, next_hop=None):
     """Every queue (delivery queues by identity, then Submission and Unreachable, which always exist), optionally
-    only those with ``status`` or whose next hop or identity contains ``next_hop``. Five queries."""
-    queues = _build_queues(_queue_groups(Recipient.objects.all()))
+    only those with ``status`` or whose next hop or identity contains ``next_hop``. Six queries."""
+    queues = _build_queues(_queue_groups(Recipient.objects.all()), suspended=_suspended_keys())
     if status:
         queues = [queue for queue in queues if queue.status.lower() == status.lower()]
     if next_hop:
@@ -319,15 +347,15 @@ def get_queue(identity):
         if queue_part.lower() == kind.lower():
             if connector_part:
                 raise not_found(identity)
-            queues = _build_queues(_queue_groups(queue_rows(kind, None, "")))
+            queues = _build_queues(_queue_groups(queue_rows(kind, None, "")),
+                                   suspended=_suspended_keys(connector__isnull=True))
             return next(queue for queue in queues if queue.kind == kind)
     rows = Recipient.objects.filter(connector__isnull=False, next_hop_domain__iexact=queue_part)
-    groups = list(_queue_groups(rows))
-    shared = Counter(group["queue_hop"].lower() for group in groups)
+    queues = _build_queues(_queue_groups(rows), special=False,
+                           suspended=_suspended_keys(connector__isnull=False, next_hop_domain__iexact=queue_part))
     if connector_part:
         connector = connector_selectors.get_connector(connector_part)
-        groups = [group for group in groups if connector is not None and group["connector_id"] == connector.pk]
-    queues = _build_queues(groups, special=False, shared_hops=shared)
+        queues = [queue for queue in queues if connector is not None and queue.connector.pk == connector.pk]
     if len(queues) > 1:
         raise QueueNotFound(
             f"The identity '{identity}' matches more than one queue: "
@@ -540,12 +568,16 @@ def retry_queue(caller, queue, resubmit=False):
     return Outcome(changed, _active(queue.rows))
 
 
-def _suspend(caller, cmdlet, identity, queue, rows):
+def _refuse_submission(queue):
     if queue.kind == SUBMISSION:
         raise QueueError(
             "Messages in the Submission queue are routed within seconds and can't be suspended there; suspend "
             "them in the queue they are routed to."
         )
+
+
+def _suspend(caller, cmdlet, identity, queue, rows):
+    _refuse_submission(queue)
     waiting = (*DUE_STATUSES, RecipientStatus.UNREACHABLE)
     with transaction.atomic():
         changed = rows.filter(status__in=waiting, claimed_by="").update(
@@ -575,12 +607,27 @@ def _resume(caller, cmdlet, identity, queue, rows):
 
 
 def suspend_queue(caller, queue):
-    """Suspend-Queue: every waiting message of the queue now is suspended (mail routed to it later is not)."""
-    return _suspend(caller, "Suspend-Queue", queue.identity, queue, queue.rows)
+    """Suspend-Queue: no message leaves the queue — neither those in it now nor those routed to it later — until
+    Resume-Queue; deliveries under way finish (counted as active). The messages keep their status. ``changed``
+    is 1 when the queue was not suspended yet."""
+    _refuse_submission(queue)
+    with transaction.atomic():
+        changed = 0 if queue.suspension.exists() else 1
+        if changed:
+            SuspendedQueue.objects.create(connector=queue.connector, next_hop_domain=queue.next_hop_domain)
+        _audit(caller, "Suspend-Queue", queue.identity, queue.connector)
+    return Outcome(changed, _active(queue.rows))
 
 
 def resume_queue(caller, queue):
-    return _resume(caller, "Resume-Queue", queue.identity, queue, queue.rows)
+    """Resume-Queue: the queue delivers again, from now (its workers are woken). ``changed`` is 1 when it was
+    suspended. Messages suspended one by one stay suspended, as in Exchange: Resume-Message resumes them."""
+    with transaction.atomic():
+        changed = min(queue.suspension.delete()[0], 1)
+        _audit(caller, "Resume-Queue", queue.identity, queue.connector)
+    if changed:
+        _wake(queue)
+    return Outcome(changed)
 
 
 def suspend_message(caller, message):

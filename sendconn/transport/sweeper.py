@@ -6,9 +6,10 @@ changed, or changed by one conditional UPDATE):
 - ``release_stale_claims``: rows claimed longer ago than SENDCONN_CLAIM_TIMEOUT belong to a dead worker;
 - ``expire``: recipients still queued MessageExpirationTimeout after submission fail with 4.4.7 and an NDR;
 - ``send_delay_notifications``: one delay DSN per recipient still waiting after DelayNotificationTimeout;
-- ``reroute``: Unreachable recipients whose domain a connector now covers, and rows whose connector was removed;
-- ``wake_due_next_hops``: one wake-up per next hop with due, unclaimed rows — lost wake-ups (a broker restart,
-  a killed worker) and due retries thus cost at most one interval.
+- ``reroute``: Unreachable recipients whose domain a connector now covers (unless the Unreachable queue is
+  suspended), and rows whose connector was removed;
+- ``wake_due_next_hops``: one wake-up per next hop with due, unclaimed rows, suspended queues left out — lost
+  wake-ups (a broker restart, a killed worker) and due retries thus cost at most one interval.
 """
 import logging
 
@@ -19,8 +20,8 @@ from sendconn.connectors.models import SendConnector
 from sendconn.connectors.servers import local_server
 
 from . import wakeups
-from .delivery import DUE_STATUSES, Ledger, claim, claim_token, expired, reroute_claimed
-from .models import Message, Recipient, RecipientStatus
+from .delivery import DUE_STATUSES, Ledger, claim, claim_token, expired, in_suspended_queue, reroute_claimed
+from .models import Message, Recipient, RecipientStatus, SuspendedQueue
 from .routing import Router
 
 log = logging.getLogger(__name__)
@@ -75,13 +76,15 @@ def reroute(server):
     """Route again the Unreachable recipients of domains a connector now matches, and the queued rows whose
     connector was removed; they become Ready on their new next hop (and are woken)."""
     router = Router(server)
+    rerouted = reroute_claimed(Recipient.objects.filter(status__in=DUE_STATUSES, connector__isnull=True), server,
+                               router)
+    if SuspendedQueue.objects.filter(connector__isnull=True).exists():  # Suspend-Queue EX01\Unreachable
+        return rerouted
     domains = list(
         Recipient.objects.filter(status=RecipientStatus.UNREACHABLE).order_by().values_list("domain", flat=True)
         .distinct()
     )
     routable = [domain for domain in domains if router.candidates(domain)]
-    rerouted = reroute_claimed(Recipient.objects.filter(status__in=DUE_STATUSES, connector__isnull=True), server,
-                               router)
     for start in range(0, len(routable), DOMAINS_PER_QUERY):
         chunk = routable[start:start + DOMAINS_PER_QUERY]
         rows = Recipient.objects.filter(status=RecipientStatus.UNREACHABLE, domain__in=chunk)
@@ -94,6 +97,7 @@ def wake_due_next_hops(now):
     next_hops = list(
         Recipient.objects.filter(status__in=DUE_STATUSES, next_attempt_at__lte=now, claimed_by="",
                                  connector__isnull=False)
+        .exclude(in_suspended_queue())
         .order_by().values_list("connector_id", "next_hop_domain").distinct()
     )
     wakeups.wake_next_hops(next_hops)

@@ -122,13 +122,17 @@ def test_view_only_gets_403_for_message_actions(helpdesk_client, message, action
 
 
 def test_suspend_and_resume_queue(server_client, message):
+    confirmation = server_client.get(action_url("suspend")).content.decode()
+    assert "including mail routed to it later" in confirmation
     response = server_client.post(action_url("suspend"), follow=True)
-    assert "2 recipient(s) in &#x27;EX01\\contoso.test&#x27; were suspended." in response.content.decode()
-    assert statuses(message) == {"Suspended"}
+    assert "The queue &#x27;EX01\\contoso.test&#x27; was suspended." in response.content.decode()
+    assert statuses(message) == {"Retry"}  # the queue is suspended, not its messages
     page = server_client.get(queue_url()).content.decode()
     assert action_url("resume") in page and action_url("suspend") not in page
-    server_client.post(action_url("resume"))
-    assert statuses(message) == {"Retry"}
+    assert "Suspended: no message leaves this queue" in page
+    response = server_client.post(action_url("resume"), follow=True)
+    assert "The queue &#x27;EX01\\contoso.test&#x27; was resumed." in response.content.decode()
+    assert action_url("suspend") in server_client.get(queue_url()).content.decode()
     assert list(AdminAuditLogEntry.objects.order_by("id").filter(cmdlet__endswith="-Queue")
                 .values_list("command_line", "caller")) == [
         ("Suspend-Queue -Identity 'EX01\\contoso.test'", "serveradmin"),

@@ -161,13 +161,17 @@ def test_retry_queue_by_filter_and_whatif(cmdlet, queues):
 def test_suspend_and_resume_queue_through_the_pipeline(cmdlet, queues):
     result = cmdlet("Get-Queue -Filter \"NextHopDomain -eq 'contoso.test'\" | Suspend-Queue")
     assert (result.status, result.err) == (0, "")
-    assert set(Recipient.objects.filter(domain="contoso.test").values_list("status", flat=True)) == {"Suspended"}
     assert "Suspended" in cmdlet("Get-Queue EX01\\contoso.test").out
+    assert "EX01\\contoso.test" in cmdlet("Get-Queue -Filter \"Status -eq 'Suspended'\"").out
+    assert cmdlet("Suspend-Queue EX01\\contoso.test").err == (
+        "WARNING: The command completed successfully but no messages in 'EX01\\contoso.test' have been modified.\n")
     assert cmdlet("Resume-Queue EX01\\contoso.test").status == 0
+    assert "Suspended" not in cmdlet("Get-Queue EX01\\contoso.test").out
     assert set(Recipient.objects.filter(domain="contoso.test").values_list("status", flat=True)) == {"Retry"}
     assert list(AdminAuditLogEntry.objects.filter(cmdlet__in=["Suspend-Queue", "Resume-Queue"])
                 .order_by("id").values_list("command_line", flat=True)) == [
-        "Suspend-Queue -Identity 'EX01\\contoso.test'", "Resume-Queue -Identity 'EX01\\contoso.test'"]
+        "Suspend-Queue -Identity 'EX01\\contoso.test'", "Suspend-Queue -Identity 'EX01\\contoso.test'",
+        "Resume-Queue -Identity 'EX01\\contoso.test'"]
 
 
 def test_suspend_and_resume_message(cmdlet, queues):

@@ -12,9 +12,9 @@ from django.utils import timezone
 from sendconn.connectors.models import AdminAuditLogEntry
 from sendconn.connectors.services import Caller
 from sendconn.transport import opath, queue_admin, sweeper, tracking
-from sendconn.transport.delivery import claim, due_rows
+from sendconn.transport.delivery import claim, claim_due, due_rows
 from sendconn.transport.models import (
-    Message, Recipient, RecipientStatus, TrackingEvent, TrackingEventId, TrackingSource,
+    Message, Recipient, RecipientStatus, SuspendedQueue, TrackingEvent, TrackingEventId, TrackingSource,
 )
 from sendconn.transport.queue_admin import QueueError, QueueNotFound
 from sendconn.transport.queueing import UNREACHABLE_RESPONSE
@@ -93,14 +93,15 @@ def test_status_retry_with_last_error_and_retry_times(internet):
     assert (queue.last_retry_time, queue.next_retry_time) == (latest.last_attempt_at, earliest_next)
 
 
-def test_status_active_while_a_worker_holds_a_row_and_suspended_when_all_rows_are(internet):
+def test_status_active_while_a_worker_holds_a_row_and_ready_when_only_its_messages_are_suspended(internet):
     queued("a@contoso.test")
     retrying("b@contoso.test")
     Recipient.objects.filter(address="a@contoso.test").update(claimed_by="EX01/worker", claimed_at=timezone.now())
     queued("c@fabrikam.test", status=RecipientStatus.SUSPENDED, next_attempt_at=None)
     queues = by_identity()
     assert queues["EX01\\contoso.test"].status == "Active"
-    assert queues["EX01\\fabrikam.test"].status == "Suspended"
+    # Suspend-Message suspends messages, not their queue (Exchange's queue status stays Ready).
+    assert (queues["EX01\\fabrikam.test"].status, queues["EX01\\fabrikam.test"].suspended) == ("Ready", 1)
 
 
 def test_queue_list_filters_by_status_and_next_hop(internet):
@@ -304,38 +305,84 @@ def test_resubmitting_a_delivery_queue_routes_its_messages_again(internet, make_
     assert row.next_attempt_at <= timezone.now()
 
 
-def test_suspended_rows_are_never_claimed_nor_woken(internet):
+def test_a_suspended_queue_holds_its_mail_and_mail_routed_to_it_later(internet, woken):
     queued("a@contoso.test", "b@contoso.test")
     queue = queue_admin.get_queue("EX01\\contoso.test")
-    assert queue_admin.suspend_queue(CALLER, queue).changed == 2
-    assert queue_admin.get_queue("EX01\\contoso.test").status == "Suspended"
-    assert set(Recipient.objects.values_list("status", "next_attempt_at")) == {(RecipientStatus.SUSPENDED, None)}
-    assert claim(due_rows(internet.pk, "contoso.test", timezone.now() + timedelta(days=1)), "tester", 100) == []
-    assert sweeper.wake_due_next_hops(timezone.now() + timedelta(days=1)) == 0
-    # Nor expired, nor re-routed by the sweeper: only an administrator resumes them.
-    assert sweeper.reroute(queue_admin.local_server()) == 0
+    assert queue_admin.suspend_queue(CALLER, queue) == queue_admin.Outcome(changed=1)
+    later = queued("c@contoso.test")
+    other = queued("d@fabrikam.test")
+    suspended = queue_admin.get_queue("EX01\\contoso.test")
+    assert (suspended.status, suspended.message_count, suspended.can_resume) == ("Suspended", 2, True)
+    # The messages keep their status; nothing of the queue is claimed or woken, other queues go on.
+    assert set(Recipient.objects.filter(domain="contoso.test").values_list("status", flat=True)) == {"Ready"}
+    tomorrow = timezone.now() + timedelta(days=1)
+    assert claim(due_rows(internet.pk, "contoso.test", tomorrow), "tester", 100) == []
+    assert claim_due(internet.pk, "contoso.test", "tester", 100) == []
+    assert [row.message for row in claim_due(internet.pk, "fabrikam.test", "tester", 100)] == [other]
+    woken.clear()
+    assert sweeper.wake_due_next_hops(tomorrow) == 0
+    assert woken == [[]]
+    assert later.recipients.get().status == RecipientStatus.READY
+    assert AdminAuditLogEntry.objects.get(cmdlet="Suspend-Queue").command_line == (
+        "Suspend-Queue -Identity 'EX01\\contoso.test'")
 
 
-def test_suspend_leaves_a_row_a_worker_is_delivering(internet):
+def test_suspending_a_suspended_queue_changes_nothing(internet):
+    queued("a@contoso.test")
+    queue_admin.suspend_queue(CALLER, queue_admin.get_queue("EX01\\contoso.test"))
+    assert queue_admin.suspend_queue(CALLER, queue_admin.get_queue("EX01\\contoso.test")).changed == 0
+    assert SuspendedQueue.objects.count() == 1
+
+
+def test_suspend_counts_a_row_a_worker_is_delivering(internet):
     queued("a@contoso.test", "b@contoso.test")
     Recipient.objects.filter(address="b@contoso.test").update(claimed_by="EX01/worker", claimed_at=timezone.now())
     outcome = queue_admin.suspend_queue(CALLER, queue_admin.get_queue("EX01\\contoso.test"))
-    assert outcome == queue_admin.Outcome(changed=1, active=1)
-    assert Recipient.objects.get(address="b@contoso.test").status == RecipientStatus.READY
+    assert outcome == queue_admin.Outcome(changed=1, active=1)  # that delivery finishes, as in Exchange
 
 
-def test_resume_queue_makes_rows_due_again_as_they_were(internet, woken):
-    queued("a@contoso.test", status=RecipientStatus.SUSPENDED, next_attempt_at=None)
-    retrying("b@contoso.test", status=RecipientStatus.SUSPENDED, next_attempt_at=None)
-    queue = queue_admin.get_queue("EX01\\contoso.test")
-    assert queue_admin.resume_queue(CALLER, queue).changed == 2
-    rows = {row.address: row for row in Recipient.objects.all()}
-    assert rows["a@contoso.test"].status == RecipientStatus.READY
-    assert rows["b@contoso.test"].status == RecipientStatus.RETRY
-    assert all(row.next_attempt_at <= timezone.now() for row in rows.values())
+def test_an_emptied_suspended_queue_is_still_listed_and_can_be_resumed(internet, woken):
+    message = queued("a@contoso.test")
+    queue_admin.suspend_queue(CALLER, queue_admin.get_queue("EX01\\contoso.test"))
+    message.delete()
+    queue = by_identity()["EX01\\contoso.test"]
+    assert (queue.status, queue.message_count, queue.connector) == ("Suspended", 0, internet)
+    assert queue_admin.resume_queue(CALLER, queue_admin.get_queue("EX01\\contoso.test")).changed == 1
+    assert "EX01\\contoso.test" not in by_identity()
+
+
+def test_resume_queue_delivers_again_and_leaves_suspended_messages_suspended(internet, woken):
+    queued("a@contoso.test")
+    retrying("b@contoso.test")
+    parked = queued("c@contoso.test", status=RecipientStatus.SUSPENDED, next_attempt_at=None)
+    queue_admin.suspend_queue(CALLER, queue_admin.get_queue("EX01\\contoso.test"))
+    woken.clear()
+    assert queue_admin.resume_queue(CALLER, queue_admin.get_queue("EX01\\contoso.test")).changed == 1
+    assert not SuspendedQueue.objects.exists()
+    assert queue_admin.get_queue("EX01\\contoso.test").status == "Ready"
+    assert [row.address for row in claim_due(internet.pk, "contoso.test", "tester", 100)] == ["a@contoso.test"]
+    assert parked.recipients.get().status == RecipientStatus.SUSPENDED  # Resume-Message resumes it
     assert woken == [[(internet.pk, "contoso.test")]]
-    assert AdminAuditLogEntry.objects.get(cmdlet="Resume-Queue").command_line == (
-        "Resume-Queue -Identity 'EX01\\contoso.test'")
+    assert queue_admin.resume_queue(CALLER, queue_admin.get_queue("EX01\\contoso.test")).changed == 0
+    assert list(AdminAuditLogEntry.objects.filter(cmdlet="Resume-Queue").values_list("command_line", flat=True)) == [
+        "Resume-Queue -Identity 'EX01\\contoso.test'"] * 2
+
+
+def test_a_suspended_unreachable_queue_is_not_rerouted(internet, make_connector):
+    unreachable("a@nowhere.test")
+    queue_admin.suspend_queue(CALLER, queue_admin.get_queue("EX01\\Unreachable"))
+    make_connector("Nowhere", ["nowhere.test"])
+    assert sweeper.reroute(queue_admin.local_server()) == 0
+    assert queue_admin.get_queue("EX01\\Unreachable").status == "Suspended"
+    queue_admin.resume_queue(CALLER, queue_admin.get_queue("EX01\\Unreachable"))
+    assert sweeper.reroute(queue_admin.local_server()) == 1
+
+
+def test_removing_a_connector_ends_the_suspension_of_its_queues(internet):
+    queued("a@contoso.test")
+    queue_admin.suspend_queue(CALLER, queue_admin.get_queue("EX01\\contoso.test"))
+    internet.delete()
+    assert not SuspendedQueue.objects.exists()
 
 
 def test_suspend_and_resume_unreachable_messages(internet):
@@ -343,7 +390,8 @@ def test_suspend_and_resume_unreachable_messages(internet):
     found = queue_admin.get_message(f"EX01\\Unreachable\\{message.pk}")
     queue_admin.suspend_message(CALLER, found)
     assert Recipient.objects.get().status == RecipientStatus.SUSPENDED
-    assert queue_admin.get_queue("EX01\\Unreachable").status == "Suspended"
+    assert queue_admin.get_queue("EX01\\Unreachable").suspended == 1
+    assert sweeper.reroute(queue_admin.local_server()) == 0  # only an administrator resumes it
     queue_admin.resume_message(CALLER, queue_admin.get_message(f"EX01\\Unreachable\\{message.pk}"))
     row = Recipient.objects.get()
     assert (row.status, row.next_attempt_at) == (RecipientStatus.UNREACHABLE, None)

@@ -86,14 +86,15 @@ QUEUE_ACTIONS = {
         "{changed} recipient(s) from '{identity}' were routed again.",
     ),
     "suspend": (
-        "Are you sure you want to suspend the queue '{}'? Its messages won't be delivered until you resume it.",
+        "Are you sure you want to suspend the queue '{}'? No message will leave it, including mail routed to it "
+        "later, until you resume it.",
         queue_admin.suspend_queue,
-        "{changed} recipient(s) in '{identity}' were suspended.",
+        "The queue '{identity}' was suspended.",
     ),
     "resume": (
         "Are you sure you want to resume the queue '{}'?",
         queue_admin.resume_queue,
-        "{changed} recipient(s) in '{identity}' were resumed.",
+        "The queue '{identity}' was resumed.",
     ),
 }
 MESSAGE_ACTIONS = {
