@@ -202,6 +202,8 @@ CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 # --- Celery: the database is the mail queue; the broker only carries wake-ups. ---
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or "filesystem://"
 if CELERY_BROKER_URL.startswith("filesystem://"):
+    # The filesystem transport ignores the host, but kombu logs a warning for every connection to a URL without one.
+    CELERY_BROKER_URL = "filesystem://localhost//"
     _broker_dir = VAR_DIR / "broker"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),

@@ -9,14 +9,16 @@
 3. send each message once, with all its claimed recipients, over a session reused for up to the connector's
    SmtpMaxMessagesPerConnection messages, across rounds, and kept open a moment for the next task of the same
    next hop in this process (``SessionCache``);
-4. record every recipient's outcome — Delivered, Retry with Exchange's timers, Failed with an NDR — with its
-   tracking event and the release of its claim, in one transaction (``Ledger``).
+4. record the recipients' outcomes — Delivered, Retry with Exchange's timers, Failed with an NDR — with their
+   tracking events and the release of their claims, one transaction (``Ledger``) per RECORD_EVERY recipients
+   sent and one at the end of the round.
 
 Rounds go on until nothing due is left to claim, so a wake-up that raced with the last round is never needed,
 or until the task's time budget is spent; the task then wakes its next hop again and returns, so one busy next
 hop doesn't hold a worker for ever. A worker that dies mid-round leaves its rows claimed: the sweeper releases
-claims older than SENDCONN_CLAIM_TIMEOUT and the rows are sent again (the only way a recipient gets a message
-twice: RFC 5321 §6.1 prefers a duplicate to a loss).
+claims older than SENDCONN_CLAIM_TIMEOUT and the rows are sent again. Those it had sent but not recorded yet —
+fewer than RECORD_EVERY per task — are the only recipients that ever get a message twice: RFC 5321 §6.1 prefers a
+duplicate to a loss.
 """
 import atexit
 import logging
@@ -52,6 +54,9 @@ log = logging.getLogger(__name__)
 DUE_STATUSES = (RecipientStatus.READY, RecipientStatus.RETRY)
 TASK_BUDGET_SECONDS = 60.0  # well below the soft time limit: then the next hop is handed on to a new task
 MAX_SESSIONS_PER_NEXT_HOP = 20  # parallel claimers of one next hop (Postfix's destination concurrency limit)
+# Outcomes are written at least this often (recipients) within a round: what a killed worker sent and had not
+# recorded is sent again, so this bounds the duplicates; each write is a transaction, so it isn't 1.
+RECORD_EVERY = 10
 EXPIRED_RESPONSE = "550 4.4.7 QUEUE.Expired; message expired"
 
 RECORDED_FIELDS = [
@@ -566,32 +571,47 @@ class NextHopDelivery:
         return handled
 
     def deliver(self, rows):
-        """One round: send the claimed rows' messages and record every outcome (rows left without one, when the
-        task is stopped mid-round, are released for another attempt)."""
-        ledger = Ledger(self.token)
+        """One round: send the claimed rows' messages, recording outcomes as they come (every RECORD_EVERY
+        recipients) and the rest at the end; rows left without one, when the task is stopped mid-round, are
+        released for another attempt."""
         messages = {row.message_id: row.message for row in rows}
         results = {}
-        try:
-            self._send_all(rows, messages, results)
-        finally:
-            for row in rows:
+        unrecorded = list(rows)
+
+        def record(finished=False):
+            nonlocal unrecorded
+            ledger, waiting = Ledger(self.token), []
+            for row in unrecorded:
                 if row.pk in results:
                     ledger.attempted(row, messages[row.message_id], results[row.pk], self.connector.name)
-                else:
+                elif finished:
                     ledger.release(row)
-            ledger.commit()
+                else:
+                    waiting.append(row)
+            unrecorded = waiting
+            if len(ledger):
+                ledger.commit()
+
+        try:
+            self._send_all(rows, messages, results, record)
+        finally:
+            record(finished=True)
 
     def close(self):
         if self.session is not None:
             _close_session(self.session, self._transcript)
             self.session = self._transcript = None
 
-    def _send_all(self, rows, messages, results):
+    def _send_all(self, rows, messages, results, record):
         by_message = defaultdict(list)
         for row in rows:
             by_message[row.message_id].append(row)
         targets, failure = None, None  # failure: why no session can be had this round (applies to the rest)
+        record_at = RECORD_EVERY
         for message_id, group in by_message.items():
+            if len(results) >= record_at:
+                record()
+                record_at = len(results) + RECORD_EVERY
             message = messages[message_id]
             limit = self.connector.max_message_size
             if limit is not None and message.size > limit:  # MaxMessageSize lowered since the message was routed
