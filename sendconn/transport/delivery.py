@@ -648,7 +648,7 @@ class NextHopDelivery:
                 continue
             for row in group:
                 reply = outcome.per_recipient[row.address]
-                results[row.pk] = Result.from_reply(reply, outcome.remote_host, outcome.remote_ip)
+                results[row.pk] = Result.from_reply(reply, *outcome.remote(row.address))
             if outcome.error is not None:
                 # The connection died or stalled mid-transaction: the server is in trouble, so the rest of the
                 # round waits for the retry timer too (Postfix's dead-destination rule) instead of each message

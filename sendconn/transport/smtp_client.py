@@ -12,6 +12,9 @@ every target fails, ``open()`` raises an ``SmtpSessionError`` naming the stage. 
 returns a ``MessageOutcome`` with one ``Reply`` per recipient; if the connection dies mid-transaction the
 recipients get Exchange's ``450 4.4.318 Connection was closed abruptly`` (or 4.4.315 on a timeout) and
 ``outcome.error`` says where; ``send()`` itself raises only when it has to open a connection and can't.
+Recipients a server defers (4xx at MAIL, RCPT or DATA, or the connection lost) go on to the next targets in the
+same attempt, over a second session kept beside the first; only the last target's deferral stands
+(``outcome.remote(address)`` names the server that answered each recipient).
 A reused connection that the server closed while idle is reopened transparently. MAIL and every RCPT go in one
 write when the server offers PIPELINING; RSET is sent only after a transaction that ended without DATA (a
 completed DATA already resets the state, RFC 5321 §4.1.1.4). The null sender is ``""``. Every socket operation
@@ -168,10 +171,16 @@ class MessageOutcome:
     remote_host: str
     remote_ip: str
     error: SmtpSessionError | None = None  # set when the connection failed during this message
+    # address -> (host, ip) of a later target that answered for it, after this one deferred it
+    answered_elsewhere: dict = field(default_factory=dict)
 
     @property
     def delivered(self):
         return [address for address, reply in self.per_recipient.items() if reply.is_success]
+
+    def remote(self, address):
+        """(host, ip) of the server whose reply ``address`` got."""
+        return self.answered_elsewhere.get(address, (self.remote_host, self.remote_ip))
 
 
 @dataclass(frozen=True)
@@ -300,6 +309,7 @@ class SmtpSession(_RemoteTarget):
         self.attempts = []  # SmtpSessionErrors of the targets that failed during the last open()
         self._client = None
         self._needs_rset = False
+        self._later = None  # a session to the targets after this one, for the recipients this one deferred
 
     def __enter__(self):
         return self
@@ -348,19 +358,50 @@ class SmtpSession(_RemoteTarget):
         raise final
 
     def send(self, mail_from, recipients, data):
-        """One message to its recipients: MAIL, RCPT per recipient, DATA; more transactions after a 452."""
+        """One message to its recipients: MAIL, RCPT per recipient, DATA; more transactions after a 452.
+
+        Recipients this server deferred (a 4xx at MAIL, RCPT or DATA, or the connection lost) are offered at once
+        to the next targets, as Postfix does after a soft error on a server that isn't the last; a 5xx stands.
+        """
         for address in (mail_from, *recipients):
             if any(c in address for c in "\r\n<>"):
                 raise ValueError(f"invalid SMTP address {address!r}")
         if not self.is_open:
             self.open()
         try:
-            return self._send(mail_from, recipients, data, may_be_stale=self.messages_sent > 0)
+            outcome = self._send(mail_from, recipients, data, may_be_stale=self.messages_sent > 0)
         except _StaleConnection:
             self.open()  # the server closed the reused connection while it was idle: once more on a new one
-            return self._send(mail_from, recipients, data, may_be_stale=False)
+            outcome = self._send(mail_from, recipients, data, may_be_stale=False)
+        return self._offer_deferred_to_later_targets(mail_from, data, outcome)
+
+    def _offer_deferred_to_later_targets(self, mail_from, data, outcome):
+        deferred = [address for address, reply in outcome.per_recipient.items() if reply.is_transient]
+        position = next(index for index, target in enumerate(self.targets) if target is self.target)
+        later_targets = self.targets[position + 1: self.options.max_addresses]
+        if not deferred or not later_targets:
+            return outcome
+        if self._later is None or not self._later.can_send_more():
+            self._close_later()
+            self._later = SmtpSession(later_targets, self.options, self.transcript, self.recipient_domain)
+        try:
+            second = self._later.send(mail_from, deferred, data)
+        except SmtpSessionError:  # no later target took a connection: this server's answers stand
+            self._close_later()
+            return outcome
+        if second.error is not None:
+            self._close_later()
+        outcome.per_recipient.update(second.per_recipient)
+        outcome.answered_elsewhere.update({address: second.remote(address) for address in deferred})
+        return outcome
+
+    def _close_later(self):
+        later, self._later = self._later, None
+        if later is not None:
+            later.close()
 
     def close(self):
+        self._close_later()
         client, self._client = self._client, None
         if client is None:
             return

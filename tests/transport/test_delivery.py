@@ -160,6 +160,23 @@ def test_each_recipient_gets_its_own_outcome(internet, sink, port):
     assert "Send connector: To internet" in text and "Remote server: mx.partial.test" in text
 
 
+def test_a_recipient_the_preferred_mx_hosts_defer_is_delivered_by_the_backup_mx_at_once(internet, sink, port):
+    greylisted = {"bob@contoso.test": "450 4.2.1 Greylisted, try again later"}
+    preferred = [sink("127.0.0.2", port=port, rcpt_replies=greylisted),
+                 sink("127.0.0.3", port=port, rcpt_replies=greylisted)]
+    backup = sink("127.0.0.4", port=port)
+    queue_message(SENDER, ["ann@contoso.test", "bob@contoso.test"], CONTENT)
+
+    deliver(internet, "contoso.test")
+
+    assert {row.status for row in rows_by_address().values()} == {RecipientStatus.DELIVERED}
+    assert [m.rcpt_tos for server in preferred for m in server.messages] == [["ann@contoso.test"]]
+    assert [m.rcpt_tos for m in backup.messages] == [["bob@contoso.test"]]
+    sent = dict(TrackingEvent.objects.filter(event_id="SEND").values_list("recipient", "remote_host"))
+    assert sent["bob@contoso.test"] == "mx3.contoso.test"
+    assert events("DEFER") == []  # one attempt, nothing left for the retry timer
+
+
 def test_dns_servfail_is_retried_with_451_4_4_0(internet):
     queue_message(SENDER, ["kim@servfail.test"], CONTENT)
 

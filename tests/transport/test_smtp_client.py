@@ -244,6 +244,71 @@ def test_connection_dropped_during_data_is_transient_for_the_accepted(sink):
     assert server.messages == []
 
 
+# --- a soft error on a server that isn't the last: the next one gets the deferred recipients at once -------------
+
+
+def mx_pair(first, second):
+    return SmtpSession([Target("mx1.fabrikam.test", first.host, first.port, 10),
+                        Target("mx2.fabrikam.test", second.host, second.port, 20)], options())
+
+
+def test_recipients_the_first_mx_defers_go_to_the_next_in_the_same_attempt(sink):
+    greylisting = sink("127.0.0.2", rcpt_replies={"bob@fabrikam.test": "450 4.2.1 Greylisted, try again later",
+                                                  "gone@fabrikam.test": "550 5.1.1 User unknown"})
+    backup = sink("127.0.0.3")
+
+    with mx_pair(greylisting, backup) as session:
+        outcome = session.send("alice@contoso.test", ["bob@fabrikam.test", "carol@fabrikam.test",
+                                                      "gone@fabrikam.test"], MESSAGE)
+
+    assert codes(outcome) == {"bob@fabrikam.test": 250, "carol@fabrikam.test": 250, "gone@fabrikam.test": 550}
+    assert [m.rcpt_tos for m in greylisting.messages] == [["carol@fabrikam.test"]]
+    assert [m.rcpt_tos for m in backup.messages] == [["bob@fabrikam.test"]]  # a 5xx is final: not offered on
+    assert outcome.remote("bob@fabrikam.test") == ("mx2.fabrikam.test", "127.0.0.3")
+    assert outcome.remote("carol@fabrikam.test") == ("mx1.fabrikam.test", "127.0.0.2")
+
+
+def test_a_message_lost_mid_data_goes_to_the_next_mx_and_its_session_is_reused(sink):
+    dropping = sink("127.0.0.2", drop_during_data=True)
+    backup = sink("127.0.0.3")
+    session = mx_pair(dropping, backup)
+
+    first = session.send("alice@contoso.test", ["bob@fabrikam.test"], MESSAGE)
+    assert codes(first) == {"bob@fabrikam.test": 250}
+    assert first.error is not None  # the first server's connection is gone: the caller closes the session
+    session.close()
+    refusing = sink("127.0.0.4", data_reply="451 4.3.0 Temporary server error")
+    session = mx_pair(refusing, backup)
+    for number in range(3):
+        outcome = session.send("alice@contoso.test", [f"user{number}@fabrikam.test"], MESSAGE)
+        assert codes(outcome) == {f"user{number}@fabrikam.test": 250}
+    session.close()
+
+    assert (refusing.sessions, backup.sessions, len(backup.messages)) == (1, 2, 4)
+
+
+def test_when_the_last_mx_defers_too_its_answer_stands(sink):
+    first = sink("127.0.0.2", data_reply="451 4.3.0 Temporary server error")
+    last = sink("127.0.0.3", rcpt_replies={"bob@fabrikam.test": "452 4.2.2 Mailbox full"})
+
+    with mx_pair(first, last) as session:
+        outcome = session.send("alice@contoso.test", ["bob@fabrikam.test"], MESSAGE)
+
+    assert str(outcome.per_recipient["bob@fabrikam.test"]) == "452 4.2.2 Mailbox full"
+    assert outcome.remote("bob@fabrikam.test") == ("mx2.fabrikam.test", "127.0.0.3")
+
+
+def test_a_deferral_stands_when_no_later_mx_takes_a_connection(sink):
+    first = sink("127.0.0.2", rcpt_replies={"bob@fabrikam.test": "451 4.7.1 Try again later"})
+    dead = Target("mx2.fabrikam.test", "127.0.0.3", free_port("127.0.0.3"), 20)
+
+    with SmtpSession([Target("mx1.fabrikam.test", first.host, first.port, 10), dead], options()) as session:
+        outcome = session.send("alice@contoso.test", ["bob@fabrikam.test"], MESSAGE)
+
+    assert str(outcome.per_recipient["bob@fabrikam.test"]) == "451 4.7.1 Try again later"
+    assert outcome.remote("bob@fabrikam.test") == ("mx1.fabrikam.test", "127.0.0.2")
+
+
 def test_message_over_the_servers_size_limit_fails_with_5_3_4(sink):
     server = sink(size_limit=1000)
 
