@@ -6,7 +6,7 @@ from django.db.models import Count, Exists, OuterRef, Q
 from django.utils import timezone
 
 from sendconn.connectors.models import SendConnector
-from sendconn.transport.models import Message, Recipient, TrackingEvent, TrackingEventId
+from sendconn.transport.models import Message, Recipient, SuspendedQueue, TrackingEvent, TrackingEventId
 from sendconn.transport.queue_admin import QUEUED_STATUSES
 
 from .models import VerificationStatus
@@ -46,6 +46,11 @@ def queue_totals():
         .order_by()
     )
     return [(state, counts.get(state, 0)) for state in QUEUED_STATUSES]
+
+
+def suspended_queue_count():
+    """Queues Suspend-Queue stopped: their mail, whatever its state, waits until Resume-Queue."""
+    return SuspendedQueue.objects.count()
 
 
 @dataclass(frozen=True)

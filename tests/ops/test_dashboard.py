@@ -8,7 +8,8 @@ from django.utils import timezone
 from pytest_django.asserts import assertContains
 
 from sendconn.ops.models import VerificationRun, VerificationStatus
-from sendconn.transport import tracking
+from sendconn.connectors.services import Caller
+from sendconn.transport import queue_admin, tracking
 from sendconn.transport.models import Message, Recipient, TrackingEventId, TrackingSource
 from sendconn.transport.queueing import queue_message
 
@@ -77,6 +78,7 @@ def test_numbers(helpdesk_client, mail_flow):
     assert [row["name"] for row in response.context["failing_connectors"]] == ["Partner", "Relay"]
     assert response.context["queue_totals"] == [("Ready", 2), ("Retry", 2), ("Suspended", 1), ("Unreachable", 1)]
     assert response.context["waiting_total"] == 6
+    assert response.context["suspended_queues"] == 0
     recent = response.context["recent"]
     assert (recent.delivered, recent.failed) == (3, 2)
     assert response.context["oldest"]["pk"] == mail_flow[0].pk
@@ -90,12 +92,25 @@ def test_each_number_links_to_its_screen(helpdesk_client, mail_flow):
     start = f"{since:%Y-%m-%d}%20{since:%H}%3A{since:%M}"
     # The left navigation links each screen once; the tiles link the rest.
     assertContains(response, f'href="{reverse("connectors:list")}"', count=1 + 4)
-    assertContains(response, f'href="{reverse("ops:queues")}"', count=1 + 5)
+    assertContains(response, f'href="{reverse("ops:queues")}"', count=1 + 4)
+    assertContains(response, f'href="{reverse("ops:queue", args=["Unreachable"])}"')
+    assertContains(response, f'href="{reverse("ops:queues")}?status=Suspended"')
     assertContains(response, f'href="{reverse("ops:tracking")}?event_id=SEND&amp;start={start}"')
     assertContains(response, f'href="{reverse("ops:tracking")}?event_id=FAIL&amp;start={start}"')
     assertContains(response, f'href="{reverse("ops:tracking-message", args=[mail_flow[0].pk])}"')
     for run in mail_flow[1]:  # each failing connector links to its failed run
         assertContains(response, f'href="{reverse("ops:verification", args=[run.pk])}"')
+
+
+def test_suspended_queues_are_counted_and_lead_to_their_list(helpdesk_client, make_connector):
+    connector = make_connector("To internet", ["*"])
+    queue_message("julia@contoso.test", ["kim@fabrikam.test"], b"Subject: held\r\n\r\nx\r\n")
+    queue_admin.suspend_queue(Caller("kim", "Shell"), queue_admin.get_queue("fabrikam.test"))
+    response = helpdesk_client.get(URL)
+    assert response.context["suspended_queues"] == 1
+    assertContains(response, f'href="{reverse("ops:queues")}?status=Suspended" class="state-failed">1</a>')
+    listed = helpdesk_client.get(reverse("ops:queues"), {"status": "Suspended"}).context["page"].object_list
+    assert [(queue.identity, queue.connector) for queue in listed] == [("EX01\\fabrikam.test", connector)]
 
 
 def test_the_last_hour_links_find_those_deliveries(helpdesk_client, mail_flow):

@@ -19,6 +19,7 @@ def dashboard(request):
         "failing_connectors": overview.failing_connectors(),
         "queue_totals": queue_totals,
         "waiting_total": sum(count for _, count in queue_totals),
+        "suspended_queues": overview.suspended_queue_count(),
         "recent": overview.recent_outcomes(),
         "oldest": overview.oldest_waiting_message(),
     }
