@@ -111,6 +111,10 @@ class SessionTranscript:
                 logger.exception("Can't write the Send protocol log in %s", self._log.directory)
             self._failed = True
 
+    def for_another_connection(self) -> "SessionTranscript":
+        """A session of its own for a connection kept open beside this one (Exchange logs one per connection)."""
+        return SessionTranscript(self._log, self.connector_name)
+
     def close(self, context: str = "Local") -> None:
         """End the transcript: a ``-`` row if the session connected and no ``-`` was reported yet."""
         if self._connected and not self._disconnected:

@@ -262,6 +262,9 @@ class MemoryTranscript:
     def lines(self):
         return [f"{e.kind} {e.data}".rstrip() + (f" [{e.context}]" if e.context else "") for e in self.events]
 
+    def for_another_connection(self):
+        return self  # one list for everything the page shows
+
 
 @dataclass(frozen=True)
 class TranscriptEvent:
@@ -280,6 +283,9 @@ class _NoTranscript:
     def event(self, kind, data="", context=""):
         pass
 
+    def for_another_connection(self):
+        return self
+
 
 class SmtpSession(_RemoteTarget):
     """A connection to the first target that works, reused for up to ``max_messages_per_connection`` messages.
@@ -288,7 +294,8 @@ class SmtpSession(_RemoteTarget):
     connection attempt (for the ``* attempting to connect`` line) and again with both once TCP is up, followed by
     ``event("+")``; then ``event(kind, data, context)`` for every line sent (``>``) and received (``<``), ``*``
     for information (TLS, certificate, failures) and ``-`` when the connection closes (context Local/Remote).
-    AUTH payloads are written as ``****``; message bodies are not written.
+    AUTH payloads are written as ``****``; message bodies are not written. ``for_another_connection()`` gives
+    the transcript of the second session kept open beside this one (a protocol log session of its own).
 
     ``on_stage(stage)``, when given, is called as each opening stage succeeds: EHLO (or HELO), STARTTLS (TLS up,
     certificate checked, EHLO repeated) and AUTH; the verify-delivery page shows its steps live from these.
@@ -383,7 +390,8 @@ class SmtpSession(_RemoteTarget):
             return outcome
         if self._later is None or not self._later.can_send_more():
             self._close_later()
-            self._later = SmtpSession(later_targets, self.options, self.transcript, self.recipient_domain)
+            self._later = SmtpSession(later_targets, self.options, self.transcript.for_another_connection(),
+                                      self.recipient_domain)
         try:
             second = self._later.send(mail_from, deferred, data)
         except SmtpSessionError:  # no later target took a connection: this server's answers stand

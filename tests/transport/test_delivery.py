@@ -362,6 +362,27 @@ def test_a_verbose_connector_writes_its_sessions_to_the_protocol_log(make_connec
     assert [kind for kind, _, _ in lines].count("+") == 1
 
 
+def test_each_connection_to_a_backup_mx_is_a_protocol_log_session_of_its_own(make_connector, dns_settings, port,
+                                                                             sink, log_dirs):
+    for host in ("127.0.0.2", "127.0.0.3"):
+        sink(host, port=port, rcpt_replies={"bob@contoso.test": "450 4.2.1 Greylisted, try again later"})
+    sink("127.0.0.4", port=port)
+    connector = make_connector("To internet", ["*"], port=port, protocol_logging_level="Verbose")
+    queue_message(SENDER, ["bob@contoso.test"], CONTENT)
+
+    deliver(connector, "contoso.test")
+    delivery._sessions.close_all()
+
+    [log_file] = log_dirs.SENDCONN_PROTOCOL_LOG_DIR.glob("SEND*.log")
+    sessions = [rows for _, rows in iter_sessions(log_file)]
+    assert len(sessions) == 3  # the preferred MX hosts in either order, then the backup that took the message
+    assert sessions[-1][0]["remote-endpoint"] == f"127.0.0.4:{port}"
+    for rows in sessions:
+        assert [row["sequence-number"] for row in rows] == [str(n) for n in range(len(rows))]
+        assert [row["event"] for row in rows].count("+") == 1 and rows[-1]["event"] == "-"
+        assert len({row["remote-endpoint"] for row in rows}) == 1
+
+
 def test_a_connector_without_protocol_logging_writes_none(internet, sink, port, log_dirs):
     sink("127.0.0.5", port=port)
     queue_message(SENDER, ["kim@implicit.test"], CONTENT)
