@@ -19,10 +19,14 @@ def sign_in(page, live_server, user):
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)  # keep the role groups of the migration
 @pytest.mark.parametrize("javascript", [True, False], ids=["htmx", "no-js"])
-def test_clicking_anywhere_on_a_row_selects_it(browser, live_server, org_admin, make_connector, javascript):
+def test_clicking_anywhere_on_a_row_selects_it(browser, live_server, org_admin, make_connector, javascript, request):
     make_connector("Alpha")
     make_connector("Zulu", address_spaces=["contoso.com"], dns_routing_enabled=False, smart_hosts=["relay.contoso.com"])
-    page = browser.new_context(java_script_enabled=javascript).new_page()
+    context = browser.new_context(java_script_enabled=javascript)
+    # Closed with the test: its idle keep-alive connections would end later, in another test, and their server
+    # threads would then close the test database connection from the wrong thread.
+    request.addfinalizer(context.close)
+    page = context.new_page()
     sign_in(page, live_server, org_admin)
     heading = page.locator("#details-heading")
     expect(heading).to_have_text("Alpha")
