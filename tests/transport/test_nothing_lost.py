@@ -98,7 +98,7 @@ def test_killing_a_worker_mid_run_loses_nothing(stack, sink, database_url, capsy
     counts = received(sink)
     twice = {address for address, count in counts.items() if count > 1}
     report = (f"nothing lost: {MESSAGES} recipients, worker killed after {at_kill} deliveries with {len(in_flight)} "
-              f"claimed and unrecorded; {len(twice)} delivered twice")
+              f"claimed (sent or not, none recorded); {len(twice)} delivered twice")
     with capsys.disabled():
         print(f"\n{report}")
     assert set(counts) == {f"user{number}@implicit.test" for number in range(MESSAGES)}, report
