@@ -107,3 +107,10 @@ def test_dot_env_configures_the_containers_but_not_the_topology(compose_binary, 
     assert environment["SECRET_KEY"] == "from-dot-env"
     assert environment["SENDCONN_DNS_SERVERS"] == "192.0.2.53"
     assert environment["DATABASE_URL"].startswith("postgres://sendconn:")
+
+
+def test_web_worker_and_smtpd_share_the_log_folder(model):
+    """Workers write the protocol and tracking logs, smtpd and web tracking entries; web's pages read them."""
+    for name in ("web", "worker", "smtpd"):
+        mounts = {(volume["source"], volume["target"]) for volume in model["services"][name].get("volumes", [])}
+        assert ("sendconn-logs", "/var/lib/sendconn/logs") in mounts, name
