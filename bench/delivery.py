@@ -240,6 +240,17 @@ def cpu_seconds(pids):
     return total
 
 
+def cpu_model():
+    """The processor's name, so that figures from different machines aren't compared as if alike."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "unknown processor"
+    field = {key: re.search(rf"^{key}\s*:\s*(.+)$", info, re.M) for key in ("model name", "cpu family", "model")}
+    name, family, model = (match.group(1).strip() if match else "?" for match in field.values())
+    return f"{name}, family {family} model {model}"
+
+
 def peak_memory_kib(pid):
     try:
         return int(re.search(r"^VmHWM:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text(), re.M).group(1))
@@ -343,7 +354,7 @@ def main():
         rate = args.messages / (last - first)
         mode = "scale-out: PostgreSQL, Redis" if args.scale_out else "embedded: SQLite, filesystem broker"
         print(f"delivery bench ({mode}): {args.messages} messages of {args.size} bytes to {args.domains} domains, "
-              f"{args.connections} client connections, {os.cpu_count()} CPUs")
+              f"{args.connections} client connections, {os.cpu_count()} CPUs ({cpu_model()})")
         print(f"end to end (first submission to last 250 at the sink): {last - first:.2f} s, {rate:.0f} messages/s")
         print(f"submission (accepted by smtpd, while delivering): {args.messages / (accepted - first):.0f} messages/s")
         if args.drain:
