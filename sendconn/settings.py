@@ -314,6 +314,8 @@ SENDCONN_OUTBOUND_CONNECTION_FAILURE_RETRY_INTERVAL = timedelta(
 )
 SENDCONN_MESSAGE_EXPIRATION_TIMEOUT = timedelta(seconds=env_seconds("SENDCONN_MESSAGE_EXPIRATION_TIMEOUT", 2 * 86400))
 SENDCONN_DELAY_NOTIFICATION_TIMEOUT = timedelta(seconds=env_seconds("SENDCONN_DELAY_NOTIFICATION_TIMEOUT", 4 * 3600))
+# Exchange's QueueMaxIdleTime: a delivery queue that emptied stays listed (and can be suspended) this long.
+SENDCONN_QUEUE_MAX_IDLE_TIME = timedelta(seconds=env_seconds("SENDCONN_QUEUE_MAX_IDLE_TIME", 3 * 60))
 # The sweeper (Celery beat) runs this often: stale claims, expiry, delay notices, Unreachable, lost wake-ups.
 SENDCONN_SWEEP_INTERVAL = env_seconds("SENDCONN_SWEEP_INTERVAL", 15.0)
 # A claim older than this belongs to a dead worker and is released. Keep it above the task time limit, so a live

@@ -10,7 +10,9 @@ exist:
 - ``Unreachable``: recipients no Send connector matches, and suspended rows without a connector.
 
 Suspend-Queue suspends the queue itself (a ``SuspendedQueue`` row), as Exchange does: its messages keep their
-status, mail routed to it later waits in it too, and it is listed, as Suspended, even while empty.
+status, mail routed to it later waits in it too, and it is listed, as Suspended, even while empty. A delivery
+queue that emptied stays listed for SENDCONN_QUEUE_MAX_IDLE_TIME (Exchange's QueueMaxIdleTime, 3 minutes), found
+from the SEND and FAIL entries of the tracking log, so that it can still be suspended.
 
 Identities
 ----------
@@ -36,13 +38,13 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Case, Count, F, Max, Min, OuterRef, Q, Subquery, Value, When
+from django.db.models import Case, Count, F, Max, Min, OuterRef, Prefetch, Q, Subquery, Value, When
 from django.db.models.functions import Lower, StrIndex, Substr
 from django.utils import timezone
 
 from sendconn.connectors import selectors as connector_selectors
 from sendconn.connectors.audit import quote
-from sendconn.connectors.models import AdminAuditLogEntry, SendConnector
+from sendconn.connectors.models import AdminAuditLogEntry, SendConnector, SmartHost
 from sendconn.connectors.servers import local_server
 
 from . import sweeper, tracking, wakeups
@@ -51,6 +53,7 @@ from .models import (
     Message, Recipient, RecipientStatus, SuspendedQueue, TrackingEvent, TrackingEventId, TrackingSource,
 )
 from .queueing import UNREACHABLE_RESPONSE
+from .routing import smart_host_set
 
 NEXT_HOP, SUBMISSION, UNREACHABLE = "NextHop", "Submission", "Unreachable"  # the kinds of queue
 ACTIVE, READY, RETRY, SUSPENDED = "Active", "Ready", "Retry", "Suspended"  # queue and message statuses
@@ -272,11 +275,36 @@ def _suspended_keys(**lookups):
     }
 
 
-def _build_queues(groups, *, special=True, suspended=frozenset()):
-    """Queue objects from ``_queue_groups`` rows and the ``suspended`` queue keys (a suspended queue is listed even
-    when empty), with their connectors (one query) and rates (two)."""
+def _recently_emptied_keys():
+    """Keys of the delivery queues that sent or failed mail within SENDCONN_QUEUE_MAX_IDLE_TIME: (connector, recipient
+    domain) pairs from the tracking log (one query), their connectors and smart hosts (two more when there are any)."""
+    since = timezone.now() - settings.SENDCONN_QUEUE_MAX_IDLE_TIME
+    pairs = set(
+        TrackingEvent.objects.filter(event_id__in=[TrackingEventId.SEND, TrackingEventId.FAIL], timestamp__gte=since)
+        .exclude(connector_name="")
+        .annotate(domain=Lower(Substr("recipient", StrIndex("recipient", Value("@")) + 1)))
+        .values_list("connector_name", "domain").distinct()
+    )
+    if not pairs:
+        return set()
+    connectors = SendConnector.objects.filter(name__in={name for name, _ in pairs}).prefetch_related(
+        Prefetch("smart_hosts", queryset=SmartHost.objects.order_by("position")))
+    by_name = {connector.name: connector for connector in connectors}
+    keys = set()
+    for name, domain in pairs:
+        connector = by_name.get(name)
+        if connector is not None:  # a connector renamed or removed since: its queue is gone
+            hop = domain if connector.dns_routing_enabled else smart_host_set(connector.smart_hosts.all())
+            keys.add((NEXT_HOP, connector.pk, hop))
+    return keys
+
+
+def _build_queues(groups, *, special=True, suspended=frozenset(), emptied=frozenset()):
+    """Queue objects from ``_queue_groups`` rows, the ``suspended`` queue keys (a suspended queue is listed even
+    when empty) and the ``emptied`` ones (listed empty for QueueMaxIdleTime), with their connectors (one query)
+    and rates (two)."""
     groups = list(groups)
-    keys = {(group["queue_kind"], group["connector_id"], group["queue_hop"]) for group in groups} | suspended
+    keys = {(group["queue_kind"], group["connector_id"], group["queue_hop"]) for group in groups} | suspended | emptied
     connectors = SendConnector.objects.in_bulk({connector_id for _, connector_id, _ in keys if connector_id})
     hops = Counter(hop.lower() for kind, _, hop in keys if kind == NEXT_HOP)
     since = timezone.now() - RATE_WINDOW
@@ -301,6 +329,11 @@ def _build_queues(groups, *, special=True, suspended=frozenset()):
         queue = by_key.setdefault((kind, connector_id, hop),
                                   Queue(kind, connector, hop, _identity(kind, hop, connector, hops[hop.lower()] > 1)))
         queue.is_suspended = True
+    for kind, connector_id, hop in emptied:
+        connector = connectors.get(connector_id)
+        if connector is not None:
+            by_key.setdefault((kind, connector_id, hop),
+                              Queue(kind, connector, hop, _identity(kind, hop, connector, hops[hop.lower()] > 1)))
     if special:
         for kind in (SUBMISSION, UNREACHABLE):
             by_key.setdefault((kind, None, ""), Queue(kind, None, "", _identity(kind, "", None, False)))
@@ -313,8 +346,9 @@ def _build_queues(groups, *, special=True, suspended=frozenset()):
 
 def queue_list(*, status=None, next_hop=None):
     """Every queue (delivery queues by identity, then Submission and Unreachable, which always exist), optionally
-    only those with ``status`` or whose next hop or identity contains ``next_hop``. Six queries."""
-    queues = _build_queues(_queue_groups(Recipient.objects.all()), suspended=_suspended_keys())
+    only those with ``status`` or whose next hop or identity contains ``next_hop``. Six queries, eight when mail left recently."""
+    queues = _build_queues(_queue_groups(Recipient.objects.all()), suspended=_suspended_keys(),
+                           emptied=_recently_emptied_keys())
     if status:
         queues = [queue for queue in queues if queue.status.lower() == status.lower()]
     if next_hop:
@@ -351,7 +385,8 @@ def get_queue(identity):
                                    suspended=_suspended_keys(connector__isnull=True))
             return next(queue for queue in queues if queue.kind == kind)
     rows = Recipient.objects.filter(connector__isnull=False, next_hop_domain__iexact=queue_part)
-    queues = _build_queues(_queue_groups(rows), special=False,
+    emptied = {key for key in _recently_emptied_keys() if key[2].lower() == queue_part.lower()}
+    queues = _build_queues(_queue_groups(rows), special=False, emptied=emptied,
                            suspended=_suspended_keys(connector__isnull=False, next_hop_domain__iexact=queue_part))
     if connector_part:
         connector = connector_selectors.get_connector(connector_part)

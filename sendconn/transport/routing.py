@@ -89,9 +89,13 @@ def domain_suffixes(domain):
     return [".".join(labels[index:]) for index in range(len(labels))] + [""]
 
 
-def _smart_host_set(connector_id):
-    hosts = SmartHost.objects.filter(connector_id=connector_id).order_by("position")
+def smart_host_set(hosts):
+    """The next hop of a smart-host connector: its smart hosts in order, IP addresses in brackets."""
     return ",".join(f"[{host.host}]" if host.is_ip_address else host.host for host in hosts)
+
+
+def _smart_host_set(connector_id):
+    return smart_host_set(SmartHost.objects.filter(connector_id=connector_id).order_by("position"))
 
 
 def _loss_reason(loser, winner):

@@ -153,8 +153,9 @@ def test_remove_message_with_ndr(admin_client, message):
     assert "Remove and send a non-delivery report (NDR) to the sender" in confirmation
     assert 'name="csrfmiddlewaretoken"' in confirmation
     response = admin_client.post(message_url(message, "remove"), {"with_ndr": "yes"}, follow=True)
-    # The queue emptied with its only message: back to the list.
-    assert response.redirect_chain[-1][0] == reverse("ops:queues")
+    # The queue emptied with its only message, and stays listed for QueueMaxIdleTime, as in Exchange.
+    assert response.redirect_chain[-1][0] == queue_url()
+    assert "0 messages" in response.content.decode()
     assert statuses(message) == {"Failed"}
     assert Message.objects.filter(is_dsn=True, original_message=message).count() == 1
     assert AdminAuditLogEntry.objects.get(cmdlet="Remove-Message").command_line.endswith("-WithNDR $true")
