@@ -385,9 +385,12 @@ def get_queue(identity):
                                    suspended=_suspended_keys(connector__isnull=True))
             return next(queue for queue in queues if queue.kind == kind)
     rows = Recipient.objects.filter(connector__isnull=False, next_hop_domain__iexact=queue_part)
-    emptied = {key for key in _recently_emptied_keys() if key[2].lower() == queue_part.lower()}
-    queues = _build_queues(_queue_groups(rows), special=False, emptied=emptied,
-                           suspended=_suspended_keys(connector__isnull=False, next_hop_domain__iexact=queue_part))
+    groups = list(_queue_groups(rows))
+    suspended = _suspended_keys(connector__isnull=False, next_hop_domain__iexact=queue_part)
+    # Only a queue with nothing in it needs the tracking log (the costlier read) to be found.
+    emptied = set() if groups or suspended else {
+        key for key in _recently_emptied_keys() if key[2].lower() == queue_part.lower()}
+    queues = _build_queues(groups, special=False, suspended=suspended, emptied=emptied)
     if connector_part:
         connector = connector_selectors.get_connector(connector_part)
         queues = [queue for queue in queues if connector is not None and queue.connector.pk == connector.pk]
