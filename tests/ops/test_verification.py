@@ -5,9 +5,7 @@ partial.test's working MX is 127.0.0.6; smtp.relay.test is 127.0.0.7; nxdomain.t
 """
 import socket
 import sqlite3
-import ssl
 import time
-import warnings
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -25,6 +23,7 @@ from sendconn.ops.verification import (
     with_last_verification,
 )
 from tests.peers import free_port
+from tests.peers.certs import legacy_tls_context
 from tests.peers.stack import TransportStack
 
 CALLER = Caller("orgadmin", "Web")
@@ -155,13 +154,7 @@ def test_opportunistic_tls_is_shown_but_not_validated(make_connector, sink, tls_
 
 def test_opportunistic_tls_that_fails_to_negotiate_is_skipped_and_the_message_sent_in_the_clear(
         make_connector, sink, tls_certs):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        legacy = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        legacy.load_cert_chain(tls_certs.valid.cert_file, tls_certs.valid.key_file)
-        legacy.set_ciphers("DEFAULT:@SECLEVEL=0")
-        legacy.maximum_version = ssl.TLSVersion.TLSv1_1  # below what the client accepts
-    server = sink("127.0.0.5", tls_context=legacy)
+    server = sink("127.0.0.5", tls_context=legacy_tls_context(tls_certs.valid))
 
     run = verify(make_connector("To internet", port=server.port))
 

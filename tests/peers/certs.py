@@ -6,6 +6,8 @@
 """
 import datetime
 import ipaddress
+import ssl
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,6 +85,17 @@ def make_test_certificates(directory, name="mx.contoso.test", addresses=("127.0.
         untrusted=other_ca.issue(*names, filename="untrusted"),
         self_signed=_write(directory, "self-signed", self_signed, key),
     )
+
+
+def legacy_tls_context(certificate):
+    """A server TLS context offering only TLS 1.1 and older, which our client refuses: STARTTLS fails to negotiate."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(certificate.cert_file, certificate.key_file)
+        context.set_ciphers("DEFAULT:@SECLEVEL=0")
+        context.maximum_version = ssl.TLSVersion.TLSv1_1
+    return context
 
 
 _DAY = datetime.timedelta(days=1)

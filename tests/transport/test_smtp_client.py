@@ -1,9 +1,7 @@
 """The outbound SMTP session against real aiosmtpd sinks on 127.0.0.x (peers in tests/peers)."""
 import base64
 import socket
-import ssl
 import time
-import warnings
 
 import pytest
 
@@ -18,6 +16,7 @@ from sendconn.transport.smtp_client import (
     SmtpTransientError,
 )
 from tests.peers import free_port
+from tests.peers.certs import legacy_tls_context
 
 HELO = "ex01.contoso.test"
 MESSAGE = b"From: alice@contoso.test\r\nSubject: Quarterly report\r\n\r\nSee attached.\r\n"
@@ -393,13 +392,7 @@ def test_ignore_starttls_sends_in_the_clear(sink, tls_certs):
 
 
 def test_opportunistic_tls_that_fails_to_negotiate_retries_in_the_clear(sink, tls_certs):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        legacy = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        legacy.load_cert_chain(tls_certs.valid.cert_file, tls_certs.valid.key_file)
-        legacy.set_ciphers("DEFAULT:@SECLEVEL=0")
-        legacy.maximum_version = ssl.TLSVersion.TLSv1_1  # below what our client accepts
-    server = sink(tls_context=legacy)
+    server = sink(tls_context=legacy_tls_context(tls_certs.valid))
 
     with session_for(server) as session:
         outcome = session.send("alice@contoso.test", ["bob@fabrikam.test"], MESSAGE)
