@@ -275,7 +275,7 @@ def _suspended_keys(**lookups):
     }
 
 
-def _recently_emptied_keys():
+def _recently_active_keys():
     """Keys of the delivery queues that sent or failed mail within SENDCONN_QUEUE_MAX_IDLE_TIME: (connector, recipient
     domain) pairs from the tracking log (one query), their connectors and smart hosts (two more when there are any)."""
     since = timezone.now() - settings.SENDCONN_QUEUE_MAX_IDLE_TIME
@@ -299,12 +299,13 @@ def _recently_emptied_keys():
     return keys
 
 
-def _build_queues(groups, *, special=True, suspended=frozenset(), emptied=frozenset()):
+def _build_queues(groups, *, special=True, suspended=frozenset(), recently_active=frozenset()):
     """Queue objects from ``_queue_groups`` rows, the ``suspended`` queue keys (a suspended queue is listed even
-    when empty) and the ``emptied`` ones (listed empty for QueueMaxIdleTime), with their connectors (one query)
-    and rates (two)."""
+    when empty) and the ``recently_active`` ones (listed, empty if need be, for QueueMaxIdleTime), with their
+    connectors (one query) and rates (two)."""
     groups = list(groups)
-    keys = {(group["queue_kind"], group["connector_id"], group["queue_hop"]) for group in groups} | suspended | emptied
+    keys = {(group["queue_kind"], group["connector_id"], group["queue_hop"]) for group in groups}
+    keys |= suspended | recently_active
     connectors = SendConnector.objects.in_bulk({connector_id for _, connector_id, _ in keys if connector_id})
     hops = Counter(hop.lower() for kind, _, hop in keys if kind == NEXT_HOP)
     since = timezone.now() - RATE_WINDOW
@@ -329,7 +330,7 @@ def _build_queues(groups, *, special=True, suspended=frozenset(), emptied=frozen
         queue = by_key.setdefault((kind, connector_id, hop),
                                   Queue(kind, connector, hop, _identity(kind, hop, connector, hops[hop.lower()] > 1)))
         queue.is_suspended = True
-    for kind, connector_id, hop in emptied:
+    for kind, connector_id, hop in recently_active:
         connector = connectors.get(connector_id)
         if connector is not None:
             by_key.setdefault((kind, connector_id, hop),
@@ -348,7 +349,7 @@ def queue_list(*, status=None, next_hop=None):
     """Every queue (delivery queues by identity, then Submission and Unreachable, which always exist), optionally
     only those with ``status`` or whose next hop or identity contains ``next_hop``. Six queries, eight when mail left recently."""
     queues = _build_queues(_queue_groups(Recipient.objects.all()), suspended=_suspended_keys(),
-                           emptied=_recently_emptied_keys())
+                           recently_active=_recently_active_keys())
     if status:
         queues = [queue for queue in queues if queue.status.lower() == status.lower()]
     if next_hop:
@@ -388,9 +389,9 @@ def get_queue(identity):
     groups = list(_queue_groups(rows))
     suspended = _suspended_keys(connector__isnull=False, next_hop_domain__iexact=queue_part)
     # Only a queue with nothing in it needs the tracking log (the costlier read) to be found.
-    emptied = set() if groups or suspended else {
-        key for key in _recently_emptied_keys() if key[2].lower() == queue_part.lower()}
-    queues = _build_queues(groups, special=False, suspended=suspended, emptied=emptied)
+    recently_active = set() if groups or suspended else {
+        key for key in _recently_active_keys() if key[2].lower() == queue_part.lower()}
+    queues = _build_queues(groups, special=False, suspended=suspended, recently_active=recently_active)
     if connector_part:
         connector = connector_selectors.get_connector(connector_part)
         queues = [queue for queue in queues if connector is not None and queue.connector.pk == connector.pk]
