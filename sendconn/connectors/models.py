@@ -53,6 +53,10 @@ class TransportServer(models.Model):
     site = models.CharField(max_length=64, default="Default-First-Site-Name")
     registered_at = models.DateTimeField(auto_now_add=True)
     last_seen_at = models.DateTimeField(null=True, blank=True)
+    # Exchange's outbound connection limits (Set-TransportService), honoured by all delivery engines of the server
+    # together; None is "unlimited".
+    max_outbound_connections = models.PositiveIntegerField(null=True, blank=True, default=1000)
+    max_per_domain_outbound_connections = models.PositiveIntegerField(null=True, blank=True, default=40)
 
     class Meta:
         ordering = ["name"]
