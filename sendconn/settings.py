@@ -321,8 +321,12 @@ SENDCONN_SWEEP_INTERVAL = env_seconds("SENDCONN_SWEEP_INTERVAL", 15.0)
 # A claim older than this belongs to a dead worker and is released. Keep it above the task time limit, so a live
 # worker never loses the recipients it is sending.
 SENDCONN_CLAIM_TIMEOUT = timedelta(seconds=env_seconds("SENDCONN_CLAIM_TIMEOUT", CELERY_TASK_TIME_LIMIT + 300))
-# Recipients a worker claims per round (one database write records them all).
+# Recipients a delivery engine claims of one next hop at a time.
 SENDCONN_DELIVERY_BATCH_SIZE = env_int("SENDCONN_DELIVERY_BATCH_SIZE", 100, minimum=1)
+# Outbound SMTP: the TCP connect (Postfix's smtp_connect_timeout), then each whole reply, the greeting included
+# (Postfix's smtp_helo_timeout and the command timeouts; the reply to the end of data gets twice as long).
+SENDCONN_SMTP_CONNECT_TIMEOUT = timedelta(seconds=env_seconds("SENDCONN_SMTP_CONNECT_TIMEOUT", 30))
+SENDCONN_SMTP_COMMAND_TIMEOUT = timedelta(seconds=env_seconds("SENDCONN_SMTP_COMMAND_TIMEOUT", 300))
 CELERY_BEAT_SCHEDULE = {
     "sweep": {
         "task": "sendconn.transport.tasks.sweep",

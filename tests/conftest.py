@@ -12,6 +12,7 @@ from django.dispatch import receiver
 from sendconn.accounts import roles
 from sendconn.connectors.services import Caller, new_send_connector
 from sendconn.transport import wakeups
+from sendconn.transport.engine import reset_engine
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's sync API and the ORM in one test
 
@@ -110,3 +111,10 @@ def woken(monkeypatch):
     calls = []
     monkeypatch.setattr(wakeups, "wake_next_hops", lambda next_hops, **kwargs: calls.append(list(next_hops)))
     return calls
+
+
+@pytest.fixture(autouse=True)
+def fresh_delivery_engine():
+    """Each test gets its own delivery engine: sessions, backlogs and concurrency windows end with the test."""
+    yield
+    reset_engine()

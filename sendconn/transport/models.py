@@ -116,6 +116,19 @@ class SuspendedQueue(models.Model):
         return f"{self.next_hop_domain or 'Unreachable'} (suspended)"
 
 
+class DeliveryEngineRecord(models.Model):
+    """A live delivery engine (one per worker process): the engines of a server share its outbound connection
+    limits, each taking its part while its heartbeat is fresh."""
+
+    server = models.ForeignKey(TransportServer, on_delete=models.CASCADE, related_name="delivery_engines")
+    token = models.CharField(max_length=128, unique=True)  # the engine's claim token
+    heartbeat_at = models.DateTimeField()
+    sessions_open = models.PositiveIntegerField(default=0)
+
+    def __str__(self):
+        return self.token
+
+
 class TrackingEventId(models.TextChoices):
     RECEIVE = "RECEIVE", "RECEIVE"
     SEND = "SEND", "SEND"

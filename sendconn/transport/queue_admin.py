@@ -48,11 +48,13 @@ from sendconn.connectors.models import AdminAuditLogEntry, SendConnector, SmartH
 from sendconn.connectors.servers import local_server
 
 from . import sweeper, tracking, wakeups
-from .delivery import DUE_STATUSES, Result, claim, claim_token, queue_ndr, reroute_claimed
+from .claims import DUE_STATUSES, claim, claim_token
+from .ledger import reroute_claimed
 from .models import (
     Message, Recipient, RecipientStatus, SuspendedQueue, TrackingEvent, TrackingEventId, TrackingSource,
 )
-from .queueing import UNREACHABLE_RESPONSE
+from .outcomes import Result
+from .queueing import UNREACHABLE_RESPONSE, queue_ndr
 from .routing import smart_host_set
 
 NEXT_HOP, SUBMISSION, UNREACHABLE = "NextHop", "Submission", "Unreachable"  # the kinds of queue

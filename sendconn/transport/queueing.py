@@ -5,6 +5,7 @@ Unreachable, or failed when it is bigger than every matching connector allows), 
 events, in one transaction of three bulk inserts — for one message or a batch of them (smtpd commits the
 messages of concurrent sessions together). After the commit, one wake-up per next hop goes out.
 """
+import logging
 from dataclasses import dataclass
 from email import policy
 from email.header import decode_header, make_header
@@ -17,14 +18,15 @@ from django.utils import timezone
 
 from sendconn.connectors.servers import local_server
 
-from . import statements, tracking, wakeups
+from . import notifications, statements, tracking, wakeups
 from .models import Message, Recipient, RecipientStatus, TrackingEventId, TrackingSource
+from .outcomes import SIZE_EXCEEDED_RESPONSE, size_exceeded
 from .routing import Router, recipient_domain
 
+log = logging.getLogger(__name__)
 
-# Exchange's Unreachable queue LastError, and the NDR text for a message too big for every connector.
+# Exchange's Unreachable queue LastError.
 UNREACHABLE_RESPONSE = "A matching connector cannot be found to route the external recipient"
-SIZE_EXCEEDED_RESPONSE = "550 5.3.4 Message size exceeds fixed maximum message size"
 
 
 def _header_block(content):
@@ -174,8 +176,6 @@ def queue_messages(submissions, received_by=None, *, router=None):
             if row.status == RecipientStatus.FAILED:
                 too_big.setdefault(row.message.pk, (row.message, []))[1].append(row)
         if too_big:
-            from .delivery import queue_ndr, size_exceeded  # delivery queues its NDRs through this module
-
             for message, failed in too_big.values():
                 events += queue_ndr(message, [(row, size_exceeded(), "") for row in failed], server, now)
         tracking.record(events)
@@ -195,3 +195,29 @@ def queue_message(sender, recipients, content, received_by=None, *, client_ip=No
     """
     submission = Submission(sender, list(recipients), content, client_ip, client_hostname, is_dsn, original_message)
     return queue_messages([submission], received_by)[0]
+
+
+def queue_notification(notification, server, timestamp=None):
+    """Queue a ``notifications.Notification`` from the null sender to the original's sender, in the caller's
+    transaction; return its DSN tracking events (none when ``notification`` is None)."""
+    if notification is None:
+        return []
+    message = notification.original
+    try:
+        queue_message("", [message.sender], notification.content, server, is_dsn=True, original_message=message)
+    except ValueError:  # a sender address nothing can be sent to
+        log.warning("No delivery status notification for message %s: bad sender <%s>", message.pk, message.sender)
+        return []
+    return [
+        tracking.event(
+            TrackingEventId.DSN, TrackingSource.DSN, message, status.address, recipient_status=status.diagnostic,
+            connector_name=status.connector_name, server_name=server.name, timestamp=timestamp,
+        )
+        for status in notification.statuses
+    ]
+
+
+def queue_ndr(message, failures, server, timestamp=None):
+    """Queue the NDR for ``failures`` — [(recipient row, Result, connector name)] — of ``message``; return the DSN
+    tracking events."""
+    return queue_notification(notifications.ndr(message, failures, server), server, timestamp)

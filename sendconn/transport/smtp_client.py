@@ -38,9 +38,8 @@ from datetime import datetime, timezone
 from cryptography import x509
 from django.conf import settings
 
-CONNECT_TIMEOUT = 30.0  # seconds for the TCP connect
-COMMAND_TIMEOUT = 60.0  # seconds for any other socket operation (each read, each write)
 QUIT_TIMEOUT = 2.0  # we don't wait long for 221 (Postfix doesn't wait at all)
+DATA_DONE_FACTOR = 2  # the reply to the end of data may take twice the command timeout (Postfix: 600 s vs 300 s)
 MAX_ADDRESSES = 5  # targets tried per open(): Postfix's smtp_mx_address_limit
 
 CONNECT, GREETING, EHLO, STARTTLS, AUTH, MAIL, RCPT, DATA = (
@@ -212,8 +211,10 @@ class SessionOptions:
     password: str = field(default="", repr=False)
     max_messages_per_connection: int = 20
     inactivity_timeout: float = 600.0
-    connect_timeout: float = CONNECT_TIMEOUT
-    command_timeout: float = COMMAND_TIMEOUT
+    # seconds for the TCP connect (SENDCONN_SMTP_CONNECT_TIMEOUT), and for each whole reply, the greeting included
+    # (SENDCONN_SMTP_COMMAND_TIMEOUT): a deadline, so a server dribbling continuation lines can't hold on for ever
+    connect_timeout: float = field(default_factory=lambda: settings.SENDCONN_SMTP_CONNECT_TIMEOUT.total_seconds())
+    command_timeout: float = field(default_factory=lambda: settings.SENDCONN_SMTP_COMMAND_TIMEOUT.total_seconds())
     ca_file: str | None = None  # None: settings.SENDCONN_TLS_CA_FILE, else the system store
     max_addresses: int = MAX_ADDRESSES
 
@@ -337,6 +338,7 @@ class SmtpSession(_RemoteTarget):
     def can_send_more(self):
         return (
             self.is_open
+            and self.idle_since is not None
             and self.messages_sent < self.options.max_messages_per_connection
             and time.monotonic() - self.idle_since < self.options.inactivity_timeout
         )
@@ -371,7 +373,7 @@ class SmtpSession(_RemoteTarget):
         to the next targets, as Postfix does after a soft error on a server that isn't the last; a 5xx stands.
         """
         for address in (mail_from, *recipients):
-            if any(c in address for c in "\r\n<>"):
+            if invalid_address(address):
                 raise ValueError(f"invalid SMTP address {address!r}")
         if not self.is_open:
             self.open()
@@ -618,12 +620,19 @@ class SmtpSession(_RemoteTarget):
             stage = DATA
             reply = self._command(DATA, "DATA")
             if reply.code != 354:
-                self._needs_rset = True
-                replies.update({address: reply for address in accepted})
-                return self._closing(replies, reply), overflow, None
+                if reply.is_transient or reply.is_permanent:
+                    self._needs_rset = True
+                    replies.update({address: reply for address in accepted})
+                    return self._closing(replies, reply), overflow, None
+                # Anything else (a 250, say) is not "go ahead" (RFC 5321 §4.1.1.4): the body was never sent, and
+                # where the server thinks we are is anybody's guess, so the connection goes.
+                unexpected = Reply(451, "4.5.0", f"Unexpected reply to DATA [{reply}]", DATA)
+                self._drop()
+                replies.update({address: unexpected for address in accepted})
+                return replies, overflow, session_error(DATA, unexpected, self.target)
             self.transcript.event("*", "", f"sending message ({len(data)} bytes)")
             client.send_body(data + b".\r\n")
-            reply = client.reply(DATA)
+            reply = client.reply(DATA, timeout=self.options.command_timeout * DATA_DONE_FACTOR)
             replies.update({address: reply for address in accepted})
             return self._closing(replies, reply), overflow, None
         except (smtplib.SMTPServerDisconnected, OSError) as error:
@@ -711,6 +720,7 @@ class _Client(smtplib.SMTP):
         self.connect_timeout = options.connect_timeout
         self.command_encoding = "utf-8"  # only non-ASCII when the server said SMTPUTF8
         self.last_message = b""
+        self.reply_timeout = options.command_timeout
 
     def _get_socket(self, host, port, timeout):
         sock = socket.create_connection((host, port), self.connect_timeout, self.source_address)
@@ -728,7 +738,20 @@ class _Client(smtplib.SMTP):
         self.send(data)
 
     def getreply(self):
-        code, message = super().getreply()
+        """smtplib's reply parsing under a deadline for the whole reply, continuation lines included."""
+        if self.sock is None:
+            raise smtplib.SMTPServerDisconnected("please run connect() first")
+        if self.file is None:
+            self.file = self.sock.makefile("rb")
+        lines = self.file
+        self.file = _DeadlineReader(lines, self.sock, time.monotonic() + self.reply_timeout)
+        try:
+            code, message = super().getreply()
+        finally:
+            if self.file is not None:  # smtplib drops the file when the connection closes
+                self.file = lines
+            if self.sock is not None:
+                self.sock.settimeout(self.timeout)
         self.last_message = message
         lines = message.decode("utf-8", "replace").split("\n")
         for index, line in enumerate(lines):
@@ -736,9 +759,37 @@ class _Client(smtplib.SMTP):
             self.transcript.event("<", f"{code}{separator}{line}".rstrip())
         return code, message
 
-    def reply(self, stage):
-        code, message = self.getreply()
+    def reply(self, stage, timeout=None):
+        self.reply_timeout = timeout or self.timeout
+        try:
+            code, message = self.getreply()
+        finally:
+            self.reply_timeout = self.timeout
         return Reply.from_server(code, message, stage)
+
+
+class _DeadlineReader:
+    """Reads reply lines for smtplib, each read given only the time left until the reply's deadline."""
+
+    def __init__(self, lines, sock, deadline):
+        self._lines = lines
+        self._sock = sock
+        self._deadline = deadline
+
+    def readline(self, size=-1):
+        remaining = self._deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("timed out waiting for the whole reply")
+        self._sock.settimeout(remaining)
+        return self._lines.readline(size)
+
+    def close(self):
+        self._lines.close()
+
+
+def invalid_address(address):
+    """True for an address SMTP can't carry in ``MAIL FROM:<…>`` / ``RCPT TO:<…>``."""
+    return any(character in address for character in "\r\n<>\0")
 
 
 def _extensions(message):

@@ -20,7 +20,9 @@ from sendconn.connectors.models import SendConnector
 from sendconn.connectors.servers import local_server
 
 from . import wakeups
-from .delivery import DUE_STATUSES, Ledger, claim, claim_token, expired, in_suspended_queue, reroute_claimed
+from .claims import DUE_STATUSES, claim, claim_token, in_suspended_queue
+from .ledger import Ledger, reroute_claimed
+from .outcomes import expired
 from .models import Message, Recipient, RecipientStatus, SuspendedQueue
 from .routing import Router
 

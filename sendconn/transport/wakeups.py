@@ -28,6 +28,7 @@ from collections.abc import Iterable
 from datetime import timedelta
 from pathlib import Path
 
+from celery import current_app
 from django.conf import settings
 from django.utils import timezone
 
@@ -35,6 +36,7 @@ from sendconn.connectors.models import SendConnector
 
 log = logging.getLogger(__name__)
 
+DELIVER_TASK = "sendconn.transport.tasks.deliver_next_hop"
 COALESCE_SECONDS = 1.0
 RECENTLY_SEEN = timedelta(minutes=5)  # source servers seen this recently share the work; else the latest seen
 SOURCE_SERVERS_CACHE_SECONDS = 30.0  # connector → source servers, re-read this often
@@ -90,8 +92,6 @@ def _countdown(next_hop, coalesce):
 
 
 def _send(next_hop, queue, countdown):
-    from .tasks import deliver_next_hop  # tasks → delivery → queueing → here
-
     if not pending_marks().add(next_hop):
         # A wake-up for this next hop is queued already and its task hasn't started: it will see our rows. We
         # sent nothing, so later requests must not ride on a wake-up of ours (the mark holds them back instead).
@@ -103,13 +103,18 @@ def _send(next_hop, queue, countdown):
     if countdown > 0:
         options["countdown"] = countdown
     try:
-        deliver_next_hop.apply_async(next_hop, **options)
+        publish_wake_up(next_hop, **options)
     except Exception:  # broker down or unreachable: the sweeper re-wakes what is due
         log.exception("Can't send the wake-up for next hop %s of connector %s to %s", next_hop[1], next_hop[0], queue)
         pending_marks().discard(next_hop)
         with _lock:  # nothing went out: the next request must try again
             _next_slot.pop(next_hop, None)
             _scheduled_until.pop(next_hop, None)
+
+
+def publish_wake_up(next_hop, **options):
+    """Send the delivery task by name: tasks import this module, not the other way round."""
+    current_app.send_task(DELIVER_TASK, args=list(next_hop), **options)
 
 
 def task_started(connector_id, next_hop_domain):

@@ -4,6 +4,7 @@
         ...  # deliver to sink.host:sink.port
         assert sink.messages[0].rcpt_tos == ["ok@contoso.test"] and sink.sessions == 1
 """
+import asyncio
 import logging
 import ssl
 from typing import NamedTuple
@@ -32,6 +33,8 @@ class SmtpSink:
     max_recipients: RCPTs accepted per transaction; later ones get "452 4.5.3 Too many recipients".
     data_reply: the reply to the end of DATA instead of 250 (the message is then not recorded).
     drop_during_data: close the connection after the message body arrives, before any reply.
+    data_delay: seconds to wait before answering the end of data; ``in_data`` counts the sessions waiting so (a
+    slow server), ``max_in_data`` the most at once.
     ehlo_reply / helo_reply: answer EHLO / HELO with this instead (e.g. "502 5.5.1 Command not implemented").
     idle_timeout: seconds after which an idle connection is closed without a word (aiosmtpd's timeout).
     tls_context: a server SSLContext to use instead of one built from tls_cert.
@@ -43,7 +46,7 @@ class SmtpSink:
                  auth_require_tls=True, auth_exclude=(), greeting_code=None,
                  greeting_text=None, ehlo_reply=None, helo_reply=None, rcpt_replies=None,
                  max_recipients=None, data_reply=None, drop_during_data=False, size_limit=33554432,
-                 pipelining=True, idle_timeout=300, hostname="sink.test"):
+                 pipelining=True, idle_timeout=300, hostname="sink.test", data_delay=0.0):
         self.host = host
         self.port = port
         self.tls_cert = tls_cert
@@ -60,6 +63,9 @@ class SmtpSink:
         self.max_recipients = max_recipients
         self.data_reply = data_reply
         self.drop_during_data = drop_during_data
+        self.data_delay = data_delay
+        self.in_data = 0
+        self.max_in_data = 0
         self.size_limit = size_limit
         self.pipelining = pipelining
         self.hostname = hostname
@@ -156,6 +162,13 @@ class SmtpSink:
                 if sink.drop_during_data:
                     server.transport.abort()
                     return "250 2.6.0 never seen by the client"
+                if sink.data_delay:
+                    sink.in_data += 1
+                    sink.max_in_data = max(sink.max_in_data, sink.in_data)
+                    try:
+                        await asyncio.sleep(sink.data_delay)
+                    finally:
+                        sink.in_data -= 1
                 if sink.data_reply:
                     return sink.data_reply
                 mail_from = "" if envelope.mail_from == "<>" else envelope.mail_from  # null sender as ""

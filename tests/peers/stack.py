@@ -129,7 +129,7 @@ class TransportStack:
         return process
 
     def start_worker(self, name="worker", concurrency=2, queues=None, **env):
-        args = [sys.executable, "-m", "celery", "-A", "sendconn", "worker", "--pool", "prefork",
+        args = [sys.executable, "-m", "celery", "-A", "sendconn", "worker", "--pool", "threads",
                 "--concurrency", str(concurrency), "--hostname", f"{name}-{secrets.token_hex(3)}@%h",
                 "--loglevel", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat"]
         if queues:

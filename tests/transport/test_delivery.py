@@ -13,9 +13,13 @@ from email import policy
 import pytest
 from django.utils import timezone
 
-from sendconn.connectors.servers import register_transport_server
+from sendconn.connectors.models import TransportServer
+from sendconn.connectors.servers import local_server, register_transport_server
 from sendconn.connectors.services import Credential
-from sendconn.transport import delivery, wakeups
+from sendconn.transport import wakeups
+from sendconn.transport.claims import claim, due_rows
+from sendconn.transport.engine import INITIAL_CONCURRENCY, get_engine, reset_engine
+from sendconn.transport.outcomes import retry_interval
 from sendconn.transport.protocol_log import iter_sessions
 from sendconn.transport.models import Message, Recipient, RecipientStatus, TrackingEvent
 from sendconn.transport.queueing import queue_message
@@ -39,13 +43,6 @@ def log_dirs(settings, tmp_path):
     settings.SENDCONN_PROTOCOL_LOG_DIR = tmp_path / "ProtocolLog"
     settings.SENDCONN_TRACKING_LOG_DIR = tmp_path / "MessageTracking"
     return settings
-
-
-@pytest.fixture(autouse=True)
-def no_cached_sessions():
-    """Sessions a test leaves open for the next task of its next hop are closed after it."""
-    yield
-    delivery._sessions.close_all()
 
 
 @pytest.fixture(autouse=True)
@@ -75,8 +72,14 @@ def internet(make_connector, dns_settings, port):
     return make_connector("To internet", ["*"], usage="Internet", port=port)
 
 
+@pytest.fixture
+def one_session_per_domain(db):
+    """Set-TransportService EX01 -MaxPerDomainOutboundConnections 1."""
+    TransportServer.objects.filter(pk=local_server().pk).update(max_per_domain_outbound_connections=1)
+
+
 def deliver(connector, next_hop_domain):
-    return delivery.deliver_next_hop(connector.pk, next_hop_domain)
+    return get_engine().deliver_now(connector.pk, next_hop_domain)
 
 
 def rows_by_address():
@@ -299,7 +302,8 @@ def test_a_wake_up_on_a_server_that_is_no_longer_a_source_server_is_handed_on(ma
 
 @pytest.mark.parametrize("per_connection, sessions", [(20, 1), (2, 3)])
 def test_connections_are_reused_up_to_smtp_max_messages_per_connection(make_connector, dns_settings, port, sink,
-                                                                        per_connection, sessions):
+                                                                        one_session_per_domain, per_connection,
+                                                                        sessions):
     server = sink("127.0.0.5", port=port)
     connector = make_connector("To internet", ["*"], port=port, smtp_max_messages_per_connection=per_connection)
     for number in range(5):
@@ -311,7 +315,8 @@ def test_connections_are_reused_up_to_smtp_max_messages_per_connection(make_conn
     assert server.sessions == sessions
 
 
-def test_a_round_claims_many_rows_and_reuses_the_connection_across_rounds(internet, sink, port, settings):
+def test_a_backlog_is_claimed_in_batches_over_the_same_connection(internet, sink, port, settings,
+                                                                    one_session_per_domain):
     settings.SENDCONN_DELIVERY_BATCH_SIZE = 3
     server = sink("127.0.0.5", port=port)
     for number in range(7):
@@ -323,9 +328,24 @@ def test_a_round_claims_many_rows_and_reuses_the_connection_across_rounds(intern
     assert set(Recipient.objects.values_list("status", flat=True)) == {RecipientStatus.DELIVERED}
 
 
-def test_a_connection_dropped_mid_message_defers_the_rest_of_the_round(internet, sink, port):
+def test_a_backlog_opens_several_sessions_and_one_message_only_one(internet, sink, port):
+    server = sink("127.0.0.5", port=port, data_delay=0.2)
+    queue_message(SENDER, ["first@implicit.test"], CONTENT)
+    deliver(internet, "implicit.test")
+    assert server.sessions == 1
+    reset_engine()
+
+    for number in range(12):
+        queue_message(SENDER, [f"user{number}@implicit.test"], CONTENT)
+    deliver(internet, "implicit.test")
+
+    assert len(server.messages) == 13
+    assert server.max_in_data > 1  # sent in parallel
+
+
+def test_a_connection_dropped_mid_message_defers_the_backlog_without_a_connection_per_message(internet, sink, port):
     server = sink("127.0.0.5", port=port, drop_during_data=True)
-    for number in range(3):
+    for number in range(12):
         queue_message(SENDER, [f"user{number}@implicit.test"], CONTENT)
 
     deliver(internet, "implicit.test")
@@ -333,7 +353,7 @@ def test_a_connection_dropped_mid_message_defers_the_rest_of_the_round(internet,
     rows = Recipient.objects.all()
     assert {(row.status, row.last_response) for row in rows} == {
         (RecipientStatus.RETRY, "450 4.4.318 Connection was closed abruptly")}
-    assert server.sessions == 1  # not one reconnection per message
+    assert server.sessions <= INITIAL_CONCURRENCY + 2  # the next hop is dead after a window of failures
 
 
 def test_a_verbose_connector_writes_its_sessions_to_the_protocol_log(make_connector, dns_settings, port, sink, log_dirs):
@@ -342,7 +362,7 @@ def test_a_verbose_connector_writes_its_sessions_to_the_protocol_log(make_connec
     queue_message(SENDER, ["kim@implicit.test"], CONTENT)
 
     deliver(connector, "implicit.test")
-    delivery._sessions.close_all()  # instead of waiting for the next task or the cache's time limit
+    reset_engine()  # closes the session instead of keeping it open for more mail
 
     [log_file] = log_dirs.SENDCONN_PROTOCOL_LOG_DIR.glob("SEND*.log")
     [(_, rows)] = iter_sessions(log_file)
@@ -371,7 +391,7 @@ def test_each_connection_to_a_backup_mx_is_a_protocol_log_session_of_its_own(mak
     queue_message(SENDER, ["bob@contoso.test"], CONTENT)
 
     deliver(connector, "contoso.test")
-    delivery._sessions.close_all()
+    reset_engine()
 
     [log_file] = log_dirs.SENDCONN_PROTOCOL_LOG_DIR.glob("SEND*.log")
     sessions = [rows for _, rows in iter_sessions(log_file)]
@@ -393,7 +413,7 @@ def test_a_connector_without_protocol_logging_writes_none(internet, sink, port, 
 
 
 def test_an_open_connection_waits_briefly_for_the_next_task_of_its_next_hop(internet, sink, port, monkeypatch):
-    monkeypatch.setattr(delivery._sessions, "keep_for", 0.2)
+    monkeypatch.setattr(get_engine(), "keep_idle_for", 0.2)
     server = sink("127.0.0.5", port=port)
     for batch in ("first", "second"):
         queue_message(SENDER, [f"{batch}@implicit.test"], CONTENT)
@@ -478,7 +498,7 @@ def test_message_bigger_than_the_connector_now_allows_fails_with_5_3_4(internet,
 
 def test_retry_intervals_follow_exchange_timers(settings):
     assert settings.SENDCONN_TRANSIENT_FAILURE_RETRY_COUNT == 6
-    assert [delivery.retry_interval(n) for n in (1, 6, 7, 20)] == [timedelta(minutes=5)] * 2 + [timedelta(minutes=10)] * 2
+    assert [retry_interval(n) for n in (1, 6, 7, 20)] == [timedelta(minutes=5)] * 2 + [timedelta(minutes=10)] * 2
 
 
 def test_transient_failures_retry_then_use_the_outbound_interval(internet, sink, port, settings):
@@ -517,14 +537,14 @@ def test_a_transient_failure_after_expiry_fails_with_4_4_7(internet, settings):
 
 def test_a_claimed_row_is_not_claimed_again(internet):
     queue_message(SENDER, [f"user{n}@implicit.test" for n in range(5)], CONTENT)
-    due = delivery.due_rows(internet.pk, "implicit.test")
+    due = due_rows(internet.pk, "implicit.test")
 
-    first = delivery.claim(due, "worker-a", 3)
-    second = delivery.claim(due, "worker-b", 10)
+    first = claim(due, "worker-a", 3)
+    second = claim(due, "worker-b", 10)
 
     assert len(first) == 3 and len(second) == 2
     assert not {row.pk for row in first} & {row.pk for row in second}
-    assert delivery.claim(due, "worker-c", 10) == []
+    assert claim(due, "worker-c", 10) == []
 
 
 def test_rows_not_due_or_final_are_not_claimed(internet):
@@ -533,7 +553,7 @@ def test_rows_not_due_or_final_are_not_claimed(internet):
         status=RecipientStatus.RETRY, next_attempt_at=timezone.now() + timedelta(minutes=5))
     Recipient.objects.filter(address="done@implicit.test").update(status=RecipientStatus.DELIVERED)
 
-    claimed = delivery.claim(delivery.due_rows(internet.pk, "implicit.test"), "worker-a", 10)
+    claimed = claim(due_rows(internet.pk, "implicit.test"), "worker-a", 10)
 
     assert [row.address for row in claimed] == ["now@implicit.test"]
 

@@ -12,7 +12,7 @@ from django.utils import timezone
 from sendconn.connectors.models import AdminAuditLogEntry
 from sendconn.connectors.services import Caller
 from sendconn.transport import opath, queue_admin, sweeper, tracking
-from sendconn.transport.delivery import claim, claim_due, due_rows
+from sendconn.transport.claims import claim, claim_due, due_rows
 from sendconn.transport.models import (
     Message, Recipient, RecipientStatus, SuspendedQueue, TrackingEvent, TrackingEventId, TrackingSource,
 )

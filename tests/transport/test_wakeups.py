@@ -8,7 +8,7 @@ from kombu.exceptions import OperationalError
 
 from sendconn.connectors.models import TransportServer
 from sendconn.connectors.servers import local_server, register_transport_server
-from sendconn.transport import tasks, wakeups
+from sendconn.transport import wakeups
 
 pytestmark = pytest.mark.django_db
 
@@ -42,7 +42,7 @@ def marks(monkeypatch, tmp_path):
 def sent(monkeypatch):
     """(args, options) of every deliver_next_hop task sent."""
     calls = []
-    monkeypatch.setattr(tasks.deliver_next_hop, "apply_async", lambda args, **options: calls.append((args, options)))
+    monkeypatch.setattr(wakeups, "publish_wake_up", lambda args, **options: calls.append((args, options)))
     return calls
 
 
@@ -99,12 +99,12 @@ def test_a_broker_failure_is_logged_not_raised_and_the_next_wake_up_tries_again(
     def broker_down(args, **options):
         raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 
-    monkeypatch.setattr(tasks.deliver_next_hop, "apply_async", broker_down)
+    monkeypatch.setattr(wakeups, "publish_wake_up", broker_down)
     wakeups.wake_next_hops([(internet.pk, "fabrikam.test")])
     assert "Can't send the wake-up for next hop fabrikam.test" in caplog.text
 
     calls = []
-    monkeypatch.setattr(tasks.deliver_next_hop, "apply_async", lambda args, **options: calls.append(options))
+    monkeypatch.setattr(wakeups, "publish_wake_up", lambda args, **options: calls.append(options))
     wakeups.wake_next_hops([(internet.pk, "fabrikam.test")])
     assert calls == [{"queue": "server.ex01"}]  # not held back by the failed one
 

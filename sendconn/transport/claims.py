@@ -1,0 +1,152 @@
+"""Claims: which worker holds which queued recipient rows, so two never send the same recipient.
+
+A claim is ``claimed_by`` (a token naming the server, host, process and claimer) and ``claimed_at`` on the row.
+Claims are taken by a conditional UPDATE (with SELECT … FOR UPDATE SKIP LOCKED on PostgreSQL) and released by
+the ledger with the outcome. A claimer that dies leaves its rows claimed: a delivery engine starting on the same
+host releases the claims of processes that are gone (``release_claims_of_dead_processes``), and the sweeper
+releases any claim older than SENDCONN_CLAIM_TIMEOUT as the last resort (a machine that never comes back).
+"""
+import logging
+import os
+import socket
+import uuid
+from contextlib import nullcontext
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Exists, OuterRef
+from django.utils import timezone
+
+from . import statements
+from .models import Message, Recipient, RecipientStatus, SuspendedQueue
+
+log = logging.getLogger(__name__)
+
+DUE_STATUSES = (RecipientStatus.READY, RecipientStatus.RETRY)
+
+
+def claim_token():
+    """Who holds a claim: ``<server>/<host>:<pid>/<unique>``, for people reading the queue and for
+    ``release_claims_of_dead_processes``."""
+    return f"{settings.SENDCONN_SERVER_NAME}/{socket.gethostname()}:{os.getpid()}/{uuid.uuid4().hex[:12]}"
+
+
+def holder_process(token):
+    """(host, pid) of the process a claim token names; None for a token of another shape."""
+    _, _, holder = token.partition("/")
+    holder, _, _ = holder.rpartition("/")
+    host, _, pid = holder.rpartition(":")
+    return (host, int(pid)) if host and pid.isdigit() else None
+
+
+def claim(rows, token, limit):
+    """Claim up to ``limit`` unclaimed rows of ``rows`` (a Recipient queryset saying which rows may be taken)
+    for ``token``, and return them.
+
+    The UPDATE repeats every condition and ``claimed_by = ''``, so a row another claimer took (or finished) since
+    the SELECT is not taken again. On PostgreSQL the SELECT locks its rows and skips locked ones, so concurrent
+    claimers take different rows instead of queueing on the same ones. SQLite has one writer at a time: the
+    SELECT reads without taking the write lock (WAL) and only the UPDATE, one statement, holds it — a worker that
+    finds nothing due never blocks smtpd's commits.
+    """
+    unclaimed = rows.filter(claimed_by="")
+    now = timezone.now()
+    skip_locked = connection.features.has_select_for_update_skip_locked
+    with transaction.atomic() if skip_locked else nullcontext():
+        candidates = unclaimed.select_for_update(skip_locked=True, of=("self",)) if skip_locked else unclaimed
+        claimed = list(candidates[:limit])
+        if not claimed:
+            return []
+        ids = [row.pk for row in claimed]
+        taken = unclaimed.filter(id__in=ids).update(claimed_by=token, claimed_at=now)
+    if taken != len(claimed):  # another claimer was quicker for some
+        return list(Recipient.objects.filter(id__in=ids, claimed_by=token).select_related("message"))
+    for row in claimed:
+        row.claimed_by, row.claimed_at = token, now
+    return claimed
+
+
+def claim_due(connector_id, next_hop_domain, token, limit):
+    """``claim(due_rows(connector_id, next_hop_domain).select_related("message"), token, limit)`` as three
+    hand-written statements: the delivery hot path, where compiling the ORM's queries cost more than running
+    them. Same conditions, same guarantees.
+    """
+    now = timezone.now()
+    q = connection.ops.quote_name
+    due = (f"{q('connector_id')} = %s AND {q('next_hop_domain')} = %s AND {q('status')} IN (%s, %s) "
+           f"AND {q('next_attempt_at')} <= %s AND {q('claimed_by')} = %s")
+    due_params = [connector_id, next_hop_domain, *DUE_STATUSES, _db_datetime(now), ""]
+    not_suspended = (f"NOT EXISTS (SELECT 1 FROM {q(SuspendedQueue._meta.db_table)} "
+                     f"WHERE {q('connector_id')} = %s AND {q('next_hop_domain')} = %s)")
+    table = q(Recipient._meta.db_table)
+    skip_locked = connection.features.has_select_for_update_skip_locked
+    with transaction.atomic() if skip_locked else nullcontext(), connection.cursor() as cursor:
+        lock = " FOR UPDATE SKIP LOCKED" if skip_locked else ""
+        cursor.execute(f"SELECT {q('id')} FROM {table} WHERE {due} AND {not_suspended} ORDER BY {q('id')} "
+                       f"LIMIT %s{lock}", [*due_params, connector_id, next_hop_domain, limit])
+        ids = [row[0] for row in cursor.fetchall()]
+        if not ids:
+            return []
+        cursor.execute(
+            f"UPDATE {table} SET {q('claimed_by')} = %s, {q('claimed_at')} = %s "
+            f"WHERE {q('id')} IN ({', '.join(['%s'] * len(ids))}) AND {due}",
+            [token, _db_datetime(now), *ids, *due_params],
+        )
+    message_table = q(Message._meta.db_table)
+    claimed = statements.load(
+        [Recipient, Message],
+        f"SELECT {statements.columns(Recipient, 'r')}, {statements.columns(Message, 'm')} FROM {table} r "
+        f"JOIN {message_table} m ON m.{q('id')} = r.{q('message_id')} "
+        f"WHERE r.{q('id')} IN ({', '.join(['%s'] * len(ids))}) AND r.{q('claimed_by')} = %s ORDER BY r.{q('id')}",
+        [*ids, token],
+    )
+    for row, message in claimed:
+        row.message = message
+    return [row for row, _ in claimed]
+
+
+def _db_datetime(moment):
+    return Recipient._meta.get_field("claimed_at").get_db_prep_value(moment, connection)
+
+
+def in_suspended_queue():
+    """True for a Recipient row whose delivery queue Suspend-Queue stopped."""
+    return Exists(SuspendedQueue.objects.filter(connector_id=OuterRef("connector_id"),
+                                                next_hop_domain=OuterRef("next_hop_domain")))
+
+
+def due_rows(connector_id, next_hop_domain, now=None):
+    """The rows of the next hop that may be sent now (none while its queue is suspended)."""
+    return Recipient.objects.filter(
+        connector_id=connector_id, next_hop_domain=next_hop_domain, status__in=DUE_STATUSES,
+        next_attempt_at__lte=now or timezone.now(),
+    ).exclude(in_suspended_queue())
+
+
+def release_claims_of_dead_processes(server_name=None):
+    """Release the claims held by processes of this host that no longer run (a worker killed with SIGKILL, a
+    machine restarted): their rows go out again within seconds instead of after SENDCONN_CLAIM_TIMEOUT.
+    Returns how many rows were released."""
+    server_name = server_name or settings.SENDCONN_SERVER_NAME
+    host = socket.gethostname()
+    holders = (Recipient.objects.filter(claimed_by__startswith=f"{server_name}/{host}:")
+               .order_by().values_list("claimed_by", flat=True).distinct())
+    dead = [token for token in holders if (holder := holder_process(token)) and not _running(holder[1])]
+    if not dead:
+        return 0
+    released = Recipient.objects.filter(claimed_by__in=dead).update(claimed_by="", claimed_at=None)
+    log.warning("Released %d recipient(s) claimed by %d process(es) of this host that stopped before recording "
+                "them", released, len(dead))
+    return released
+
+
+def _running(pid):
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
