@@ -40,6 +40,7 @@ def standard_zone():
         .cname("alias", "contoso")
         .a("smtp.relay", "127.0.0.7")
         .a("smtp2.relay", "127.0.0.8")
+        .a("silent", "127.0.0.9")
     )
 
 

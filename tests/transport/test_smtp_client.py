@@ -1,4 +1,5 @@
 """The outbound SMTP session against real aiosmtpd sinks on 127.0.0.x (peers in tests/peers)."""
+import asyncio
 import base64
 import socket
 import time
@@ -17,6 +18,7 @@ from sendconn.transport.smtp_client import (
 )
 from tests.peers import free_port
 from tests.peers.certs import legacy_tls_context
+from tests.peers.hostile import ScriptedServer
 
 HELO = "ex01.contoso.test"
 MESSAGE = b"From: alice@contoso.test\r\nSubject: Quarterly report\r\n\r\nSee attached.\r\n"
@@ -674,3 +676,50 @@ def test_helo_refused_with_5xx_is_permanent(sink):
         session_for(server).open()
 
     assert (caught.value.stage, caught.value.response) == ("ehlo", "550 5.7.1 Go away")
+
+
+# --- servers that break the protocol -----------------------------------------------------------------------
+
+
+def test_a_250_to_data_is_no_go_ahead_the_body_is_not_sent_and_the_recipients_wait():
+    """RFC 5321 §4.1.1.4: only 354 lets the body go; anything else fails that attempt (here transiently)."""
+    received = []
+
+    async def wrong_data_reply(reader, writer):
+        writer.write(b"220 mx.fabrikam.test ESMTP\r\n")
+        while line := await reader.readline():
+            received.append(line)
+            command = line[:4].upper()
+            reply = b"221 Bye\r\n" if command == b"QUIT" else b"250 OK\r\n"  # 250 to DATA as well
+            writer.write(b"250-mx.fabrikam.test\r\n250 PIPELINING\r\n" if command == b"EHLO" else reply)
+            await writer.drain()
+
+    with ScriptedServer("127.0.0.2", free_port("127.0.0.2"), wrong_data_reply) as server:
+        session = SmtpSession([Target("mx1.fabrikam.test", server.host, server.port, 10)], options())
+        outcome = session.send("alice@contoso.test", ["bob@fabrikam.test"], MESSAGE)
+        session.close()
+
+    reply = outcome.per_recipient["bob@fabrikam.test"]
+    assert (reply.code, reply.enhanced_status, reply.is_transient) == (451, "4.5.0", True)
+    assert "Unexpected reply to DATA [250" in reply.text
+    assert outcome.error is not None  # the connection is dropped: the server's state is unknown
+    assert not any(b"Quarterly report" in line for line in received)
+
+
+def test_a_greeting_that_never_ends_times_out_as_a_whole():
+    async def tarpit(reader, writer):
+        while True:
+            writer.write(b"220-still here\r\n")
+            await writer.drain()
+            await asyncio.sleep(0.1)
+
+    with ScriptedServer("127.0.0.2", free_port("127.0.0.2"), tarpit) as server:
+        session = SmtpSession([Target("mx1.fabrikam.test", server.host, server.port, 10)],
+                              options(command_timeout=0.5))
+        started = time.monotonic()
+        with pytest.raises(SmtpTransientError) as failure:
+            session.open()
+
+    assert time.monotonic() - started < 2
+    assert (failure.value.stage, str(failure.value.reply)) == ("greeting", "450 4.4.315 Connection timed out")
+    assert not session.can_send_more()  # no TypeError on a session that never opened
