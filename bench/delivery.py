@@ -1,10 +1,15 @@
 """Delivery bench: N messages submitted over SMTP to smtpd, delivered by the workers to sinks on loopback.
 
     python bench/delivery.py --messages 10000 --domains 50 --size 2048
+    python bench/delivery.py --messages 2000 --rtt-ms 50      # every MX 50 ms away (a latency proxy in front)
+    python bench/delivery.py --messages 2000 --silent 24      # 24 domains whose MX never greets, mailed first
 
 Everything runs on this machine, on loopback: its own nsd (tests/peers) serving ``d1.bench.test`` … with one MX
 each, pointing at an aiosmtpd sink on 127.0.1.<n> (port 25 when it can be bound, as DNS routing uses; else a free
-port set on the connector), the sinks in a process of their own. sendconn runs as ``make run`` runs it, in
+port set on the connector), the sinks in a process of their own. With ``--rtt-ms N`` the MX addresses are latency
+proxies (tests/peers/hostile.py) in front of the sinks, every byte N/2 ms late each way; with ``--silent K``, K
+more domains ``t1.bench.test`` … have their MX on a server that accepts and never greets, and one message to each
+goes first, outside the clock: does it hold up everybody else's? sendconn runs as ``make run`` runs it, in
 embedded mode: a temporary SENDCONN_VAR_DIR (SQLite, filesystem broker), the Procfile's smtpd, worker and beat
 under ``manage.py runall``, SENDCONN_DNS_SERVERS pointed at the nsd, and the connector created with
 ``manage.py cmdlet "New-SendConnector -Name 'To internet' -AddressSpaces * -Internet"``. With ``--scale-out`` the
@@ -41,16 +46,19 @@ from tests.peers.stack import TransportStack, empty_redis_db, fresh_database  # 
 ZONE = "bench.test"
 SCALE_OUT_BROKER = "redis://127.0.0.1:6379/15"  # a Redis db of its own, emptied before and after the run
 SENDER = "bench@contoso.test"
+SILENT_MX = "127.0.3.1"  # the MX of every --silent domain: accepts TCP, never greets
 
 
 # --- sinks ----------------------------------------------------------------------------------------------------
 
 
-def serve_sinks(addresses, port, counters, ready, stop):
-    """The sink process: aiosmtpd on every address, counting messages, recipients, sessions, duplicates."""
+def serve_sinks(addresses, port, counters, ready, stop, rtt_ms=0.0, silent=False):
+    """The sink process: aiosmtpd on every address (behind latency proxies with ``rtt_ms``; the silent MX too),
+    counting messages, recipients, sessions, duplicates."""
     import logging
 
     from sendconn.transport.smtp_server import PlainPathSMTP
+    from tests.peers.hostile import LatencyProxy, SilentServer
 
     logging.getLogger("mail.log").setLevel(logging.CRITICAL)
     seen = set()
@@ -78,7 +86,12 @@ def serve_sinks(addresses, port, counters, ready, stop):
         handler = Handler()
         loop = asyncio.get_running_loop()
         for address in addresses:
-            await loop.create_server(lambda: CountingSMTP(handler, hostname="sink.bench.test"), address, port)
+            sink_address = address.replace("127.0.1.", "127.0.2.") if rtt_ms else address
+            await loop.create_server(lambda: CountingSMTP(handler, hostname="sink.bench.test"), sink_address, port)
+            if rtt_ms:
+                await LatencyProxy(address, port, (sink_address, port), rtt_ms).listen()
+        if silent:
+            await SilentServer(SILENT_MX, port).listen()
         ready.set()
         while not stop.is_set():
             await asyncio.sleep(0.05)
@@ -90,12 +103,12 @@ class Sinks:
     """The sink process; ``counters``: messages, recipients, sessions, duplicate recipients, times of the last and
     the first 250."""
 
-    def __init__(self, addresses, port):
+    def __init__(self, addresses, port, rtt_ms=0.0, silent=False):
         context = multiprocessing.get_context("spawn")
         self.counters = context.Array("d", 6, lock=False)
         self.ready, self.stop_event = context.Event(), context.Event()
         self.process = context.Process(target=serve_sinks, args=(addresses, port, self.counters, self.ready,
-                                                                 self.stop_event), daemon=True)
+                                                                 self.stop_event, rtt_ms, silent), daemon=True)
         self.process.start()
         if not self.ready.wait(30):
             raise RuntimeError("the sinks did not start")
@@ -111,6 +124,12 @@ class Sinks:
     def stop(self):
         self.stop_event.set()
         self.process.join(10)
+
+
+def silent_workload(count):
+    """One message to each of ``count`` domains whose MX never greets."""
+    return [(f"held{number}@t{number}.{ZONE}", f"Subject: silent {number}\r\n\r\nx\r\n".encode())
+            for number in range(1, count + 1)]
 
 
 def common_port(addresses):
@@ -289,6 +308,9 @@ def main():
                              "filesystem broker")
     parser.add_argument("--no-drain", dest="drain", action="store_false",
                         help="skip the queue-drain run (delivery alone, from a queue filled while no worker ran)")
+    parser.add_argument("--rtt-ms", type=float, default=0.0, help="every MX this many ms away (a latency proxy)")
+    parser.add_argument("--silent", type=int, default=0,
+                        help="first mail one message to each of this many domains whose MX never greets")
     args = parser.parse_args()
     if not 1 <= args.domains <= 250:
         parser.error("--domains must be 1 to 250 (one loopback address each)")
@@ -297,8 +319,13 @@ def main():
     zone = Zone(ZONE)
     for n in range(1, args.domains + 1):
         zone.mx(f"d{n}", 10, f"mx.d{n}", f"127.0.1.{n}")
+    if args.silent:
+        zone.a("mx.silent", SILENT_MX)
+        for n in range(1, args.silent + 1):
+            zone.mx(f"t{n}", 10, "mx.silent")
     items = workload(args.messages, args.domains, args.size)
-    sink_port = common_port(addresses)
+    sink_port = common_port(addresses + [address.replace("127.0.1.", "127.0.2.") for address in addresses]
+                            + [SILENT_MX])
 
     with contextlib.ExitStack() as resources:
         scratch = resources.enter_context(tempfile.TemporaryDirectory(prefix="sendconn-bench-"))
@@ -308,7 +335,7 @@ def main():
             tuning["database_url"] = resources.enter_context(fresh_database("sendconn_bench"))
             resources.enter_context(empty_redis_db(SCALE_OUT_BROKER))
             tuning["broker_url"] = SCALE_OUT_BROKER
-        sinks = Sinks(addresses, sink_port)
+        sinks = Sinks(addresses, sink_port, args.rtt_ms, bool(args.silent))
         stack = TransportStack(Path(scratch), SENDCONN_DNS_SERVERS=nsd.address, LOG_LEVEL="WARNING",
                                SENDCONN_SMTP_LISTEN=f"127.0.0.1:{free_port()}", **tuning)
         try:
@@ -338,6 +365,8 @@ def main():
             groups.update(sinks=[sinks.process.pid], client=[os.getpid()], worker_main=[worker_pid])
             cpu_before = {name: cpu_seconds(pids) for name, pids in groups.items()}
 
+            if args.silent:
+                submit(smtpd_host, int(smtpd_port), silent_workload(args.silent), 1)
             try:
                 first, accepted = submit(smtpd_host, int(smtpd_port), items, args.connections)
             except RuntimeError as error:
@@ -355,6 +384,8 @@ def main():
         mode = "scale-out: PostgreSQL, Redis" if args.scale_out else "embedded: SQLite, filesystem broker"
         print(f"delivery bench ({mode}): {args.messages} messages of {args.size} bytes to {args.domains} domains, "
               f"{args.connections} client connections, {os.cpu_count()} CPUs ({cpu_model()})")
+        if args.rtt_ms or args.silent:
+            print(f"every MX {args.rtt_ms:g} ms away; {args.silent} silent domains mailed first")
         print(f"end to end (first submission to last 250 at the sink): {last - first:.2f} s, {rate:.0f} messages/s")
         print(f"submission (accepted by smtpd, while delivering): {args.messages / (accepted - first):.0f} messages/s")
         if args.drain:

@@ -33,8 +33,7 @@ class _LoopServer:
         async def serve():
             self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
             try:
-                server = await asyncio.start_server(self._accept, self.host, self.port, backlog=1024,
-                                                    reuse_address=True)
+                server = await self.listen()
             except OSError as error:
                 failure.append(error)
                 ready.set()
@@ -57,6 +56,10 @@ class _LoopServer:
     def __exit__(self, *exc_info):
         self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(10)
+
+    async def listen(self):
+        """Serve in the running loop (a caller with a loop of its own uses this instead of ``with``)."""
+        return await asyncio.start_server(self._accept, self.host, self.port, backlog=1024, reuse_address=True)
 
     async def _accept(self, reader, writer):
         self.connections += 1
