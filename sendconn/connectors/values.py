@@ -12,7 +12,8 @@ from django.core.exceptions import ValidationError
 
 _LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 MAX_COST = 100
-MAX_MESSAGE_SIZE_BYTES = 2147483647
+MAX_INT32 = 2147483647  # Exchange's counts are System.Int32
+MAX_MESSAGE_SIZE_BYTES = MAX_INT32
 MIN_INACTIVITY_TIMEOUT = timedelta(seconds=1)
 MAX_INACTIVITY_TIMEOUT = timedelta(days=1)
 
@@ -202,3 +203,20 @@ def parse_port(value):
     if not text.isdigit() or not 0 <= int(text) <= 65535:
         raise ValidationError(f'The port "{value}" isn\'t valid. The port must be a number from 0 to 65535.')
     return int(text)
+
+
+def parse_unlimited_count(value, minimum=1, maximum=MAX_INT32):
+    """Exchange's ``Unlimited<Int32>``: a whole number from ``minimum`` through ``maximum``, or ``unlimited`` (None)."""
+    text = str(value).strip()
+    if text.lower() == "unlimited":
+        return None
+    if not re.fullmatch(r"[0-9]{1,10}", text) or not minimum <= int(text) <= maximum:
+        raise ValidationError(
+            f'The value "{value}" isn\'t valid. Enter a whole number from {minimum} through {maximum}, or unlimited.'
+        )
+    return int(text)
+
+
+def format_unlimited(value):
+    """An ``Unlimited<Int32>`` as Exchange shows it: the number, or ``Unlimited``."""
+    return "Unlimited" if value is None else value

@@ -43,8 +43,9 @@ from django.db.models.functions import Lower, StrIndex, Substr
 from django.utils import timezone
 
 from sendconn.connectors import selectors as connector_selectors
+from sendconn.connectors import audit
 from sendconn.connectors.audit import quote
-from sendconn.connectors.models import AdminAuditLogEntry, SendConnector, SmartHost
+from sendconn.connectors.models import SendConnector, SmartHost
 from sendconn.connectors.servers import local_server
 
 from . import sweeper, tracking, wakeups
@@ -565,14 +566,8 @@ class Outcome:
 
 
 def _audit(caller, cmdlet, identity, connector, parameters=""):
-    AdminAuditLogEntry.objects.create(
-        connector_guid=connector.guid if connector else None,
-        object_name=identity[:64],
-        cmdlet=cmdlet,
-        command_line=f"{cmdlet} -Identity {quote(identity)}{parameters}",
-        caller=caller.username,
-        source=caller.source,
-    )
+    audit.record_line(caller, cmdlet, identity, f"{cmdlet} -Identity {quote(identity)}{parameters}",
+                      connector.guid if connector else None)
 
 
 def _active(rows):
