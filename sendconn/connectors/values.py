@@ -117,18 +117,28 @@ def parse_address_space(text, cost=None):
 
 
 def parse_smart_host(text):
-    """A smart host is an IP address or an FQDN; the port is the connector's Port, never part of the host."""
+    """A smart host is an IP address (``[ ]`` around it are optional) or an FQDN; the port is the connector's Port,
+    never part of the host. A name whose last label is all digits (``999.1.1.1``) is a mistyped IP address: no
+    top-level domain is numeric (RFC 3696), so Exchange refuses it as a host name."""
     raw = text.strip()
     if not raw:
         raise ValidationError("The smart host can't be empty.")
     if any(ch.isspace() for ch in raw):
         raise ValidationError(f'"{raw}" isn\'t a valid smart host: it contains spaces. Enter one IP address or FQDN per entry.')
-    literal = raw[1:-1] if raw.startswith("[") and raw.endswith("]") else raw
+    bracketed = raw.startswith("[") and raw.endswith("]")
+    literal = raw[1:-1] if bracketed else raw
     try:
         return SmartHostValue(str(ipaddress.ip_address(literal)), True)
     except ValueError:
         pass
-    if ":" in raw and not raw.startswith("["):
+    if bracketed:
+        raise ValidationError(f'"{raw}" isn\'t a valid smart host: [ ] can only enclose an IP address, such as '
+                              f'[192.168.1.25].')
+    if literal.rstrip(".").rpartition(".")[2].isdecimal():
+        raise ValidationError(f'"{raw}" isn\'t a valid smart host: it isn\'t a valid IP address, and an FQDN can\'t '
+                              f'end with a number. Enter an IP address such as 192.168.1.25 or an FQDN such as '
+                              f'mail.contoso.com.')
+    if ":" in raw:
         raise ValidationError(
             f'"{raw}" isn\'t a valid smart host. Enter the host without a port; set the port with the Port parameter.'
         )
@@ -200,7 +210,7 @@ def format_timespan(span):
 
 def parse_port(value):
     text = str(value).strip()
-    if not text.isdigit() or not 0 <= int(text) <= 65535:
+    if not re.fullmatch(r"[0-9]{1,5}", text) or not 0 <= int(text) <= 65535:
         raise ValidationError(f'The port "{value}" isn\'t valid. The port must be a number from 0 to 65535.')
     return int(text)
 

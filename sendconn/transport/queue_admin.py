@@ -32,6 +32,7 @@ UPDATEs (or claims, for removal), so a row a worker is delivering (claimed: Exch
 under it; it is counted as active and left alone, as Exchange's PendingSuspend / PendingRemove would finish the
 attempt first. Every action is written to the admin audit log as its cmdlet line.
 """
+import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -42,8 +43,8 @@ from django.db.models import Case, Count, F, Max, Min, OuterRef, Prefetch, Q, Su
 from django.db.models.functions import Lower, StrIndex, Substr
 from django.utils import timezone
 
-from sendconn.connectors import selectors as connector_selectors
 from sendconn.connectors import audit
+from sendconn.connectors import selectors as connector_selectors
 from sendconn.connectors.audit import quote
 from sendconn.connectors.models import SendConnector, SmartHost
 from sendconn.connectors.servers import local_server
@@ -52,7 +53,7 @@ from . import sweeper, tracking, wakeups
 from .claims import DUE_STATUSES, claim, claim_token
 from .ledger import reroute_claimed
 from .models import (
-    Message, Recipient, RecipientStatus, SuspendedQueue, TrackingEvent, TrackingEventId, TrackingSource,
+    MAX_ROW_ID, Message, Recipient, RecipientStatus, SuspendedQueue, TrackingEvent, TrackingEventId, TrackingSource,
 )
 from .outcomes import Result
 from .queueing import UNREACHABLE_RESPONSE, queue_ndr
@@ -542,7 +543,7 @@ def get_message(identity):
     """The message ``<queue identity>\\<message id>``; QueueNotFound when it isn't in that queue."""
     identity = (identity or "").strip()
     queue_identity, _, number = identity.rpartition("\\")
-    if not queue_identity or not number.strip().isdigit():
+    if not queue_identity or not re.fullmatch(r"[0-9]{1,19}", number.strip()) or int(number) > MAX_ROW_ID:
         raise not_found(identity)
     try:
         queue = get_queue(queue_identity)

@@ -45,11 +45,25 @@ def test_other_address_space_types_round_trip(address_type, text, cost):
     assert parse_address_space(str(value)) == value
 
 
-@given(domain=DOMAINS.filter(lambda domain: not is_ip(domain)))
+def ends_with_a_number(domain):
+    return domain.rpartition(".")[2].isdecimal()
+
+
+@given(domain=DOMAINS.filter(lambda domain: not ends_with_a_number(domain)))
 def test_smart_host_names_round_trip(domain):
     value = parse_smart_host(f" {domain.upper()} ")
     assert value == SmartHostValue(domain, False)
     assert parse_smart_host(str(value)) == value
+
+
+@given(domain=DOMAINS.filter(ends_with_a_number), bracketed=st.booleans())
+def test_smart_hosts_ending_with_a_number_must_be_ip_addresses(domain, bracketed):
+    typed = f"[{domain}]" if bracketed else domain
+    if is_ip(domain):
+        assert parse_smart_host(typed) == SmartHostValue(str(ipaddress.ip_address(domain)), True)
+    else:
+        with pytest.raises(ValidationError, match="valid smart host"):
+            parse_smart_host(typed)
 
 
 @given(address=st.ip_addresses(), bracketed=st.booleans())
