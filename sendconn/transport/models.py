@@ -11,7 +11,6 @@ from django.utils import timezone
 
 from sendconn.connectors.models import SendConnector, TransportServer
 
-MAX_ROW_ID = 2**63 - 1  # ids are BigAutoField (DEFAULT_AUTO_FIELD): a larger number names no row
 MAX_ADDRESS_LENGTH = 320  # RFC 5321: 64-octet local part, "@", 255-octet domain
 MAX_HEADER_LENGTH = 998  # RFC 5322 line length
 

@@ -53,7 +53,7 @@ from . import sweeper, tracking, wakeups
 from .claims import DUE_STATUSES, claim, claim_token
 from .ledger import reroute_claimed
 from .models import (
-    MAX_ROW_ID, Message, Recipient, RecipientStatus, SuspendedQueue, TrackingEvent, TrackingEventId, TrackingSource,
+    Message, Recipient, RecipientStatus, SuspendedQueue, TrackingEvent, TrackingEventId, TrackingSource,
 )
 from .outcomes import Result
 from .queueing import UNREACHABLE_RESPONSE, queue_ndr
@@ -64,6 +64,7 @@ ACTIVE, READY, RETRY, SUSPENDED = "Active", "Ready", "Retry", "Suspended"  # que
 QUEUE_STATUSES = (ACTIVE, READY, RETRY, SUSPENDED)
 
 QUEUED_STATUSES = (RecipientStatus.READY, RecipientStatus.RETRY, RecipientStatus.SUSPENDED, RecipientStatus.UNREACHABLE)
+MAX_MESSAGE_ID = 2**63 - 1  # Message ids are BigAutoField: a larger number names no message (and overflows SQLite)
 RATE_WINDOW = timedelta(minutes=1)  # IncomingRate / OutgoingRate: messages per second over the last minute
 REMOVED = Result.ours(550, "4.3.2", "QUEUE.Admin; message deleted by administrative action", TrackingSource.QUEUE)
 
@@ -543,7 +544,7 @@ def get_message(identity):
     """The message ``<queue identity>\\<message id>``; QueueNotFound when it isn't in that queue."""
     identity = (identity or "").strip()
     queue_identity, _, number = identity.rpartition("\\")
-    if not queue_identity or not re.fullmatch(r"[0-9]{1,19}", number.strip()) or int(number) > MAX_ROW_ID:
+    if not queue_identity or not re.fullmatch(r"[0-9]{1,19}", number.strip()) or int(number) > MAX_MESSAGE_ID:
         raise not_found(identity)
     try:
         queue = get_queue(queue_identity)
