@@ -378,6 +378,8 @@ def get_queue(identity):
     """The queue named ``identity`` (see the module docstring); QueueNotFound when there is none, or when a
     short identity names several queues (the message lists their long identities)."""
     identity = (identity or "").strip()
+    if "\0" in identity:  # from a URL: no queue has one, and PostgreSQL can't compare text holding it
+        raise not_found(identity)
     rest, _ = _split_server(identity)
     queue_part, _, connector_part = rest.partition("\\")
     queue_part = queue_part.strip()

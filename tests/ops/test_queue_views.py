@@ -79,6 +79,8 @@ def test_the_list_filters_by_status_and_next_hop(admin_client, message):
     "queues/EX01%5Ccontoso.test/actions/explode/",
     "queues/EX01%5Cnowhere.test/actions/retry/",
     "queues/EX01%5Ccontoso.test%5C9223372036854775808/",
+    "queues/EX01%5Ccon%00toso.test/",  # NUL: PostgreSQL can't compare it, and no queue has it
+    "queues/EX01%5Ccon%00toso.test/actions/suspend/",
 ])
 def test_unknown_identities_and_actions_are_404(admin_client, message, path):
     response = admin_client.get(f"/{path}")

@@ -243,6 +243,13 @@ BIG = "9223372036854775808"  # one more than the largest 64-bit id
     ("Get-Queue -ResultSize 2147483648", "Enter a whole number from 1 through 2147483647, or unlimited."),
     ("Get-Message -ResultSize ²", "isn't valid"),
     ("Get-MessageTrackingLog -ResultSize 99999999999999999999999", "isn't valid"),
+    # PostgreSQL can't compare text holding NUL: refused before any query, whatever the database.
+    ('Get-Queue -Identity "EX01\\con`0toso.test"', "Cannot process argument transformation on parameter "
+                                                   "'Identity'. The value contains the NUL character (`0)"),
+    ('Get-Message -Queue "EX01\\con`0toso.test"', "parameter 'Queue'. The value contains the NUL character"),
+    ("Get-Message -Filter \"Subject -eq 'a`0b'\"", "parameter 'Filter'. The value contains the NUL character"),
+    ('Get-MessageTrackingLog -Recipients kim@contoso.test,"a`0@b.c"', "parameter 'Recipients'. The value contains"),
+    ('Get-MessageTrackingLog -Server "EX`001"', "parameter 'Server'. The value contains the NUL character"),
 ])
 def test_numbers_out_of_range_and_oversized_filters_exit_1(cmdlet, queues, line, error):
     result = cmdlet(line)
