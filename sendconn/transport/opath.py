@@ -225,7 +225,8 @@ def _text(value):
 def _compare(actual, comparison):
     operator, expected = comparison.operator, comparison.value
     if operator in ("-like", "-notlike"):
-        hit = fnmatch.fnmatchcase(_text(actual), _text(expected))
+        # "[" is literal, as in the database's LIKE (``to_q``): the same filter selects the same way in both.
+        hit = fnmatch.fnmatchcase(_text(actual), _text(expected).replace("[", "[[]"))
         return hit if operator == "-like" else not hit
     if isinstance(actual, (int, float)) and not isinstance(actual, bool) and expected is not None:
         left, right = actual, _number(expected, comparison.name)
@@ -283,6 +284,8 @@ def _comparison_q(comparison, fields):
         if operator in ("-like", "-notlike"):
             raise FilterError(f"{comparison.name} is a number: compare it with -eq, -ne, -gt, -lt, -ge or -le.")
         value = _number(value, comparison.name)
+        if isinstance(value, float):  # the database's numbers are whole (Size, RetryCount): Django would truncate
+            raise FilterError(f'The value "{comparison.value}" of the filter on {comparison.name} isn\'t a whole number.')
     else:
         value = _text(value) if isinstance(value, bool) else str(value)
     if operator in ("-like", "-notlike"):
@@ -295,7 +298,8 @@ def _comparison_q(comparison, fields):
 
 
 def to_q(tree, fields):
-    """The filter as a ``Q``; ``fields`` maps each property to ``(field or annotation name, is_numeric)``."""
+    """The filter as a ``Q``; ``fields`` maps each property to ``(field or annotation name, is_numeric)``, numeric
+    fields holding whole numbers."""
     if isinstance(tree, Negation):
         return ~to_q(tree.part, fields)
     if isinstance(tree, Junction):

@@ -115,3 +115,16 @@ def test_the_limits_themselves_are_accepted():
 def test_long_filters_and_unusable_characters_are_refused(text, error):
     with pytest.raises(opath.FilterError, match=re.escape(error)):
         opath.parse(text, PROPERTIES)
+
+
+def test_brackets_are_literal_in_records_as_in_the_database():
+    tree = opath.parse("NextHopDomain -like '[mc]ail*'", PROPERTIES)
+    assert opath.matches(tree, {"NextHopDomain": "mail.contoso.com"}) is False
+    assert opath.matches(tree, {"NextHopDomain": "[mc]ail.contoso.com"}) is True
+
+
+def test_database_numbers_are_whole():
+    fields = {"MessageCount": ("count", True)}
+    assert opath.to_q(opath.parse("MessageCount -eq 1e2", PROPERTIES), fields) == Q(count=100)
+    with pytest.raises(opath.FilterError, match='The value "10.5" of the filter on MessageCount isn\'t a whole number.'):
+        opath.to_q(opath.parse("MessageCount -eq 10.5", PROPERTIES), fields)
