@@ -9,7 +9,7 @@ case-insensitively and ``-like`` takes the wildcards ``*`` and ``?``.
 A filter is typed by anyone who may read the queues, so its cost is bounded: at most ``MAX_LENGTH`` characters,
 ``MAX_COMPARISONS`` comparisons and ``MAX_DEPTH`` levels of parentheses and ``-not`` (the parser and the
 database both recurse on the tree), numbers within the 64-bit range of the columns, and ``-like`` compiled to
-SQL ``LIKE`` (linear in the databases) rather than a backtracking regular expression.
+SQL ``LIKE``, which SQLite and PostgreSQL match without the catastrophic backtracking of a regular expression.
 """
 import fnmatch
 import re

@@ -45,7 +45,6 @@ from django.utils import timezone
 
 from sendconn.connectors import audit
 from sendconn.connectors import selectors as connector_selectors
-from sendconn.connectors.audit import quote
 from sendconn.connectors.models import SendConnector, SmartHost
 from sendconn.connectors.servers import local_server
 
@@ -570,7 +569,7 @@ class Outcome:
 
 
 def _audit(caller, cmdlet, identity, connector, parameters=""):
-    audit.record_line(caller, cmdlet, identity, f"{cmdlet} -Identity {quote(identity)}{parameters}",
+    audit.record_line(caller, cmdlet, identity, f"{cmdlet} -Identity {audit.quote(identity)}{parameters}",
                       connector.guid if connector else None)
 
 
