@@ -43,11 +43,16 @@ def render_command(cmdlet, params, identity=None):
 
 
 def record(caller, cmdlet, connector, params, identity=None):
+    return record_line(caller, cmdlet, connector.name, render_command(cmdlet, params, identity), connector.guid)
+
+
+def record_line(caller, cmdlet, object_name, command_line, connector_guid=None):
+    """An entry for any object (a connector's has its GUID): ``command_line`` is the equivalent cmdlet line."""
     return AdminAuditLogEntry.objects.create(
-        connector_guid=connector.guid,
-        object_name=connector.name,
+        connector_guid=connector_guid,
+        object_name=object_name[:64],
         cmdlet=cmdlet,
-        command_line=render_command(cmdlet, params, identity),
+        command_line=command_line,
         caller=caller.username,
         source=caller.source,
     )

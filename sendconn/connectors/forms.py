@@ -147,7 +147,7 @@ class ConnectorForm(forms.Form):
 
 def _index(value, items):
     """The list position a Remove/Edit button names; None when it doesn't name one (stale page, tampering)."""
-    return int(value) if str(value).isdigit() and int(value) < len(items) else None
+    return int(value) if re.fullmatch(r"[0-9]{1,9}", str(value)) and int(value) < len(items) else None
 
 
 def _parse_each(texts, parse):

@@ -1,9 +1,12 @@
 """Transport servers: each worker registers the machine it runs on; connectors name them as source servers."""
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.utils import timezone
 
+from . import audit
 from .models import TransportServer
+from .values import MAX_INT32, format_unlimited
 
 
 def register_transport_server(name, fqdn, site):
@@ -39,3 +42,44 @@ def resolve_transport_servers(items):
             {"source_transport_servers": [f'The transport server "{name}" couldn\'t be found.' for name in missing]}
         )
     return servers
+
+
+# Set-TransportService's settable properties: field → Exchange's parameter name.
+CONNECTION_LIMITS = {
+    "max_outbound_connections": "MaxOutboundConnections",
+    "max_per_domain_outbound_connections": "MaxPerDomainOutboundConnections",
+}
+
+
+def _validate_connection_limits(server):
+    for field, name in CONNECTION_LIMITS.items():
+        value = getattr(server, field)
+        if value is not None and not 1 <= value <= MAX_INT32:
+            raise ValidationError({field: [f"{name}: the value {value} is out of range. Enter a whole number from 1 "
+                                           f"through {MAX_INT32}, or unlimited."]})
+    total, per_domain = server.max_outbound_connections, server.max_per_domain_outbound_connections
+    if total is not None and (per_domain is None or per_domain > total):
+        raise ValidationError({"max_per_domain_outbound_connections": [
+            f"The value of the MaxOutboundConnections parameter ({format_unlimited(total)}) must be greater than or "
+            f"equal to the value of the MaxPerDomainOutboundConnections parameter ({format_unlimited(per_domain)})."
+        ]})
+
+
+def set_transport_service(caller, server, **limits):
+    """Set-TransportService: the server's outbound connection limits (whole numbers, None = unlimited), checked
+    together with the values not given, saved and written to the admin audit log; on error nothing is saved."""
+    unknown = set(limits) - set(CONNECTION_LIMITS)
+    if unknown:
+        raise TypeError(f"unknown Set-TransportService parameters: {sorted(unknown)}")
+    with transaction.atomic():
+        server = TransportServer.objects.select_for_update().get(pk=server.pk)
+        for field, value in limits.items():
+            setattr(server, field, value)
+        _validate_connection_limits(server)
+        server.save(update_fields=list(limits))
+        given = "".join(
+            f" -{name} {format_unlimited(limits[field])}" for field, name in CONNECTION_LIMITS.items() if field in limits
+        )
+        audit.record_line(caller, "Set-TransportService",
+                          server.name, f"Set-TransportService -Identity {audit.quote(server.name)}{given}")
+    return server

@@ -12,7 +12,8 @@ from django.core.exceptions import ValidationError
 
 _LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 MAX_COST = 100
-MAX_MESSAGE_SIZE_BYTES = 2147483647
+MAX_INT32 = 2147483647  # Exchange's counts are System.Int32
+MAX_MESSAGE_SIZE_BYTES = MAX_INT32
 MIN_INACTIVITY_TIMEOUT = timedelta(seconds=1)
 MAX_INACTIVITY_TIMEOUT = timedelta(days=1)
 
@@ -116,18 +117,28 @@ def parse_address_space(text, cost=None):
 
 
 def parse_smart_host(text):
-    """A smart host is an IP address or an FQDN; the port is the connector's Port, never part of the host."""
+    """A smart host is an IP address (``[ ]`` around it are optional) or an FQDN; the port is the connector's Port,
+    never part of the host. A name whose last label is all digits (``999.1.1.1``) is a mistyped IP address: no
+    top-level domain is numeric (RFC 3696), so Exchange refuses it as a host name."""
     raw = text.strip()
     if not raw:
         raise ValidationError("The smart host can't be empty.")
     if any(ch.isspace() for ch in raw):
         raise ValidationError(f'"{raw}" isn\'t a valid smart host: it contains spaces. Enter one IP address or FQDN per entry.')
-    literal = raw[1:-1] if raw.startswith("[") and raw.endswith("]") else raw
+    bracketed = raw.startswith("[") and raw.endswith("]")
+    literal = raw[1:-1] if bracketed else raw
     try:
         return SmartHostValue(str(ipaddress.ip_address(literal)), True)
     except ValueError:
         pass
-    if ":" in raw and not raw.startswith("["):
+    if bracketed:
+        raise ValidationError(f'"{raw}" isn\'t a valid smart host: [ ] can only enclose an IP address, such as '
+                              f'[192.168.1.25].')
+    if literal.rstrip(".").rpartition(".")[2].isdecimal():
+        raise ValidationError(f'"{raw}" isn\'t a valid smart host: it isn\'t a valid IP address, and an FQDN can\'t '
+                              f'end with a number. Enter an IP address such as 192.168.1.25 or an FQDN such as '
+                              f'mail.contoso.com.')
+    if ":" in raw:
         raise ValidationError(
             f'"{raw}" isn\'t a valid smart host. Enter the host without a port; set the port with the Port parameter.'
         )
@@ -199,6 +210,23 @@ def format_timespan(span):
 
 def parse_port(value):
     text = str(value).strip()
-    if not text.isdigit() or not 0 <= int(text) <= 65535:
+    if not re.fullmatch(r"[0-9]{1,5}", text) or not 0 <= int(text) <= 65535:
         raise ValidationError(f'The port "{value}" isn\'t valid. The port must be a number from 0 to 65535.')
     return int(text)
+
+
+def parse_unlimited_count(value, minimum=1, maximum=MAX_INT32):
+    """Exchange's ``Unlimited<Int32>``: a whole number from ``minimum`` through ``maximum``, or ``unlimited`` (None)."""
+    text = str(value).strip()
+    if text.lower() == "unlimited":
+        return None
+    if not re.fullmatch(r"[0-9]{1,10}", text) or not minimum <= int(text) <= maximum:
+        raise ValidationError(
+            f'The value "{value}" isn\'t valid. Enter a whole number from {minimum} through {maximum}, or unlimited.'
+        )
+    return int(text)
+
+
+def format_unlimited(value):
+    """An ``Unlimited<Int32>`` as Exchange shows it: the number, or ``Unlimited``."""
+    return "Unlimited" if value is None else value

@@ -105,7 +105,7 @@ def split_endpoint(endpoint):
         address = ipaddress.ip_address(host)
     except ValueError:
         address = None
-    return address, int(port) if port.isdigit() else None
+    return address, int(port) if re.fullmatch(r"[0-9]{1,5}", port) else None
 
 
 @dataclass(frozen=True)

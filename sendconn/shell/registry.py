@@ -209,6 +209,16 @@ class Invocation:
         return self.session.confirm(description) if ask else True
 
 
+def _holds_nul(value):
+    if isinstance(value, str):
+        return "\0" in value
+    if isinstance(value, (list, tuple)):
+        return any(_holds_nul(item) for item in value)
+    if isinstance(value, dict):
+        return any(_holds_nul(key) or _holds_nul(item) for key, item in value.items())
+    return False
+
+
 @dataclass
 class Cmdlet:
     name: str
@@ -282,6 +292,12 @@ class Cmdlet:
             value = session.evaluate(value)
         if value is None and not getattr(parameter.convert, "nullable", False):
             raise CmdletError(f"Cannot bind argument to parameter '{parameter.name}' because it is null.")
+        if _holds_nul(value):
+            # PostgreSQL can neither store nor compare text holding NUL; no Exchange value contains one.
+            raise CmdletError(
+                f"Cannot process argument transformation on parameter '{parameter.name}'. The value contains the NUL "
+                f"character (`0), which isn't allowed."
+            )
         try:
             return parameter.convert(value, session)
         except ValidationError as error:

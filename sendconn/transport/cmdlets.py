@@ -6,11 +6,11 @@ from functools import partial
 from django.core.exceptions import ValidationError
 
 from sendconn.connectors.servers import local_server
-from sendconn.connectors.values import format_byte_quantity, parse_byte_quantity
+from sendconn.connectors.values import format_byte_quantity, parse_byte_quantity, parse_unlimited_count
 from sendconn.shell.cmdlets.connectors import transport_server
 from sendconn.shell.output import Record
 from sendconn.shell.registry import (
-    CmdletError, Parameter, boolean, choice, cmdlet, converter, integer, switch, text, text_list,
+    CmdletError, Parameter, boolean, choice, cmdlet, converter, integer, parsed, switch, text, text_list,
 )
 
 from . import opath, queue_admin, tracking
@@ -55,14 +55,7 @@ def date_time(value, session):
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
-@converter("Unlimited")
-def result_size(value, session):
-    typed = str(value).strip()
-    if typed.lower() == "unlimited":
-        return None
-    if not typed.isdigit() or int(typed) < 1:
-        raise ValidationError(f'Cannot convert value "{value}" to type "Unlimited". Use a whole number above 0 or Unlimited.')
-    return int(typed)
+result_size = parsed(parse_unlimited_count, "Unlimited")  # -ResultSize: 1 through 2147483647, or Unlimited
 
 
 @cmdlet(

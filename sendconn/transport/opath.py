@@ -5,13 +5,25 @@
 output records (``matches``; queues are few) or turned into a Django ``Q`` (``to_q``; messages are many, so the
 database filters them). Operators: -eq -ne -gt -lt -ge -le -like -notlike; as in PowerShell, text compares
 case-insensitively and ``-like`` takes the wildcards ``*`` and ``?``.
+
+A filter is typed by anyone who may read the queues, so its cost is bounded: at most ``MAX_LENGTH`` characters,
+``MAX_COMPARISONS`` comparisons and ``MAX_DEPTH`` levels of parentheses and ``-not`` (the parser and the
+database both recurse on the tree), numbers within the 64-bit range of the columns, and ``-like`` compiled to
+SQL ``LIKE``, which SQLite and PostgreSQL match without the catastrophic backtracking of a regular expression.
 """
 import fnmatch
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 from functools import reduce
 
-from django.db.models import Q
+from django.db.models import F, Lookup, Q, Value
+
+MAX_LENGTH = 4096
+MAX_COMPARISONS = 100
+MAX_DEPTH = 32
+_INT64 = (-(2**63), 2**63 - 1)
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 OPERATORS = ("-eq", "-ne", "-gt", "-lt", "-ge", "-le", "-like", "-notlike")
 _ORDERING = {"-gt": "gt", "-lt": "lt", "-ge": "gte", "-le": "lte"}
@@ -82,11 +94,38 @@ def _tokens(text):
     return tokens
 
 
+def _too_complex():
+    return FilterError(
+        f"The filter is too complex. Use at most {MAX_COMPARISONS} comparisons and {MAX_DEPTH} levels of "
+        f"parentheses and -not."
+    )
+
+
+def _check_text(text):
+    if len(text) > MAX_LENGTH:
+        raise FilterError(f"The filter is {len(text)} characters long. A filter can have at most {MAX_LENGTH}.")
+    bad = next((ch for ch in text if ch == "\0" or "\ud800" <= ch <= "\udfff"), None)
+    if bad is not None:
+        raise FilterError(f'The filter contains the character U+{ord(bad):04X}, which can\'t be used in a filter.')
+
+
 def parse(text, properties):
     """The tree of ``text``; ``properties`` are the names it may use (matched case-insensitively)."""
+    _check_text(text)
     known = {name.lower(): name for name in properties}
     tokens = _tokens(text)
     position = 0
+    depth = comparisons = 0
+
+    def nested(read):
+        """``read()`` one level deeper (a parenthesis or -not), refusing trees too deep to evaluate."""
+        nonlocal depth
+        depth += 1
+        if depth > MAX_DEPTH:
+            raise _too_complex()
+        tree = read()
+        depth -= 1
+        return tree
 
     def peek():
         return tokens[position] if position < len(tokens) else None
@@ -118,13 +157,14 @@ def parse(text, properties):
     def negated():
         if keyword(peek(), "-not"):
             take()
-            return Negation(negated())
+            return Negation(nested(negated))
         return primary()
 
     def primary():
+        nonlocal comparisons
         token = take()
         if token.kind == "paren" and token.text == "(":
-            tree = either()
+            tree = nested(either)
             closing = take()
             if closing.text != ")" or closing.kind != "paren":
                 raise _syntax_error(text, closing.position)
@@ -136,6 +176,9 @@ def parse(text, properties):
             raise FilterError(
                 f'"{token.text}" isn\'t a property that can be filtered on. Use one of: {", ".join(properties)}.'
             )
+        comparisons += 1
+        if comparisons > MAX_COMPARISONS:
+            raise _too_complex()
         operator = take()
         if operator.kind != "word" or operator.text.lower() not in OPERATORS:
             raise _syntax_error(text, operator.position)
@@ -158,10 +201,17 @@ def parse(text, properties):
 
 
 def _number(value, name):
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise FilterError(f'The value "{value}" of the filter on {name} isn\'t a number.') from None
+    """A decimal number as an int (or a float when it has a fraction), within the 64-bit range of the columns."""
+    text = str(value).strip()
+    if isinstance(value, bool) or not _NUMBER.fullmatch(text):
+        raise FilterError(f'The value "{value}" of the filter on {name} isn\'t a number.')
+    number = Decimal(text)
+    if not _INT64[0] <= number <= _INT64[1]:
+        raise FilterError(
+            f'The value "{value}" of the filter on {name} is out of range. Use a number from {_INT64[0]} through '
+            f"{_INT64[1]}."
+        )
+    return int(number) if number == number.to_integral_value() else float(number)
 
 
 def _text(value):
@@ -175,7 +225,8 @@ def _text(value):
 def _compare(actual, comparison):
     operator, expected = comparison.operator, comparison.value
     if operator in ("-like", "-notlike"):
-        hit = fnmatch.fnmatchcase(_text(actual), _text(expected))
+        # "[" is literal, as in the database's LIKE (``to_q``): the same filter selects the same way in both.
+        hit = fnmatch.fnmatchcase(_text(actual), _text(expected).replace("[", "[[]"))
         return hit if operator == "-like" else not hit
     if isinstance(actual, (int, float)) and not isinstance(actual, bool) and expected is not None:
         left, right = actual, _number(expected, comparison.name)
@@ -200,9 +251,23 @@ def matches(tree, record):
 # -- compiling to a database filter -----------------------------------------------------------------------------
 
 
-def _wildcard_regex(pattern):
-    """PowerShell wildcards (``*``, ``?``) as an anchored regular expression."""
-    return "^" + "".join(".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in pattern) + "$"
+class Like(Lookup):
+    """``lhs LIKE pattern ESCAPE '\\'``, case-insensitive: ILIKE on PostgreSQL; SQLite's LIKE ignores the case of
+    ASCII letters, as Django's ``iexact`` does there. Both databases match LIKE without catastrophic backtracking."""
+
+    lookup_name = "like"
+
+    def as_sql(self, compiler, connection):
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        rhs, rhs_params = self.process_rhs(compiler, connection)
+        operator = "ILIKE" if connection.vendor == "postgresql" else "LIKE"
+        return f"{lhs} {operator} {rhs} ESCAPE '\\'", [*lhs_params, *rhs_params]
+
+
+def like_pattern(wildcard):
+    """PowerShell wildcards (``*``, ``?``) as a LIKE pattern; LIKE's own ``%``, ``_`` and ``\\`` are escaped."""
+    escaped = wildcard.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped.replace("*", "%").replace("?", "_")
 
 
 def _comparison_q(comparison, fields):
@@ -219,10 +284,12 @@ def _comparison_q(comparison, fields):
         if operator in ("-like", "-notlike"):
             raise FilterError(f"{comparison.name} is a number: compare it with -eq, -ne, -gt, -lt, -ge or -le.")
         value = _number(value, comparison.name)
+        if isinstance(value, float):  # the database's numbers are whole (Size, RetryCount): Django would truncate
+            raise FilterError(f'The value "{comparison.value}" of the filter on {comparison.name} isn\'t a whole number.')
     else:
         value = _text(value) if isinstance(value, bool) else str(value)
     if operator in ("-like", "-notlike"):
-        q = Q(**{f"{field}__iregex": _wildcard_regex(value)})
+        q = Q(Like(F(field), Value(like_pattern(value))))
         return q if operator == "-like" else ~q
     if operator in ("-eq", "-ne"):
         q = Q(**{field if numeric else f"{field}__iexact": value})
@@ -231,7 +298,8 @@ def _comparison_q(comparison, fields):
 
 
 def to_q(tree, fields):
-    """The filter as a ``Q``; ``fields`` maps each property to ``(field or annotation name, is_numeric)``."""
+    """The filter as a ``Q``; ``fields`` maps each property to ``(field or annotation name, is_numeric)``, numeric
+    fields holding whole numbers."""
     if isinstance(tree, Negation):
         return ~to_q(tree.part, fields)
     if isinstance(tree, Junction):

@@ -32,6 +32,7 @@ UPDATEs (or claims, for removal), so a row a worker is delivering (claimed: Exch
 under it; it is counted as active and left alone, as Exchange's PendingSuspend / PendingRemove would finish the
 attempt first. Every action is written to the admin audit log as its cmdlet line.
 """
+import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -42,9 +43,9 @@ from django.db.models import Case, Count, F, Max, Min, OuterRef, Prefetch, Q, Su
 from django.db.models.functions import Lower, StrIndex, Substr
 from django.utils import timezone
 
+from sendconn.connectors import audit
 from sendconn.connectors import selectors as connector_selectors
-from sendconn.connectors.audit import quote
-from sendconn.connectors.models import AdminAuditLogEntry, SendConnector, SmartHost
+from sendconn.connectors.models import SendConnector, SmartHost
 from sendconn.connectors.servers import local_server
 
 from . import sweeper, tracking, wakeups
@@ -62,6 +63,7 @@ ACTIVE, READY, RETRY, SUSPENDED = "Active", "Ready", "Retry", "Suspended"  # que
 QUEUE_STATUSES = (ACTIVE, READY, RETRY, SUSPENDED)
 
 QUEUED_STATUSES = (RecipientStatus.READY, RecipientStatus.RETRY, RecipientStatus.SUSPENDED, RecipientStatus.UNREACHABLE)
+MAX_MESSAGE_ID = 2**63 - 1  # Message ids are BigAutoField: a larger number names no message (and overflows SQLite)
 RATE_WINDOW = timedelta(minutes=1)  # IncomingRate / OutgoingRate: messages per second over the last minute
 REMOVED = Result.ours(550, "4.3.2", "QUEUE.Admin; message deleted by administrative action", TrackingSource.QUEUE)
 
@@ -375,6 +377,8 @@ def get_queue(identity):
     """The queue named ``identity`` (see the module docstring); QueueNotFound when there is none, or when a
     short identity names several queues (the message lists their long identities)."""
     identity = (identity or "").strip()
+    if "\0" in identity:  # from a URL: no queue has one, and PostgreSQL can't compare text holding it
+        raise not_found(identity)
     rest, _ = _split_server(identity)
     queue_part, _, connector_part = rest.partition("\\")
     queue_part = queue_part.strip()
@@ -541,7 +545,7 @@ def get_message(identity):
     """The message ``<queue identity>\\<message id>``; QueueNotFound when it isn't in that queue."""
     identity = (identity or "").strip()
     queue_identity, _, number = identity.rpartition("\\")
-    if not queue_identity or not number.strip().isdigit():
+    if not queue_identity or not re.fullmatch(r"[0-9]{1,19}", number.strip()) or int(number) > MAX_MESSAGE_ID:
         raise not_found(identity)
     try:
         queue = get_queue(queue_identity)
@@ -565,14 +569,8 @@ class Outcome:
 
 
 def _audit(caller, cmdlet, identity, connector, parameters=""):
-    AdminAuditLogEntry.objects.create(
-        connector_guid=connector.guid if connector else None,
-        object_name=identity[:64],
-        cmdlet=cmdlet,
-        command_line=f"{cmdlet} -Identity {quote(identity)}{parameters}",
-        caller=caller.username,
-        source=caller.source,
-    )
+    audit.record_line(caller, cmdlet, identity, f"{cmdlet} -Identity {audit.quote(identity)}{parameters}",
+                      connector.guid if connector else None)
 
 
 def _active(rows):

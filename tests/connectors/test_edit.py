@@ -164,6 +164,17 @@ def test_delivery_tab_switches_to_smart_hosts_with_basic_authentication(admin_cl
     )
 
 
+@pytest.mark.parametrize("host", ["[999.1.1.1]", "999.1.1.1"])
+def test_delivery_tab_refuses_a_smart_host_that_is_no_ip_address(admin_client, internet, host):
+    before = snapshot(internet)
+    response = post_tab(admin_client, internet, "delivery", ("save_smart_host", "1"), network={
+        "routing": "smart_hosts", "new_smart_host": host,
+    })
+    assert response.status_code == 200
+    assert f'"{host}" isn\'t a valid smart host' in errors(response)[("network", "new_smart_host")][0]
+    assert snapshot(internet) == before
+
+
 def test_delivery_tab_blank_password_keeps_the_stored_one(admin_client, relay):
     response = post_tab(admin_client, relay, "delivery", authentication={"username": "svc2"})
     assert response.status_code == 302

@@ -338,3 +338,17 @@ def test_service_errors_go_next_to_their_fields_and_the_rest_on_top():
     assert network.errors["smart_hosts"] == ["The same smart host is listed more than once."]
     assert auth.errors["username"] == ["The AuthenticationCredential parameter is required."]
     assert leftovers == ["IgnoreSTARTTLS can't be $true with SmartHostAuthMechanism BasicAuthRequireTLS."]
+
+
+@pytest.mark.parametrize("host, message", [
+    ("[999.1.1.1]", "[ ] can only enclose an IP address"),
+    ("[mail.contoso.com]", "[ ] can only enclose an IP address"),
+    ("999.1.1.1", "it isn't a valid IP address, and an FQDN can't end with a number"),
+    ("10.0.0.256", "it isn't a valid IP address"),
+])
+def test_smart_hosts_that_are_not_ip_addresses_are_refused_by_wizard_and_edit_dialog(host, message):
+    shown = press(NetworkSettingsForm, "save_smart_host", {"routing": "smart_hosts", "new_smart_host": host})
+    assert message in shown.errors["new_smart_host"][0]
+    assert shown.listed("smart_hosts") == []
+    errors = errors_of(bound(NetworkSettingsForm, {"routing": "smart_hosts", "smart_hosts": [host]}))
+    assert message in errors["smart_hosts"][0]

@@ -78,11 +78,27 @@ def test_the_list_filters_by_status_and_next_hop(admin_client, message):
     "queues/EX01%5Ccontoso.test/messages/999999/remove/",
     "queues/EX01%5Ccontoso.test/actions/explode/",
     "queues/EX01%5Cnowhere.test/actions/retry/",
+    "queues/EX01%5Ccontoso.test%5C9223372036854775808/",
+    "queues/EX01%5Ccon%00toso.test/",  # NUL: PostgreSQL can't compare it, and no queue has it
+    "queues/EX01%5Ccon%00toso.test/actions/suspend/",
 ])
 def test_unknown_identities_and_actions_are_404(admin_client, message, path):
     response = admin_client.get(f"/{path}")
     assert response.status_code == 404
     assert b"couldn't be found" in response.content
+
+
+@pytest.mark.parametrize("path", [
+    "queues/EX01%5Ccontoso.test/messages/9223372036854775808/remove/",
+    "queues/EX01%5Ccontoso.test/messages/99999999999999999999999/suspend/",
+    "queues/EX01%5Ccontoso.test%5C99999999999999999999999/actions/retry/",
+])
+def test_numbers_beyond_the_id_columns_are_404(admin_client, message, path):
+    """Not an OverflowError from the database driver: such a number names no row."""
+    for response in (admin_client.get(f"/{path}"), admin_client.post(f"/{path}")):
+        assert response.status_code == 404
+        assert b"couldn't be found" in response.content
+    assert statuses(message) == {"Retry"}
 
 
 @pytest.mark.parametrize("client_fixture", MANAGERS)

@@ -241,8 +241,9 @@ def test_timeline_outlives_the_queued_message(helpdesk_client, history):
     assert listed(helpdesk_client.get(SEARCH_URL, {"subject": "report"})) == ["Quarterly report"]
 
 
-def test_unknown_message_is_404(helpdesk_client, history):
-    response = helpdesk_client.get(message_url(999999))
+@pytest.mark.parametrize("pk", [999999, 2**63, 10**25])  # beyond 64 bits: no row, not an OverflowError
+def test_unknown_message_is_404(helpdesk_client, history, pk):
+    response = helpdesk_client.get(f"/tracking/messages/{pk}/")
     assert response.status_code == 404
 
 

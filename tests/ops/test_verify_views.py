@@ -133,6 +133,9 @@ def test_post_needs_the_csrf_token(org_admin, connector):
 def test_unknown_connector_or_run_is_404(admin_client):
     assert admin_client.get(reverse("ops:verify", args=["00000000-0000-0000-0000-000000000000"])).status_code == 404
     assert admin_client.get(reverse("ops:verification", args=[999])).status_code == 404
+    for run_id in (2**63, 10**25):  # beyond the 64-bit id column: no run, not an OverflowError
+        assert admin_client.get(f"/verifications/{run_id}/").status_code == 404
+        assert admin_client.get(f"/verifications/{run_id}/status/").status_code == 404
 
 
 # --- the run page and its fragment ------------------------------------------------------------------------------

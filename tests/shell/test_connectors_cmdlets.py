@@ -212,6 +212,15 @@ def test_new_prints_warnings(cmdlet):
         ("New-SendConnector -Name X -AddressSpaces * -Port 70000", 'The port "70000" isn\'t valid.'),
         ("New-SendConnector -Name X -AddressSpaces * -Port $null",
          "Cannot bind argument to parameter 'Port' because it is null."),
+        ("New-SendConnector -Name X -AddressSpaces * -Port ²", 'The port "²" isn\'t valid.'),
+        ("New-SendConnector -Name X -AddressSpaces * -DNSRoutingEnabled $false -SmartHosts '[999.1.1.1]'",
+         "Cannot process argument transformation on parameter 'SmartHosts'. \"[999.1.1.1]\" isn't a valid smart "
+         "host: [ ] can only enclose an IP address, such as [192.168.1.25]."),
+        ("New-SendConnector -Name X -AddressSpaces * -DNSRoutingEnabled $false -SmartHosts 999.1.1.1",
+         '"999.1.1.1" isn\'t a valid smart host: it isn\'t a valid IP address, and an FQDN can\'t end with a number.'),
+        ('New-SendConnector -Name X -AddressSpaces * -SourceTransportServers "EX`001"',
+         "parameter 'SourceTransportServers'. The value contains the NUL character (`0), which isn't allowed."),
+        ('New-SendConnector -Name X -AddressSpaces * -Comment "a`0b"', "parameter 'Comment'. The value contains the NUL"),
     ],
 )
 def test_new_errors(cmdlet, line, message):

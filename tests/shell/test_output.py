@@ -111,8 +111,8 @@ def test_get_transport_service(cmdlet):
         "",
     ]
     listed = cmdlet("Get-TransportService ex02.contoso.test | Format-List").out.splitlines()
-    assert listed[1:5] == ["Name           : EX02", "Site           : Branch", "Fqdn           : ex02.contoso.test",
-                           "Identity       : EX02"]
+    assert listed[1:5] == ["Name                            : EX02", "Site                            : Branch",
+                           "Fqdn                            : ex02.contoso.test", "Identity                        : EX02"]
     assert "couldn't be found" in cmdlet("Get-TransportService EX09").err
 
 

@@ -217,3 +217,81 @@ def test_suspend_message_unknown_exits_1(cmdlet, queues):
     result = cmdlet("Suspend-Message EX01\\contoso.test\\abc")
     assert result.status == 1
     assert result.err.startswith("Suspend-Message : The operation couldn't be performed because object")
+
+
+BIG = "9223372036854775808"  # one more than the largest 64-bit id
+
+
+@pytest.mark.parametrize("line, error", [
+    ('Get-Message -Filter "Size -gt nan"', 'The value "nan" of the filter on Size isn\'t a number.'),
+    ('Get-Message -Filter "Size -gt inf"', 'The value "inf" of the filter on Size isn\'t a number.'),
+    ('Get-Message -Filter "Size -gt 1e400"', 'The value "1e400" of the filter on Size is out of range.'),
+    ('Get-Message -Filter "RetryCount -lt -99999999999999999999999"', "is out of range"),
+    ('Get-Queue -Filter "MessageCount -gt inf"', "isn't a number"),
+    ("Get-Message -Filter \"" + "(" * 1000 + "Size -gt 1" + ")" * 1000 + "\"", "The filter is too complex."),
+    ("Get-Message -Filter \"" + "-not " * 700 + "Size -gt 1\"", "The filter is too complex."),
+    ("Get-Queue -Filter \"" + "(" * 1000 + "MessageCount -gt 1" + ")" * 1000 + "\"", "The filter is too complex."),
+    ("Get-Message -Filter \"" + " -and ".join(["Size -gt 1"] * 2000) + "\"", "A filter can have at most 4096"),
+    ("Get-Message -Filter \"" + " -or ".join(["Size -gt 1"] * 101) + "\"", "Use at most 100 comparisons"),
+    (f"Get-Message -Identity 'EX01\\contoso.test\\{BIG}'", f"object 'EX01\\contoso.test\\{BIG}' couldn't be found"),
+    ("Get-Message -Identity 'EX01\\contoso.test\\99999999999999999999999'", "couldn't be found"),
+    ("Get-Message -Identity 'EX01\\contoso.test\\²'", "couldn't be found"),
+    (f"Remove-Message -Identity 'EX01\\contoso.test\\{BIG}' -Confirm:$false", "couldn't be found"),
+    ("Get-Message -ResultSize 99999999999999999999999",
+     "Cannot process argument transformation on parameter 'ResultSize'. The value \"99999999999999999999999\" isn't "
+     "valid. Enter a whole number from 1 through 2147483647, or unlimited."),
+    ("Get-Queue -ResultSize 2147483648", "Enter a whole number from 1 through 2147483647, or unlimited."),
+    ("Get-Message -ResultSize ²", "isn't valid"),
+    ("Get-MessageTrackingLog -ResultSize 99999999999999999999999", "isn't valid"),
+    # PostgreSQL can't compare text holding NUL: refused before any query, whatever the database.
+    ('Get-Queue -Identity "EX01\\con`0toso.test"', "Cannot process argument transformation on parameter "
+                                                   "'Identity'. The value contains the NUL character (`0)"),
+    ('Get-Message -Queue "EX01\\con`0toso.test"', "parameter 'Queue'. The value contains the NUL character"),
+    ("Get-Message -Filter \"Subject -eq 'a`0b'\"", "parameter 'Filter'. The value contains the NUL character"),
+    ('Get-MessageTrackingLog -Recipients kim@contoso.test,"a`0@b.c"', "parameter 'Recipients'. The value contains"),
+    ('Get-MessageTrackingLog -Server "EX`001"', "parameter 'Server'. The value contains the NUL character"),
+])
+def test_numbers_out_of_range_and_oversized_filters_exit_1(cmdlet, queues, line, error):
+    result = cmdlet(line)
+    assert (result.status, result.out) == (1, "")
+    assert result.err.startswith(line.split()[0] + " : ")
+    assert error in result.err
+
+
+def test_result_size_at_the_int32_limit_works(cmdlet, queues):
+    result = cmdlet("Get-Message -ResultSize 2147483647 | ConvertTo-Json -Compress")
+    assert result.status == 0, result.err
+    assert len(json.loads(result.out)) == 4
+
+
+@pytest.fixture
+def long_subject():
+    return queued("x@contoso.test", **retry_values())  # its subject gets 200 a's below
+
+
+def test_like_with_many_wildcards_is_fast_and_case_insensitive(cmdlet, queues, long_subject):
+    Message.objects.filter(pk=long_subject.pk).update(subject="a" * 200)
+    started = timezone.now()
+    result = cmdlet("Get-Message -Filter \"Subject -like '*a*a*a*a*a*a*a*a*a*a*a*b'\"")
+    assert (result.status, result.out, result.err) == (0, "", "")
+    assert (timezone.now() - started).total_seconds() < 5
+    found = json.loads(cmdlet("Get-Message -Filter \"Subject -like '*A*A?A*'\" | ConvertTo-Json -Compress").out)
+    assert found["Identity"] == f"EX01\\contoso.test\\{long_subject.pk}"
+
+
+def test_like_treats_percent_underscore_and_backslash_literally(cmdlet, queues):
+    literal = queued("y@contoso.test", **retry_values())
+    Message.objects.filter(pk=literal.pk).update(subject="100%_done\\now")
+
+    def subjects(pattern):
+        result = cmdlet(f"Get-Message -Filter \"Subject -like '{pattern}'\" | ConvertTo-Json -Compress")
+        assert result.status == 0, result.err
+        found = json.loads(result.out) if result.out.strip() else []
+        return [message["Subject"] for message in (found if isinstance(found, list) else [found])]
+
+    assert subjects("100%_done\\now") == ["100%_done\\now"]
+    assert subjects("1_0*") == []  # _ is a character here, not LIKE's any-character
+    assert subjects("%*") == []
+    assert subjects("100?_*") == ["100%_done\\now"]
+    notlike = cmdlet("Get-Message -Filter \"Subject -notlike '*%*'\" | ConvertTo-Json -Compress")
+    assert len(json.loads(notlike.out)) == 4

@@ -165,7 +165,7 @@ def test_tracking_log_filters(cmdlet, history):
 @pytest.mark.parametrize("line, message", [
     ("Get-MessageTrackingLog -EventId BOUNCE", "Specify one of the following enumerator names and try again: RECEIVE, SEND"),
     ("Get-MessageTrackingLog -Start yesterday", 'Cannot convert value "yesterday" to type "System.DateTime"'),
-    ("Get-MessageTrackingLog -ResultSize 0", "Use a whole number above 0 or Unlimited"),
+    ("Get-MessageTrackingLog -ResultSize 0", "Enter a whole number from 1 through 2147483647, or unlimited"),
     ("Get-MessageTrackingLog -InternalMessageId abc", 'Cannot convert value "abc" to type "System.Int32"'),
     ("Get-MessageTrackingLog -Server EX99", 'The transport server "EX99" couldn\'t be found.'),
 ])
