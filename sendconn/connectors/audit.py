@@ -1,4 +1,8 @@
-"""Admin audit log: every change through any door is recorded with the equivalent cmdlet line."""
+"""Admin audit log: every change through any door is recorded with the equivalent cmdlet line.
+
+Entries about other objects than connectors (queues, role groups, users, sign-in lockouts) have no connector
+GUID; ``record_command`` writes them.
+"""
 from .models import AdminAuditLogEntry
 from .properties import EXCHANGE_NAMES, ERROR_POLICY_FLAGS, error_policies_text, exchange_value
 
@@ -49,5 +53,27 @@ def record(caller, cmdlet, connector, params, identity=None):
         cmdlet=cmdlet,
         command_line=render_command(cmdlet, params, identity),
         caller=caller.username,
+        source=caller.source,
+    )
+
+
+def record_command(caller, cmdlet, identity, parameters=None, *, connector=None):
+    """``Add-RoleGroupMember -Identity 'Organization Management' -Member david``: ``parameters`` maps
+    Exchange parameter names to values (booleans as ``$true``/``$false``); ``connector`` links the entry to one."""
+    line = [cmdlet, f"-Identity {quote(identity)}"]
+    for name, value in (parameters or {}).items():
+        shown = ("$true" if value else "$false") if isinstance(value, bool) else quote(value)
+        line.append(f"-{name} {shown}")
+    return record_event(caller, cmdlet, identity, " ".join(line), connector=connector)
+
+
+def record_event(caller, cmdlet, object_name, text, *, connector=None):
+    """An entry with its text as given: a command without -Identity (New-ADUser -Name), or an event (a lockout)."""
+    return AdminAuditLogEntry.objects.create(
+        connector_guid=connector.guid if connector else None,
+        object_name=str(object_name)[:64],
+        cmdlet=cmdlet,
+        command_line=text,
+        caller=caller.username[:150],  # a lockout's caller is the name typed at sign-in
         source=caller.source,
     )

@@ -42,9 +42,9 @@ from django.db.models import Case, Count, F, Max, Min, OuterRef, Prefetch, Q, Su
 from django.db.models.functions import Lower, StrIndex, Substr
 from django.utils import timezone
 
+from sendconn.connectors import audit
 from sendconn.connectors import selectors as connector_selectors
-from sendconn.connectors.audit import quote
-from sendconn.connectors.models import AdminAuditLogEntry, SendConnector, SmartHost
+from sendconn.connectors.models import SendConnector, SmartHost
 from sendconn.connectors.servers import local_server
 
 from . import sweeper, tracking, wakeups
@@ -564,15 +564,8 @@ class Outcome:
     active: int = 0
 
 
-def _audit(caller, cmdlet, identity, connector, parameters=""):
-    AdminAuditLogEntry.objects.create(
-        connector_guid=connector.guid if connector else None,
-        object_name=identity[:64],
-        cmdlet=cmdlet,
-        command_line=f"{cmdlet} -Identity {quote(identity)}{parameters}",
-        caller=caller.username,
-        source=caller.source,
-    )
+def _audit(caller, cmdlet, identity, connector, parameters=None):
+    audit.record_command(caller, cmdlet, identity, parameters, connector=connector)
 
 
 def _active(rows):
@@ -605,7 +598,7 @@ def retry_queue(caller, queue, resubmit=False):
         changed = queue.rows.filter(status=RecipientStatus.RETRY, claimed_by="").update(next_attempt_at=timezone.now())
         if changed:
             _wake(queue)
-    _audit(caller, "Retry-Queue", queue.identity, queue.connector, " -Resubmit $true" if resubmit else "")
+    _audit(caller, "Retry-Queue", queue.identity, queue.connector, {"Resubmit": True} if resubmit else None)
     return Outcome(changed, _active(queue.rows))
 
 
@@ -707,7 +700,6 @@ def remove_message(caller, message, with_ndr=True):
         if with_ndr and claimed:
             events += queue_ndr(original, [(row, REMOVED, connector_name) for row in claimed], server, now)
         tracking.record(events)
-        _audit(caller, "Remove-Message", message.identity, message.queue.connector,
-               f" -WithNDR {'$true' if with_ndr else '$false'}")
+        _audit(caller, "Remove-Message", message.identity, message.queue.connector, {"WithNDR": with_ndr})
     tracking.write_log(events)
     return Outcome(len(claimed), _active(rows))

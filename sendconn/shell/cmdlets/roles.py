@@ -1,7 +1,7 @@
 """Add-, Remove- and Get-RoleGroupMember: membership of the management role groups."""
 from functools import partial
 
-from sendconn.accounts import services
+from sendconn.accounts import selectors, services
 
 from ..output import Record
 from ..registry import Parameter, cmdlet, switch, text
@@ -13,9 +13,9 @@ COMPATIBILITY = (switch("BypassSecurityGroupManagerCheck"), Parameter("DomainCon
 
 
 def _change_membership(invocation, change, action):
-    """``change(group, member)`` once the user confirms ``action`` (a format string of group and member)."""
+    """``change(caller, group, member)`` once the user confirms ``action`` (a format string of group and member)."""
     group, member = invocation.params["Identity"], invocation.params["Member"]
-    write = partial(change, group, member)
+    write = partial(change, invocation.session.caller, group, member)
     if invocation.should_process(action.format(group=group, member=member), rehearse=write):
         write()
     return []
@@ -37,5 +37,5 @@ def remove_role_group_member(invocation):
 def get_role_group_member(invocation):
     return [
         Record({"Name": user.username, "RecipientType": "User", "Identity": user.username}, table=("Name", "RecipientType"))
-        for user in services.role_group_members(invocation.params["Identity"])
+        for user in selectors.role_group_members(invocation.params["Identity"])
     ]
