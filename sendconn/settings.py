@@ -316,6 +316,7 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "INFO"},
         "django.request": {"filters": ["refusals_without_traceback"]},
+        "axes": {"level": "WARNING"},  # failed sign-ins and lockouts, not every successful one
     },
 }
 

@@ -1,21 +1,30 @@
 """Add-, Remove- and Get-RoleGroupMember through the shell (sendconn.accounts.services underneath)."""
 from sendconn.accounts import roles
+from sendconn.connectors.models import AdminAuditLogEntry
 
 
 def groups(user):
     return sorted(user.groups.values_list("name", flat=True))
 
 
+def audit_lines():
+    return list(AdminAuditLogEntry.objects.order_by("id").values_list("caller", "source", "command_line"))
+
+
 def test_add_role_group_member(cmdlet, nobody):
     result = cmdlet(f'Add-RoleGroupMember "{roles.VIEW_ONLY_ORGANIZATION_MANAGEMENT}" -Member nobody')
     assert (result.status, result.out, result.err) == (0, "", "")
     assert groups(nobody) == [roles.VIEW_ONLY_ORGANIZATION_MANAGEMENT]
+    assert audit_lines() == [
+        ("tester", "Shell", "Add-RoleGroupMember -Identity 'View-Only Organization Management' -Member nobody"),
+    ]
 
 
 def test_add_what_if_changes_nothing(cmdlet, nobody):
     result = cmdlet('Add-RoleGroupMember "Organization Management" -Member NOBODY -WhatIf')
     assert result.out == 'What if: Adding member "NOBODY" to role group "Organization Management".\n'
     assert groups(nobody) == []
+    assert audit_lines() == []
 
 
 def test_add_errors(cmdlet, helpdesk):
@@ -30,6 +39,7 @@ def test_add_errors(cmdlet, helpdesk):
     missing = cmdlet('Add-RoleGroupMember "Organization Management"')
     assert "missing mandatory parameters: Member." in missing.err
     assert groups(helpdesk) == [roles.VIEW_ONLY_ORGANIZATION_MANAGEMENT]
+    assert audit_lines() == []
 
 
 def test_remove_asks_for_confirmation(cmdlet, server_admin):
@@ -38,8 +48,20 @@ def test_remove_asks_for_confirmation(cmdlet, server_admin):
     assert declined.status == 1
     assert f'Removing member "serveradmin" from role group "{roles.SERVER_MANAGEMENT}".' in declined.err
     assert groups(server_admin) == [roles.SERVER_MANAGEMENT]
+    assert audit_lines() == []
     assert cmdlet(line, stdin="y\n").status == 0
     assert groups(server_admin) == []
+    assert audit_lines() == [
+        ("tester", "Shell", "Remove-RoleGroupMember -Identity 'Server Management' -Member serveradmin"),
+    ]
+
+
+def test_the_last_organization_management_member_cannot_be_removed(cmdlet, org_admin):
+    result = cmdlet('Remove-RoleGroupMember "Organization Management" -Member orgadmin -Confirm:$false')
+    assert result.status == 1
+    assert result.err.startswith('Remove-RoleGroupMember : "orgadmin" is the last enabled member of the role group '
+                                 '"Organization Management"')
+    assert groups(org_admin) == [roles.ORGANIZATION_MANAGEMENT]
 
 
 def test_remove_with_confirm_false_and_errors_before_the_prompt(cmdlet, server_admin):
