@@ -82,3 +82,24 @@ def test_get_role_group_member(cmdlet, org_admin, nobody):
         "", "Name     RecipientType", "----     -------------", "nobody   User", "orgadmin User", "",
     ]
     assert "couldn't be found" in cmdlet("Get-RoleGroupMember Nope").err
+
+
+def test_get_and_clear_sign_in_lockout(cmdlet, client, org_admin):
+    for attempt in range(5):
+        client.post("/login/", {"username": "orgadmin", "password": f"wrong-{attempt}"})
+    listed = cmdlet("Get-SignInLockout")
+    assert listed.status == 0
+    lines = listed.out.splitlines()
+    assert lines[1].split() == ["Kind", "Identity", "FailedAttempts", "LockedUntil"]
+    assert [line.split()[:3] for line in lines[3:5]] == [["UserName", "orgadmin", "5"], ["IPAddress", "127.0.0.1", "5"]]
+
+    assert cmdlet("Clear-SignInLockout").err == "Clear-SignInLockout : Specify either -UserName or -IPAddress.\n"
+    assert cmdlet("Clear-SignInLockout -UserName nobody").err == (
+        'Clear-SignInLockout : The user name "nobody" isn\'t locked out.\n')
+    what_if = cmdlet("Clear-SignInLockout -UserName orgadmin -WhatIf")
+    assert what_if.out == 'What if: Clearing the sign-in lockout of "orgadmin".\n'
+    assert len(cmdlet("Get-SignInLockout").out.splitlines()) == 6
+
+    assert cmdlet("Clear-SignInLockout -UserName orgadmin").status == 0
+    assert cmdlet("Get-SignInLockout").out == ""
+    assert audit_lines()[-1] == ("tester", "Shell", "Clear-SignInLockout -UserName orgadmin")
