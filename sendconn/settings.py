@@ -310,13 +310,18 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "filters": {"refusals_without_traceback": {"()": "sendconn.log_filters.RefusalsWithoutTraceback"}},
+    "filters": {
+        "refusals_without_traceback": {"()": "sendconn.log_filters.RefusalsWithoutTraceback"},
+        "axes_without_request": {"()": "sendconn.log_filters.AxesWithoutRequest"},
+    },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "INFO"},
         "django.request": {"filters": ["refusals_without_traceback"]},
         "axes": {"level": "WARNING"},  # failed sign-ins and lockouts, not every successful one
+        "axes.handlers.proxy": {"filters": ["axes_without_request"]},
+        "axes.handlers.database": {"filters": ["axes_without_request"]},
     },
 }
 

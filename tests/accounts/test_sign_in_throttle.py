@@ -1,6 +1,7 @@
 """Sign-in throttling (django-axes): 5 failed passwords for a name or from an address lock it for 15 minutes;
 the lockout is audited, and Organization Management lifts it on the permissions page."""
 import ipaddress
+import logging
 from datetime import timedelta
 from html import unescape
 
@@ -127,5 +128,9 @@ def test_a_trusted_proxy_forwards_the_client_address(settings):
     assert lockouts.client_ip(request_from("192.0.2.1", "203.0.113.9")) == "192.0.2.1"  # not a trusted proxy
 
 
-def test_smtp_auth_without_a_request_still_authenticates(org_admin):
+def test_smtp_auth_without_a_request_still_authenticates_and_logs_no_error(org_admin, caplog):
+    """smtpd checks AUTH with ``authenticate`` and no HTTP request: axes lets it through, and the errors axes
+    logs about the missing request are filtered out of the log."""
     assert authenticate(username="orgadmin", password=PASSWORD) == org_admin
+    assert authenticate(username="orgadmin", password="wrong") is None
+    assert not [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR]
