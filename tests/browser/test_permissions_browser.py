@@ -16,15 +16,17 @@ def sign_in_form(page, live_server, username, password):
 
 def test_an_administrator_manages_a_user_from_creation_to_disabling(admin_page, live_server, browser, request):
     admin = admin_page
-    nav = admin.get_by_role("navigation", name="Features")
-    nav.get_by_role("link", name="users").click()
+    admin.get_by_role("navigation", name="Features").get_by_role("link", name="permissions").click()
+    tabs = admin.get_by_role("navigation", name="permissions")
+    expect(tabs.get_by_role("link", name="admin roles")).to_have_attribute("aria-current", "page")
+    tabs.get_by_role("link", name="users").click()
     admin.get_by_label("User name").fill("david")
     admin.get_by_role("button", name="Create").click()
     expect(admin.get_by_role("heading", name='User "david" created')).to_be_visible()
     one_time_password = admin.locator("code.secret").inner_text()
     assert len(one_time_password) >= 16
 
-    nav.get_by_role("link", name="admin roles").click()
+    tabs.get_by_role("link", name="admin roles").click()
     admin.get_by_role("link", name="Server Management").click()
     expect(admin.get_by_role("heading", name="Server Management")).to_be_visible()
     admin.get_by_label("Add a member").select_option("david")
@@ -38,7 +40,7 @@ def test_an_administrator_manages_a_user_from_creation_to_disabling(admin_page, 
     david = context.new_page()
     sign_in_form(david, live_server, "david", one_time_password)
     david.wait_for_url(f"{live_server.url}/dashboard/")
-    expect(david.get_by_role("link", name="admin roles")).to_have_count(0)
+    expect(david.get_by_role("link", name="permissions")).to_have_count(0)
     david.get_by_role("link", name="Change password").click()
     david.get_by_label("Old password").fill(one_time_password)
     david.get_by_label("New password", exact=True).fill("Davids-Own-Secret-9")
@@ -54,14 +56,14 @@ def test_an_administrator_manages_a_user_from_creation_to_disabling(admin_page, 
     sign_in_form(david, live_server, "david", "Davids-Own-Secret-9")
     expect(david.get_by_role("alert")).to_contain_text("Too many failed sign-ins (5).")
 
-    nav.get_by_role("link", name="sign-in lockouts").click()
+    tabs.get_by_role("link", name="sign-in lockouts").click()
     expect(admin.get_by_role("cell", name="User name david")).to_be_visible()
     admin.get_by_role("button", name="Unlock david").click()
     expect(admin.get_by_role("status")).to_contain_text('"david" may sign in again.')
     sign_in_form(david, live_server, "david", "Davids-Own-Secret-9")
     david.wait_for_url(f"{live_server.url}/dashboard/")
 
-    nav.get_by_role("link", name="users").click()
+    tabs.get_by_role("link", name="users").click()
     admin.get_by_role("button", name="Disable david").click()
     expect(admin.get_by_role("status")).to_contain_text('"david" is disabled and can no longer sign in.')
     expect(admin.get_by_role("row", name="david")).to_contain_text("Disabled")
