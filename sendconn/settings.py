@@ -220,6 +220,7 @@ AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_CLIENT_IP_CALLABLE = "sendconn.accounts.lockouts.client_ip"
 AXES_ENABLE_ADMIN = False
+AXES_DISABLE_ACCESS_LOG = True  # successful sign-ins are the users' last_login; only failures are kept
 # Reverse proxies in front of the console: a request from one of these takes its client address from
 # X-Forwarded-For (for throttling sign-in); from anyone else, REMOTE_ADDR is the client.
 SENDCONN_TRUSTED_PROXIES = env_networks("SENDCONN_TRUSTED_PROXIES")

@@ -78,8 +78,9 @@ def audit_lockout(sender, request, username, ip_address, **kwargs):
     if getattr(request, "axes_failures_since_start", None) != settings.AXES_FAILURE_LIMIT:
         return
     name = username or ""
+    # Nobody signed in acted: the caller is the address the attempts came from, whatever name they gave.
     audit.record_event(
-        Caller(name or ip_address, AdminAuditLogEntry.Source.WEB), "Sign-in lockout", name or ip_address,
+        Caller(ip_address, AdminAuditLogEntry.Source.WEB), "Sign-in lockout", name or ip_address,
         f"Sign-in locked for {_minutes(settings.AXES_COOLOFF_TIME)} minutes after "
         f"{settings.AXES_FAILURE_LIMIT} failed attempts: user name {audit.quote(name) if name else '(none)'}, "
         f"address {ip_address}",

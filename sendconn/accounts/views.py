@@ -51,7 +51,7 @@ manage_permissions = permission_required(roles.MANAGE_ROLE_GROUPS, raise_excepti
 @manage_permissions
 def admin_roles(request, group_id=None):
     groups = selectors.role_groups()
-    selected = next((group for group in groups if group.pk == group_id), None) if group_id else groups[0]
+    selected = next((group for group in groups if group_id in (None, group.pk)), None)  # the first by default
     if selected is None:
         raise Http404("The role group couldn't be found.")
     return render(request, "accounts/admin_roles.html", {

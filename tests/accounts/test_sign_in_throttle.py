@@ -47,7 +47,7 @@ def test_100_wrong_passwords_lock_after_5_audited_until_an_admin_lifts_it(client
 
     lockout = AdminAuditLogEntry.objects.get(cmdlet="Sign-in lockout")
     assert (lockout.caller, lockout.source, lockout.object_name, lockout.connector_guid) == (
-        "orgadmin", "Web", "orgadmin", None)
+        "127.0.0.1", "Web", "orgadmin", None)
     assert lockout.command_line == (
         "Sign-in locked for 15 minutes after 5 failed attempts: user name orgadmin, address 127.0.0.1")
     assert "guess" not in " ".join(AccessAttempt.objects.values_list("post_data", flat=True))
