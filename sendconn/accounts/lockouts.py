@@ -24,6 +24,7 @@ from sendconn.connectors.services import Caller
 
 USER_NAME = "username"
 ADDRESS = "ip_address"
+LOCKOUT_EVENT = "Sign-in lockout"
 CLEAR_CMDLET = "Clear-SignInLockout"
 # Exchange-style parameter name of each kind of lockout, for the audit line.
 PARAMETER = {USER_NAME: "UserName", ADDRESS: "IPAddress"}
@@ -80,7 +81,7 @@ def audit_lockout(sender, request, username, ip_address, **kwargs):
     name = username or ""
     # Nobody signed in acted: the caller is the address the attempts came from, whatever name they gave.
     audit.record_event(
-        Caller(ip_address, AdminAuditLogEntry.Source.WEB), "Sign-in lockout", name or ip_address,
+        Caller(ip_address, AdminAuditLogEntry.Source.WEB), LOCKOUT_EVENT, name or ip_address,
         f"Sign-in locked for {_minutes(settings.AXES_COOLOFF_TIME)} minutes after "
         f"{settings.AXES_FAILURE_LIMIT} failed attempts: user name {audit.quote(name) if name else '(none)'}, "
         f"address {ip_address}",

@@ -1,10 +1,19 @@
-"""Reads for the permissions page and the shell: role groups, their members, users."""
+"""Reads for the permissions page and the shell: role groups, their members, users, their audit log."""
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db.models import Prefetch
 
+from sendconn.connectors.models import AdminAuditLogEntry
+
+from .lockouts import CLEAR_CMDLET, LOCKOUT_EVENT
 from .roles import ROLE_GROUP_DESCRIPTIONS, ROLE_GROUPS
+
+# What services and lockouts write to the admin audit log.
+PERMISSION_CMDLETS = (
+    "Add-RoleGroupMember", "Remove-RoleGroupMember", "New-ADUser", "Disable-ADAccount", "Enable-ADAccount",
+    LOCKOUT_EVENT, CLEAR_CMDLET,
+)
 
 
 def find_role_group(identity):
@@ -39,3 +48,8 @@ def users():
     role_group_names = Prefetch("groups", queryset=Group.objects.filter(name__in=ROLE_GROUPS).order_by("name"),
                                 to_attr="role_groups")
     return get_user_model().objects.order_by("username").prefetch_related(role_group_names)
+
+
+def permissions_audit_log():
+    """Changes to role groups, users and sign-in lockouts, newest first."""
+    return AdminAuditLogEntry.objects.filter(cmdlet__in=PERMISSION_CMDLETS)

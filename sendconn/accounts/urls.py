@@ -13,4 +13,5 @@ urlpatterns = [
     path("users/<int:user_id>/enable/", views.set_user_enabled, {"enabled": True}, name="enable-user"),
     path("lockouts/", views.lockout_list, name="lockouts"),
     path("lockouts/clear/", views.clear_lockout, name="clear-lockout"),
+    path("audit/", views.audit_log, name="audit"),
 ]

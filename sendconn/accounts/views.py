@@ -4,6 +4,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import permission_required
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
@@ -45,6 +46,7 @@ def _run(request, change, done):
 
 
 manage_permissions = permission_required(roles.MANAGE_ROLE_GROUPS, raise_exception=True)
+AUDIT_PAGE_SIZE = 50
 
 
 @require_safe
@@ -123,6 +125,13 @@ def set_user_enabled(request, user_id, enabled):
 @manage_permissions
 def lockout_list(request):
     return render(request, "accounts/lockouts.html", {"lockouts": lockouts.current_lockouts()})
+
+
+@require_safe
+@manage_permissions
+def audit_log(request):
+    page = Paginator(selectors.permissions_audit_log(), AUDIT_PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "accounts/audit.html", {"page": page})
 
 
 @require_POST

@@ -1,8 +1,10 @@
 """permissions › admin roles, users, sign-in lockouts: Organization Management only; every change audited."""
+import re
 from html import unescape
 
 import pytest
 from django.contrib.auth.models import Group, User
+from django.test import Client
 from django.urls import reverse
 
 from sendconn.accounts import roles
@@ -36,6 +38,7 @@ def pages():
         ("post", reverse("permissions:disable-user", args=[User.objects.get(username="orgadmin").pk]), {}),
         ("get", reverse("permissions:lockouts"), {}),
         ("post", reverse("permissions:clear-lockout"), {"kind": "username", "value": "orgadmin"}),
+        ("get", reverse("permissions:audit"), {}),
     ]
 
 
@@ -164,9 +167,7 @@ def test_disable_and_enable_a_user(admin_client, helpdesk):
     ]
 
 
-def test_a_disabled_users_session_ends(admin_client, client, helpdesk):
-    from django.test import Client
-
+def test_a_disabled_users_session_ends(admin_client, helpdesk):
     helpdesk_client = Client()
     helpdesk_client.force_login(helpdesk)
     assert helpdesk_client.get(reverse("connectors:list")).status_code == 200
@@ -191,3 +192,31 @@ def test_every_user_changes_their_own_password(request, client_fixture):
     assert b"Your password was changed." in response.content
     user.refresh_from_db()
     assert user.check_password("New-Secret-42")
+
+
+def test_the_audit_log_tab_lists_every_kind_of_permissions_change_and_nothing_else(admin_client, nobody):
+    admin_client.post(reverse("permissions:add-member", args=[group_id(roles.SERVER_MANAGEMENT)]), {"member": "nobody"})
+    admin_client.post(reverse("permissions:remove-member", args=[group_id(roles.SERVER_MANAGEMENT)]),
+                      {"member": "nobody"})
+    admin_client.post(reverse("permissions:users"), {"username": "david"})
+    david = User.objects.get(username="david")
+    admin_client.post(reverse("permissions:disable-user", args=[david.pk]))
+    admin_client.post(reverse("permissions:enable-user", args=[david.pk]))
+    attacker = Client(REMOTE_ADDR="198.51.100.7")
+    for attempt in range(5):
+        attacker.post(reverse("login"), {"username": "david", "password": f"wrong-{attempt}"})
+    admin_client.post(reverse("permissions:clear-lockout"), {"kind": "username", "value": "david"})
+    AdminAuditLogEntry.objects.create(object_name="EX01\\Unreachable", cmdlet="Retry-Queue", caller="orgadmin",
+                                      command_line="Retry-Queue -Identity 'EX01\\Unreachable'", source="Web")
+
+    content = text(admin_client.get(reverse("permissions:audit")))
+    commands = re.findall(r"<code>(.*?)</code>", content)
+    assert commands == [
+        "Clear-SignInLockout -UserName david",
+        "Sign-in locked for 15 minutes after 5 failed attempts: user name david, address 198.51.100.7",
+        "Enable-ADAccount -Identity david",
+        "Disable-ADAccount -Identity david",
+        "New-ADUser -Name david -Enabled $true",
+        "Remove-RoleGroupMember -Identity 'Server Management' -Member nobody",
+        "Add-RoleGroupMember -Identity 'Server Management' -Member nobody",
+    ]

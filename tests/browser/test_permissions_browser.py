@@ -69,3 +69,7 @@ def test_an_administrator_manages_a_user_from_creation_to_disabling(admin_page, 
     expect(admin.get_by_role("row", name="david")).to_contain_text("Disabled")
     david.reload()  # his session ends with the account
     expect(david).to_have_url(f"{live_server.url}{reverse('login')}?next=/dashboard/")
+
+    tabs.get_by_role("link", name="audit log").click()
+    expect(admin.get_by_role("table")).to_contain_text("Disable-ADAccount -Identity david")
+    expect(admin.get_by_role("table")).to_contain_text("Clear-SignInLockout -UserName david")
