@@ -10,3 +10,12 @@ class RefusalsWithoutTraceback(logging.Filter):
         if getattr(record, "status_code", 500) < 500:
             record.exc_info = record.exc_text = None
         return True
+
+
+class AxesWithoutRequest(logging.Filter):
+    """django-axes logs an error for every sign-in it can't count for want of an HTTP request: smtpd's AUTH,
+    which isn't throttled by axes. Those are expected, not failures."""
+
+    def filter(self, record):
+        message = record.getMessage()
+        return not ("None request" in message or "without a request" in message)

@@ -82,6 +82,17 @@ def env_dns_servers(name):
     return servers
 
 
+def env_networks(name):
+    """``192.0.2.10,10.0.0.0/8,::1`` -> [ip_network]; empty -> []."""
+    networks = []
+    for item in env_list(name):
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ImproperlyConfigured(f"{name}: {item!r} isn't an IP address or network.") from None
+    return networks
+
+
 DEFAULT_SECRET_KEY = "sendconn-insecure-development-key-change-me"
 DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = os.environ.get("SECRET_KEY") or DEFAULT_SECRET_KEY
@@ -112,6 +123,7 @@ INSTALLED_APPS = [
     "django.forms",  # the widget templates, for the TemplatesSetting renderer
     "formtools",
     "django_htmx",
+    "axes",
     "sendconn.accounts",
     "sendconn.connectors",
     "sendconn.shell",
@@ -130,6 +142,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a locked-out sign-in into the lockout page
 ]
 
 ROOT_URLCONF = "sendconn.urls"
@@ -172,6 +185,10 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+AUTHENTICATION_BACKENDS = [
+    "sendconn.accounts.lockouts.SignInThrottle",  # first: refuses locked-out sign-ins before any password check
+    "django.contrib.auth.backends.ModelBackend",
+]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -192,6 +209,21 @@ STORAGES = {
         else "whitenoise.storage.CompressedStaticFilesStorage"
     },
 }
+
+# Sign-in throttling (django-axes): 5 failed passwords for a user name, or from an address, within 15 minutes
+# lock sign-in for that name or address for 15 minutes; attempts made meanwhile are refused without counting.
+# Organization Management lifts a lockout on the permissions page.
+AXES_FAILURE_LIMIT = 5
+AXES_COOLOFF_TIME = timedelta(minutes=15)
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_CLIENT_IP_CALLABLE = "sendconn.accounts.lockouts.client_ip"
+AXES_ENABLE_ADMIN = False
+AXES_DISABLE_ACCESS_LOG = True  # successful sign-ins are the users' last_login; only failures are kept
+# Reverse proxies in front of the console: a request from one of these takes its client address from
+# X-Forwarded-For (for throttling sign-in); from anyone else, REMOTE_ADDR is the client.
+SENDCONN_TRUSTED_PROXIES = env_networks("SENDCONN_TRUSTED_PROXIES")
 
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False
@@ -279,12 +311,18 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "filters": {"refusals_without_traceback": {"()": "sendconn.log_filters.RefusalsWithoutTraceback"}},
+    "filters": {
+        "refusals_without_traceback": {"()": "sendconn.log_filters.RefusalsWithoutTraceback"},
+        "axes_without_request": {"()": "sendconn.log_filters.AxesWithoutRequest"},
+    },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "INFO"},
         "django.request": {"filters": ["refusals_without_traceback"]},
+        "axes": {"level": "WARNING"},  # failed sign-ins and lockouts, not every successful one
+        "axes.handlers.proxy": {"filters": ["axes_without_request"]},
+        "axes.handlers.database": {"filters": ["axes_without_request"]},
     },
 }
 

@@ -7,6 +7,9 @@ urlpatterns = [
     path("", account_views.home, name="home"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("password/", auth_views.PasswordChangeView.as_view(), name="password_change"),
+    path("password/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
+    path("permissions/", include("sendconn.accounts.urls")),
     path("connectors/", include("sendconn.connectors.urls")),
     path("", include("sendconn.ops.urls")),
 ]

@@ -95,6 +95,16 @@ def test_lists_and_server_identity_come_from_the_environment(tmp_path):
     }
 
 
+def test_trusted_proxies_are_networks_and_a_bad_one_is_named(tmp_path):
+    assert read_settings(tmp_path, ["SENDCONN_TRUSTED_PROXIES"], SECRET_KEY="k") == {"SENDCONN_TRUSTED_PROXIES": []}
+    values = read_settings(tmp_path, ["SENDCONN_TRUSTED_PROXIES"], SECRET_KEY="k",
+                           SENDCONN_TRUSTED_PROXIES="10.0.0.5, 10.1.0.0/16,::1")
+    assert values == {"SENDCONN_TRUSTED_PROXIES": ["10.0.0.5/32", "10.1.0.0/16", "::1/128"]}
+    result = run_python("import django; django.setup()", tmp_path, SECRET_KEY="k", SENDCONN_TRUSTED_PROXIES="proxy")
+    assert result.returncode != 0
+    assert "SENDCONN_TRUSTED_PROXIES: 'proxy' isn't an IP address or network." in result.stderr
+
+
 def test_server_identity_defaults_to_this_host_in_the_default_site(tmp_path):
     import socket
 

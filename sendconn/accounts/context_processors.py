@@ -13,4 +13,5 @@ def role_flags(request):
         "can_manage_connectors": user.has_perm(roles.CHANGE_CONNECTORS),
         "can_verify_connectors": user.has_perm(roles.VERIFY_CONNECTORS),
         "can_manage_queues": user.has_perm(roles.MANAGE_QUEUES),
+        "can_manage_permissions": user.has_perm(roles.MANAGE_ROLE_GROUPS),
     }

@@ -6,6 +6,21 @@ ORGANIZATION_MANAGEMENT = "Organization Management"
 SERVER_MANAGEMENT = "Server Management"
 VIEW_ONLY_ORGANIZATION_MANAGEMENT = "View-Only Organization Management"
 ROLE_GROUPS = (ORGANIZATION_MANAGEMENT, SERVER_MANAGEMENT, VIEW_ONLY_ORGANIZATION_MANAGEMENT)
+# What the EAC says of each role group (permissions › admin roles), narrowed to what sendconn manages.
+ROLE_GROUP_DESCRIPTIONS = {
+    ORGANIZATION_MANAGEMENT: (
+        "Members of this management role group have permissions to manage Send connectors, queues and transport "
+        "servers in the organization. Members can also manage role groups, users and sign-in lockouts."
+    ),
+    SERVER_MANAGEMENT: (
+        "Members of this management role group have permissions to manage the transport servers' queues and to "
+        "verify Send connectors, but not to change configuration that has organization-wide impact."
+    ),
+    VIEW_ONLY_ORGANIZATION_MANAGEMENT: (
+        "Members of this management role group can view the Send connectors, queues, message tracking and "
+        "protocol logs of the organization, but can't change them."
+    ),
+}
 
 VIEW_CONNECTORS = "connectors.view_sendconnector"
 ADD_CONNECTORS = "connectors.add_sendconnector"

@@ -1,40 +1,113 @@
-"""Role group membership (Add-RoleGroupMember / Remove-RoleGroupMember)."""
-from django.contrib.auth import get_user_model
+"""Users and role group membership: the one write path for the permissions page and the shell.
+
+Every change is written to the admin audit log as the command an Exchange administrator would run:
+Add-/Remove-RoleGroupMember for membership, the Active Directory cmdlets for user accounts.
+"""
+import secrets
+from dataclasses import dataclass
+
+from django.contrib.auth import get_user_model, password_validation
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
+from django.db import transaction
 
-from .roles import ROLE_GROUPS
+from sendconn.connectors import audit
 
-
-def _group(identity):
-    group = Group.objects.filter(name__iexact=str(identity).strip(), name__in=ROLE_GROUPS).first()
-    if group is None:
-        raise ValidationError(f'The role group "{identity}" couldn\'t be found.')
-    return group
+from .roles import ORGANIZATION_MANAGEMENT
+from .selectors import find_role_group, find_user
 
 
-def _user(member):
-    user = get_user_model().objects.filter(username__iexact=str(member).strip()).first()
-    if user is None:
-        raise ValidationError(f'The user "{member}" couldn\'t be found.')
-    return user
+def _refuse_leaving_no_administrator(user, action):
+    """Organization Management must keep an enabled member, or nobody could manage role groups again."""
+    others = Group.objects.get(name=ORGANIZATION_MANAGEMENT).user_set.filter(is_active=True).exclude(pk=user.pk)
+    if user.is_active and user.groups.filter(name=ORGANIZATION_MANAGEMENT).exists() and not others.exists():
+        raise ValidationError(
+            f'"{user.username}" is the last enabled member of the role group "{ORGANIZATION_MANAGEMENT}": '
+            f"{action} would leave nobody able to manage permissions. Add another member first."
+        )
 
 
-def add_role_group_member(identity, member):
-    group, user = _group(identity), _user(member)
+@transaction.atomic
+def add_role_group_member(caller, identity, member):
+    group, user = find_role_group(identity), find_user(member)
     if group.user_set.filter(pk=user.pk).exists():
         raise ValidationError(f'"{user.username}" is already a member of the role group "{group.name}".')
     group.user_set.add(user)
+    audit.record_command(caller, "Add-RoleGroupMember", group.name, {"Member": user.username})
     return group, user
 
 
-def remove_role_group_member(identity, member):
-    group, user = _group(identity), _user(member)
+@transaction.atomic
+def remove_role_group_member(caller, identity, member):
+    group, user = find_role_group(identity), find_user(member)
     if not group.user_set.filter(pk=user.pk).exists():
         raise ValidationError(f'"{user.username}" isn\'t a member of the role group "{group.name}".')
+    if group.name == ORGANIZATION_MANAGEMENT:
+        _refuse_leaving_no_administrator(user, "removing them")
     group.user_set.remove(user)
+    audit.record_command(caller, "Remove-RoleGroupMember", group.name, {"Member": user.username})
     return group, user
 
 
-def role_group_members(identity):
-    return list(_group(identity).user_set.order_by("username"))
+@dataclass(frozen=True)
+class NewUser:
+    user: object
+    password: str  # shown once to the administrator who created the user, never stored in clear
+    generated: bool
+
+
+def generate_password():
+    return secrets.token_urlsafe(12)
+
+
+@transaction.atomic
+def new_user(caller, username, password=None):
+    """Create an enabled user in no role group; without ``password``, a one-time password is generated.
+
+    Errors name the field they concern (``username`` or ``password``), for the form that asked.
+    """
+    User = get_user_model()
+    username = str(username).strip()
+    user = User(username=username)
+    try:
+        user.full_clean(exclude=["password"])
+    except ValidationError as error:
+        raise ValidationError({"username": error.message_dict.get("username", error.messages)}) from None
+    if User.objects.filter(username__iexact=username).exists():
+        raise ValidationError({"username": f'The user "{username}" already exists.'})
+    generated = not password
+    password = password or generate_password()
+    try:
+        password_validation.validate_password(password, user)
+    except ValidationError as error:
+        raise ValidationError({"password": error.messages}) from None
+    user.set_password(password)
+    user.save()
+    audit.record_line(caller, "New-ADUser", username, f"New-ADUser -Name {audit.quote(username)} -Enabled $true")
+    return NewUser(user, password, generated)
+
+
+@transaction.atomic
+def disable_user(caller, identity):
+    """Disabled users can't sign in; their sessions end at their next request (Django checks is_active)."""
+    user = find_user(identity)
+    if not user.is_active:
+        raise ValidationError(f'The user "{user.username}" is already disabled.')
+    if user.username == caller.username:
+        raise ValidationError("You can't disable your own account.")
+    _refuse_leaving_no_administrator(user, "disabling them")
+    user.is_active = False
+    user.save(update_fields=["is_active"])
+    audit.record_command(caller, "Disable-ADAccount", user.username)
+    return user
+
+
+@transaction.atomic
+def enable_user(caller, identity):
+    user = find_user(identity)
+    if user.is_active:
+        raise ValidationError(f'The user "{user.username}" is already enabled.')
+    user.is_active = True
+    user.save(update_fields=["is_active"])
+    audit.record_command(caller, "Enable-ADAccount", user.username)
+    return user

@@ -1,4 +1,20 @@
-from django.shortcuts import redirect, render
+"""The home redirect, the error pages, and permissions (role groups, users, sign-in lockouts)."""
+from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.decorators import permission_required
+from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
+
+from sendconn.connectors.models import AdminAuditLogEntry
+from sendconn.connectors.services import Caller
+
+from . import lockouts, roles, selectors, services
+from .forms import AddMemberForm, NewUserForm
 
 
 def home(request):
@@ -11,3 +27,116 @@ def permission_denied(request, exception=None):
 
 def page_not_found(request, exception=None):
     return render(request, "404.html", status=404)
+
+
+# --- permissions › admin roles, users, sign-in lockouts: Organization Management only ---
+
+def _caller(request):
+    return Caller(request.user.username, AdminAuditLogEntry.Source.WEB)
+
+
+def _run(request, change, done):
+    """Apply ``change()`` and say ``done`` or, if the service refused, why."""
+    try:
+        change()
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(request, done)
+
+
+manage_permissions = permission_required(roles.MANAGE_ROLE_GROUPS, raise_exception=True)
+AUDIT_PAGE_SIZE = 50
+
+
+@require_safe
+@manage_permissions
+def admin_roles(request, group_id=None):
+    groups = selectors.role_groups()
+    selected = next((group for group in groups if group_id in (None, group.pk)), None)  # the first by default
+    if selected is None:
+        raise Http404("The role group couldn't be found.")
+    return render(request, "accounts/admin_roles.html", {
+        "groups": groups, "selected": selected, "form": AddMemberForm(group=selected),
+    })
+
+
+def _group_or_404(group_id):
+    group = Group.objects.filter(pk=group_id, name__in=roles.ROLE_GROUPS).first()
+    if group is None:
+        raise Http404("The role group couldn't be found.")
+    return group
+
+
+@require_POST
+@manage_permissions
+def add_member(request, group_id):
+    group = _group_or_404(group_id)
+    form = AddMemberForm(request.POST, group=group)
+    if form.is_valid():
+        member = form.cleaned_data["member"]
+        _run(request, lambda: services.add_role_group_member(_caller(request), group.name, member),
+             f'"{member}" is now a member of "{group.name}".')
+    else:
+        messages.error(request, "Select a user to add.")
+    return redirect("permissions:role-group", group.pk)
+
+
+@require_POST
+@manage_permissions
+def remove_member(request, group_id):
+    group = _group_or_404(group_id)
+    member = request.POST.get("member", "")
+    _run(request, lambda: services.remove_role_group_member(_caller(request), group.name, member),
+         f'"{member}" is no longer a member of "{group.name}".')
+    return redirect("permissions:role-group", group.pk)
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+@manage_permissions
+@never_cache  # the page that shows a new user's one-time password must not be kept by the browser
+def user_list(request):
+    form = NewUserForm(request.POST or None)
+    created = None
+    if form.is_valid():
+        try:
+            created = services.new_user(_caller(request), form.cleaned_data["username"],
+                                        form.cleaned_data["password"] or None)
+        except ValidationError as error:
+            form.add_error(None, error)  # the service names the field
+        else:
+            form = NewUserForm()
+    return render(request, "accounts/users.html", {"users": selectors.users(), "form": form, "created": created})
+
+
+@require_POST
+@manage_permissions
+def set_user_enabled(request, user_id, enabled):
+    user = get_object_or_404(get_user_model(), pk=user_id)
+    if enabled:
+        _run(request, lambda: services.enable_user(_caller(request), user.username), f'"{user.username}" is enabled.')
+    else:
+        _run(request, lambda: services.disable_user(_caller(request), user.username),
+             f'"{user.username}" is disabled and can no longer sign in.')
+    return redirect("permissions:users")
+
+
+@require_safe
+@manage_permissions
+def lockout_list(request):
+    return render(request, "accounts/lockouts.html", {"lockouts": lockouts.current_lockouts()})
+
+
+@require_safe
+@manage_permissions
+def audit_log(request):
+    page = Paginator(selectors.permissions_audit_log(), AUDIT_PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "accounts/audit.html", {"page": page})
+
+
+@require_POST
+@manage_permissions
+def clear_lockout(request):
+    kind, value = request.POST.get("kind", ""), request.POST.get("value", "")
+    _run(request, lambda: lockouts.clear_lockout(_caller(request), kind, value), f'"{value}" may sign in again.')
+    return redirect("permissions:lockouts")

@@ -1,4 +1,8 @@
-"""Admin audit log: every change through any door is recorded with the equivalent cmdlet line."""
+"""Admin audit log: every change through any door is recorded with the equivalent cmdlet line.
+
+Entries about other objects than connectors (queues, role groups, users, sign-in lockouts) have no connector
+GUID; ``record_command`` writes them.
+"""
 from .models import AdminAuditLogEntry
 from .properties import EXCHANGE_NAMES, ERROR_POLICY_FLAGS, error_policies_text, exchange_value
 
@@ -47,12 +51,23 @@ def record(caller, cmdlet, connector, params, identity=None):
 
 
 def record_line(caller, cmdlet, object_name, command_line, connector_guid=None):
-    """An entry for any object (a connector's has its GUID): ``command_line`` is the equivalent cmdlet line."""
+    """An entry for any object (a connector's has its GUID), with its text as given: the equivalent cmdlet line,
+    a command without -Identity (New-ADUser -Name), or an event (a sign-in lockout)."""
     return AdminAuditLogEntry.objects.create(
         connector_guid=connector_guid,
-        object_name=object_name[:64],
+        object_name=str(object_name)[:64],
         cmdlet=cmdlet,
         command_line=command_line,
-        caller=caller.username,
+        caller=caller.username[:150],  # a lockout's caller is the name typed at sign-in
         source=caller.source,
     )
+
+
+def record_command(caller, cmdlet, identity, parameters=None, *, connector=None):
+    """``Add-RoleGroupMember -Identity 'Organization Management' -Member david``: ``parameters`` maps
+    Exchange parameter names to values (booleans as ``$true``/``$false``); ``connector`` links the entry to one."""
+    line = [cmdlet, f"-Identity {quote(identity)}"]
+    for name, value in (parameters or {}).items():
+        shown = ("$true" if value else "$false") if isinstance(value, bool) else quote(value)
+        line.append(f"-{name} {shown}")
+    return record_line(caller, cmdlet, identity, " ".join(line), connector.guid if connector else None)

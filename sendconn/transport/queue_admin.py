@@ -568,9 +568,8 @@ class Outcome:
     active: int = 0
 
 
-def _audit(caller, cmdlet, identity, connector, parameters=""):
-    audit.record_line(caller, cmdlet, identity, f"{cmdlet} -Identity {audit.quote(identity)}{parameters}",
-                      connector.guid if connector else None)
+def _audit(caller, cmdlet, identity, connector, parameters=None):
+    audit.record_command(caller, cmdlet, identity, parameters, connector=connector)
 
 
 def _active(rows):
@@ -603,7 +602,7 @@ def retry_queue(caller, queue, resubmit=False):
         changed = queue.rows.filter(status=RecipientStatus.RETRY, claimed_by="").update(next_attempt_at=timezone.now())
         if changed:
             _wake(queue)
-    _audit(caller, "Retry-Queue", queue.identity, queue.connector, " -Resubmit $true" if resubmit else "")
+    _audit(caller, "Retry-Queue", queue.identity, queue.connector, {"Resubmit": True} if resubmit else None)
     return Outcome(changed, _active(queue.rows))
 
 
@@ -705,7 +704,6 @@ def remove_message(caller, message, with_ndr=True):
         if with_ndr and claimed:
             events += queue_ndr(original, [(row, REMOVED, connector_name) for row in claimed], server, now)
         tracking.record(events)
-        _audit(caller, "Remove-Message", message.identity, message.queue.connector,
-               f" -WithNDR {'$true' if with_ndr else '$false'}")
+        _audit(caller, "Remove-Message", message.identity, message.queue.connector, {"WithNDR": with_ndr})
     tracking.write_log(events)
     return Outcome(len(claimed), _active(rows))

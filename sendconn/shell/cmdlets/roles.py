@@ -1,10 +1,12 @@
-"""Add-, Remove- and Get-RoleGroupMember: membership of the management role groups."""
+"""Add-, Remove- and Get-RoleGroupMember: membership of the management role groups; Get- and
+Clear-SignInLockout: the console's sign-in lockouts (also on the permissions page)."""
 from functools import partial
 
-from sendconn.accounts import services
+from sendconn.accounts import lockouts, selectors, services
 
 from ..output import Record
-from ..registry import Parameter, cmdlet, switch, text
+from ..registry import CmdletError, Parameter, cmdlet, switch, text
+from .servers import _utc
 
 ROLE_GROUP = Parameter("Identity", text, mandatory=True, position=0)
 MEMBER = Parameter("Member", text, mandatory=True, pipeline=True)
@@ -13,9 +15,9 @@ COMPATIBILITY = (switch("BypassSecurityGroupManagerCheck"), Parameter("DomainCon
 
 
 def _change_membership(invocation, change, action):
-    """``change(group, member)`` once the user confirms ``action`` (a format string of group and member)."""
+    """``change(caller, group, member)`` once the user confirms ``action`` (a format string of group and member)."""
     group, member = invocation.params["Identity"], invocation.params["Member"]
-    write = partial(change, group, member)
+    write = partial(change, invocation.session.caller, group, member)
     if invocation.should_process(action.format(group=group, member=member), rehearse=write):
         write()
     return []
@@ -37,5 +39,29 @@ def remove_role_group_member(invocation):
 def get_role_group_member(invocation):
     return [
         Record({"Name": user.username, "RecipientType": "User", "Identity": user.username}, table=("Name", "RecipientType"))
-        for user in services.role_group_members(invocation.params["Identity"])
+        for user in selectors.role_group_members(invocation.params["Identity"])
     ]
+
+
+@cmdlet("Get-SignInLockout")
+def get_sign_in_lockout(invocation):
+    return [
+        Record({
+            "Kind": lockouts.PARAMETER[lockout.kind], "Identity": lockout.value, "FailedAttempts": lockout.failures,
+            "LastFailure": _utc(lockout.last_failure), "LockedUntil": _utc(lockout.ends_at),
+        }, table=("Kind", "Identity", "FailedAttempts", "LockedUntil"))
+        for lockout in lockouts.current_lockouts()
+    ]
+
+
+@cmdlet("Clear-SignInLockout", *(Parameter(name, text) for name in lockouts.PARAMETER.values()), should_process=True)
+def clear_sign_in_lockout(invocation):
+    given = [(kind, invocation.params[name]) for kind, name in lockouts.PARAMETER.items()
+             if invocation.params.get(name)]
+    if len(given) != 1:
+        raise CmdletError("Specify either -UserName or -IPAddress.")
+    kind, value = given[0]
+    write = partial(lockouts.clear_lockout, invocation.session.caller, kind, value)
+    if invocation.should_process(f'Clearing the sign-in lockout of "{value}".', rehearse=write):
+        write()
+    return []
