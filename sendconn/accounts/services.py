@@ -38,3 +38,13 @@ def remove_role_group_member(identity, member):
 
 def role_group_members(identity):
     return list(_group(identity).user_set.order_by("username"))
+
+
+def set_role_groups(user, role_group_names):
+    """Make ``user`` a member of exactly these role groups (a directory user's, refreshed at each sign-in);
+    groups that are not role groups are left alone."""
+    for group in Group.objects.filter(name__in=ROLE_GROUPS):
+        if group.name in role_group_names:
+            group.user_set.add(user)
+        else:
+            group.user_set.remove(user)
