@@ -253,3 +253,11 @@ def test_without_a_server_the_directory_is_not_asked(client, directory, settings
 
     assert signed_in_user(client) is None
     assert "Please enter a correct username and password." in response.content.decode()
+
+
+def test_with_several_servers_the_next_one_answers_when_the_first_cant(client, directory, settings, refused_port):
+    settings.SENDCONN_LDAP_SERVER_URI = f"ldap://127.0.0.1:{refused_port} {directory.uri}"
+
+    sign_in(client, "alice", "alice-directory-password")
+
+    assert signed_in_user(client).username == "alice"
