@@ -93,6 +93,9 @@ class DirectoryBackend(LDAPBackend):
             })
         return self._settings
 
+    def get_group_permissions(self, user, obj=None):
+        return set()  # role groups are Django groups, which ModelBackend reads: no directory look-up per page
+
     def authenticate(self, request, username=None, password=None, **kwargs):
         if not settings.SENDCONN_LDAP_SERVER_URI or not username or is_local_account(username.strip()):
             return None

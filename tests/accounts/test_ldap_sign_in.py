@@ -246,6 +246,22 @@ def test_a_directory_that_cant_be_reached_is_said_so_and_local_accounts_still_si
     assert signed_in_user(client) == local_admin
 
 
+def test_a_refused_service_account_is_said_on_the_page_not_a_500(client, directory, settings):
+    settings.SENDCONN_LDAP_BIND_PASSWORD = "an old password"
+
+    response = sign_in(client, "alice", "alice-directory-password")
+
+    assert response.status_code == 200
+    assert UNREACHABLE in response.content.decode()
+
+
+def test_a_directory_user_s_pages_ask_the_directory_nothing(client, directory):
+    sign_in(client, "alice", "alice-directory-password")
+    directory.stop()
+
+    assert client.get(reverse("connectors:list")).status_code == 200
+
+
 def test_without_a_server_the_directory_is_not_asked(client, directory, settings):
     settings.SENDCONN_LDAP_SERVER_URI = ""
 
