@@ -14,7 +14,7 @@ from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX
 from django.core.exceptions import SuspiciousOperation
 from django.dispatch import receiver
 from django_auth_ldap import config as ldap_config
-from django_auth_ldap.backend import LDAPBackend, ldap_error
+from django_auth_ldap.backend import LDAPBackend, ldap_error, populate_user
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 
 from .services import set_role_groups
@@ -100,15 +100,17 @@ class DirectoryBackend(LDAPBackend):
         if not settings.SENDCONN_LDAP_SERVER_URI or not username or is_local_account(username.strip()):
             return None
         user = super().authenticate(request, username=username, password=password, **kwargs)
-        if user is None:
-            return None
-        try:
-            group_dns = user.ldap_user.group_dns
-        except ldap.LDAPError as error:
-            _directory_unreachable(type(self), request=request, exception=error)
-            return None
-        set_role_groups(user, mapped_role_groups(group_dns, settings.SENDCONN_LDAP_ROLE_GROUPS, normal_dn))
+        if user is not None:
+            group_dns = user.ldap_user.group_dns  # read before the user was saved (below)
+            set_role_groups(user, mapped_role_groups(group_dns, settings.SENDCONN_LDAP_ROLE_GROUPS, normal_dn))
         return user
+
+
+@receiver(populate_user, sender=DirectoryBackend)
+def _read_groups_before_saving(sender, ldap_user, **kwargs):
+    """Read the user's groups while django-auth-ldap still turns a failure into a refused sign-in that saves
+    nothing; they are kept for the rest of the sign-in."""
+    ldap_user.group_dns
 
 
 @receiver(ldap_error, sender=DirectoryBackend)

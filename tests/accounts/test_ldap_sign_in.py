@@ -255,6 +255,15 @@ def test_a_refused_service_account_is_said_on_the_page_not_a_500(client, directo
     assert UNREACHABLE in response.content.decode()
 
 
+def test_groups_that_cant_be_read_refuse_the_sign_in_and_save_nothing(client, directory, settings):
+    settings.SENDCONN_LDAP_GROUP_SEARCH_BASE = f"ou=Deleted,{SUFFIX}"
+
+    response = sign_in(client, "alice", "alice-directory-password")
+
+    assert UNREACHABLE in response.content.decode()
+    assert not User.objects.filter(username="alice").exists()
+
+
 def test_a_directory_user_s_pages_ask_the_directory_nothing(client, directory):
     sign_in(client, "alice", "alice-directory-password")
     directory.stop()
