@@ -91,11 +91,13 @@ class OidcProvider:
         response = browser.post(response.url, data={"csrfmiddlewaretoken": token, "username": username,
                                                     "password": password, "next": next_url},
                                 headers={"Referer": response.url}, allow_redirects=False, timeout=10)
-        while response.is_redirect and response.headers["Location"].startswith(("/", f"http://127.0.0.1:{self.port}")):
+        own_pages = ("/", f"http://127.0.0.1:{self.port}/")
+        while response.is_redirect and response.headers["Location"].startswith(own_pages):
             response = browser.get(urljoin(response.url, response.headers["Location"]), allow_redirects=False,
                                    timeout=10)
         if not response.is_redirect:
-            raise AssertionError(f"the provider did not send the user back: {response.status_code} {response.text[:500]}")
+            raise AssertionError(f"the provider did not send the user back: {response.status_code} "
+                                 f"{response.text[:500]}")
         return response.headers["Location"]
 
 
