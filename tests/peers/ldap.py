@@ -2,7 +2,7 @@
 
     with Slapd(ldif, suffix="dc=contoso,dc=test", tls_cert=certs.valid) as directory:
         directory.uri, directory.ldaps_uri                  # ldap://127.0.0.1:<port>, ldaps://127.0.0.1:<port>
-        directory.modify("cn=Exchange Admins,…", delete_member="uid=alice,…")
+        directory.remove_member("cn=Exchange Admins,…", "uid=alice,…")
 
 Started in the foreground (``-d 0``) from a slapd.conf in a temporary directory, the database loaded with
 slapadd first; stopped with SIGTERM. Debian's packaged slapd service is not needed, nor touched.
