@@ -8,6 +8,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 RUN useradd --system --home-dir /app sendconn
+# python-ldap (django-auth-ldap, directory sign-in) compiles against OpenLDAP's and Cyrus SASL's headers.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gcc libc6-dev libldap2-dev libsasl2-dev \
+    && rm -rf /var/lib/apt/lists/*
 
 COPY . /app
 # Editable, so templates/ and static/ stay next to the code (settings.BASE_DIR is the source tree).

@@ -13,6 +13,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from sendconn.accounts.roles import ROLE_GROUPS
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("SENDCONN_VAR_DIR", BASE_DIR / "var"))
 
@@ -92,6 +94,25 @@ def env_networks(name):
             raise ImproperlyConfigured(f"{name}: {item!r} isn't an IP address or network.") from None
     return networks
 
+def env_role_groups(name):
+    """``Role group=directory group;…`` -> {role group: [directory groups]}; a role group may come back.
+
+    Split at the first ``=`` only: a directory group is often a DN, full of them.
+    """
+    mapping = {}
+    for item in os.environ.get(name, "").split(";"):
+        role_group, _, directory_group = (part.strip() for part in item.partition("="))
+        if not item.strip():
+            continue
+        known = {known.lower(): known for known in ROLE_GROUPS}.get(role_group.lower())
+        if known is None or not directory_group:
+            raise ImproperlyConfigured(
+                f"{name}: {item.strip()!r} is not 'role group=directory group'. The role groups are "
+                + ", ".join(f'"{group}"' for group in ROLE_GROUPS) + "; separate pairs with ';'."
+            )
+        mapping.setdefault(known, []).append(directory_group)
+    return mapping
+
 
 DEFAULT_SECRET_KEY = "sendconn-insecure-development-key-change-me"
 DEBUG = env_bool("DEBUG", False)
@@ -124,6 +145,7 @@ INSTALLED_APPS = [
     "formtools",
     "django_htmx",
     "axes",
+    "mozilla_django_oidc",
     "sendconn.accounts",
     "sendconn.connectors",
     "sendconn.shell",
@@ -185,13 +207,64 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
-AUTHENTICATION_BACKENDS = [
-    "sendconn.accounts.lockouts.SignInThrottle",  # first: refuses locked-out sign-ins before any password check
-    "django.contrib.auth.backends.ModelBackend",
-]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
+# The throttle first: it refuses locked-out sign-ins before any password check. Then local accounts, so the
+# bootstrap admin signs in whatever state the directory is in; the directory backends do nothing until configured.
+AUTHENTICATION_BACKENDS = [
+    "sendconn.accounts.lockouts.SignInThrottle",
+    "django.contrib.auth.backends.ModelBackend",
+    "sendconn.accounts.backends.DirectoryBackend",
+    "sendconn.accounts.backends.OpenIDConnectBackend",
+]
+
+# --- Sign-in with LDAP / Active Directory (django-auth-ldap); off while SENDCONN_LDAP_SERVER_URI is empty ---
+SENDCONN_LDAP_SERVER_URI = os.environ.get("SENDCONN_LDAP_SERVER_URI", "")  # ldap://dc01:389 or ldaps://dc01:636
+SENDCONN_LDAP_BIND_DN = os.environ.get("SENDCONN_LDAP_BIND_DN", "")  # empty: search anonymously
+SENDCONN_LDAP_BIND_PASSWORD = os.environ.get("SENDCONN_LDAP_BIND_PASSWORD", "")
+SENDCONN_LDAP_USER_SEARCH_BASE = os.environ.get("SENDCONN_LDAP_USER_SEARCH_BASE", "")
+SENDCONN_LDAP_USER_FILTER = os.environ.get("SENDCONN_LDAP_USER_FILTER") or "(sAMAccountName=%(user)s)"
+SENDCONN_LDAP_GROUP_SEARCH_BASE = os.environ.get("SENDCONN_LDAP_GROUP_SEARCH_BASE") or SENDCONN_LDAP_USER_SEARCH_BASE
+# How the directory stores members; the Nested types follow groups within groups.
+LDAP_GROUP_TYPES = ("NestedActiveDirectory", "ActiveDirectory", "NestedGroupOfNames", "GroupOfNames")
+SENDCONN_LDAP_GROUP_TYPE = os.environ.get("SENDCONN_LDAP_GROUP_TYPE") or "NestedActiveDirectory"
+SENDCONN_LDAP_ROLE_GROUPS = env_role_groups("SENDCONN_LDAP_ROLE_GROUPS")  # {role group: [group DNs]}
+SENDCONN_LDAP_START_TLS = env_bool("SENDCONN_LDAP_START_TLS", False)
+SENDCONN_LDAP_CA_FILE = os.environ.get("SENDCONN_LDAP_CA_FILE", "")  # empty: the system's store
+SENDCONN_LDAP_TIMEOUT = env_seconds("SENDCONN_LDAP_TIMEOUT", 5.0)  # to connect, and per request
+if SENDCONN_LDAP_SERVER_URI and not SENDCONN_LDAP_USER_SEARCH_BASE:
+    raise ImproperlyConfigured(
+        "SENDCONN_LDAP_USER_SEARCH_BASE is not set: say where the users are, e.g. CN=Users,DC=contoso,DC=com"
+    )
+if SENDCONN_LDAP_GROUP_TYPE not in LDAP_GROUP_TYPES:
+    raise ImproperlyConfigured(
+        f"SENDCONN_LDAP_GROUP_TYPE must be one of {', '.join(LDAP_GROUP_TYPES)}, not {SENDCONN_LDAP_GROUP_TYPE!r}"
+    )
+
+# --- Sign-in with OpenID Connect (mozilla-django-oidc): Entra ID, Keycloak, Okta; off while the client ID is empty ---
+OIDC_RP_CLIENT_ID = os.environ.get("SENDCONN_OIDC_CLIENT_ID", "")
+OIDC_RP_CLIENT_SECRET = os.environ.get("SENDCONN_OIDC_CLIENT_SECRET", "")
+OIDC_OP_AUTHORIZATION_ENDPOINT = os.environ.get("SENDCONN_OIDC_AUTHORIZATION_ENDPOINT", "")
+OIDC_OP_TOKEN_ENDPOINT = os.environ.get("SENDCONN_OIDC_TOKEN_ENDPOINT", "")
+OIDC_OP_USER_ENDPOINT = os.environ.get("SENDCONN_OIDC_USERINFO_ENDPOINT", "")
+OIDC_OP_JWKS_ENDPOINT = os.environ.get("SENDCONN_OIDC_JWKS_ENDPOINT", "")
+OIDC_RP_SIGN_ALGO = "RS256"  # what Entra ID, Keycloak and Okta sign ID tokens with
+OIDC_RP_SCOPES = os.environ.get("SENDCONN_OIDC_SCOPES") or "openid email profile"
+OIDC_VERIFY_SSL = os.environ.get("SENDCONN_OIDC_CA_FILE") or True  # a CA bundle, or the system's store
+OIDC_TIMEOUT = 10
+# The button says "Sign in with <name>".
+SENDCONN_OIDC_PROVIDER_NAME = os.environ.get("SENDCONN_OIDC_PROVIDER_NAME") or "OpenID Connect"
+SENDCONN_OIDC_USERNAME_CLAIM = os.environ.get("SENDCONN_OIDC_USERNAME_CLAIM") or "preferred_username"
+SENDCONN_OIDC_GROUPS_CLAIM = os.environ.get("SENDCONN_OIDC_GROUPS_CLAIM") or "groups"
+SENDCONN_OIDC_ROLE_GROUPS = env_role_groups("SENDCONN_OIDC_ROLE_GROUPS")  # {role group: [group IDs or names]}
+if OIDC_RP_CLIENT_ID and not all((OIDC_OP_AUTHORIZATION_ENDPOINT, OIDC_OP_TOKEN_ENDPOINT, OIDC_OP_USER_ENDPOINT,
+                                  OIDC_OP_JWKS_ENDPOINT)):
+    raise ImproperlyConfigured(
+        "SENDCONN_OIDC_CLIENT_ID is set: set SENDCONN_OIDC_AUTHORIZATION_ENDPOINT, SENDCONN_OIDC_TOKEN_ENDPOINT, "
+        "SENDCONN_OIDC_USERINFO_ENDPOINT and SENDCONN_OIDC_JWKS_ENDPOINT too (the provider's "
+        ".well-known/openid-configuration lists them)"
+    )
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

@@ -1,6 +1,9 @@
-"""Forms of the permissions page: a role group's new member, a new user."""
+"""Forms of sign-in and of the permissions page (a role group's new member, a new user)."""
 from django import forms
+from django.contrib.auth.forms import AuthenticationForm
+from django.core.exceptions import ValidationError
 
+from .backends import DIRECTORY_UNREACHABLE
 from .selectors import users
 
 
@@ -25,3 +28,16 @@ class NewUserForm(forms.Form):
 
     def clean_username(self):
         return self.cleaned_data["username"].strip()
+
+
+class SignInForm(AuthenticationForm):
+    """Django's sign-in form, which says so when the directory could not check the password."""
+
+    def get_invalid_login_error(self):
+        if getattr(self.request, DIRECTORY_UNREACHABLE, False):
+            return ValidationError(
+                "The directory can't be reached, so your password couldn't be checked. Try again in a few "
+                "minutes; local accounts can still sign in.",
+                code="directory_unreachable",
+            )
+        return super().get_invalid_login_error()

@@ -13,7 +13,7 @@ from django.db import transaction
 
 from sendconn.connectors import audit
 
-from .roles import ORGANIZATION_MANAGEMENT
+from .roles import ORGANIZATION_MANAGEMENT, ROLE_GROUPS
 from .selectors import find_role_group, find_user
 
 
@@ -111,3 +111,13 @@ def enable_user(caller, identity):
     user.save(update_fields=["is_active"])
     audit.record_command(caller, "Enable-ADAccount", user.username)
     return user
+
+
+def set_role_groups(user, role_group_names):
+    """Make ``user`` a member of exactly these role groups (a directory user's, refreshed at each sign-in);
+    groups that are not role groups are left alone."""
+    for group in Group.objects.filter(name__in=ROLE_GROUPS):
+        if group.name in role_group_names:
+            group.user_set.add(user)
+        else:
+            group.user_set.remove(user)

@@ -1,20 +1,29 @@
-"""The home redirect, the error pages, and permissions (role groups, users, sign-in lockouts)."""
+"""The home redirect, the error pages, sign-in (local, directory, OpenID Connect), and permissions (role groups,
+users, sign-in lockouts)."""
+import logging
+
+import requests
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import permission_required
 from django.contrib.auth.models import Group
+from django.contrib.auth.views import LoginView
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
+from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView
 
 from sendconn.connectors.models import AdminAuditLogEntry
 from sendconn.connectors.services import Caller
 
 from . import lockouts, roles, selectors, services
-from .forms import AddMemberForm, NewUserForm
+from .forms import AddMemberForm, NewUserForm, SignInForm
+
+logger = logging.getLogger(__name__)
 
 
 def home(request):
@@ -140,3 +149,46 @@ def clear_lockout(request):
     kind, value = request.POST.get("kind", ""), request.POST.get("value", "")
     _run(request, lambda: lockouts.clear_lockout(_caller(request), kind, value), f'"{value}" may sign in again.')
     return redirect("permissions:lockouts")
+class SignInView(LoginView):
+    """User name and password (local accounts, then the directory), and "Sign in with …" when OpenID Connect
+    is configured."""
+
+    authentication_form = SignInForm
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["oidc_provider_name"] = settings.SENDCONN_OIDC_PROVIDER_NAME if settings.OIDC_RP_CLIENT_ID else ""
+        return context
+
+
+class OIDCSignInView(OIDCAuthenticationRequestView):
+    """Sends the browser to the provider; nothing to see while OpenID Connect isn't configured."""
+
+    def get(self, request):
+        if not settings.OIDC_RP_CLIENT_ID:
+            raise Http404
+        return super().get(request)
+
+
+class OIDCCallbackView(OIDCAuthenticationCallbackView):
+    """The provider sends the browser back here; failures go back to the sign-in page with the reason."""
+
+    def get(self, request):
+        if not settings.OIDC_RP_CLIENT_ID:
+            raise Http404
+        try:
+            return super().get(request)
+        except requests.RequestException as error:
+            logger.warning("%s can't be reached: %s", settings.SENDCONN_OIDC_PROVIDER_NAME, error)
+            messages.error(
+                request, f"{settings.SENDCONN_OIDC_PROVIDER_NAME} can't be reached, so you couldn't be signed in. "
+                "Try again in a few minutes; local accounts can still sign in."
+            )
+            return redirect(settings.LOGIN_URL)
+
+    def login_failure(self):
+        messages.error(
+            self.request, f"{settings.SENDCONN_OIDC_PROVIDER_NAME} didn't sign you in. Try again, or sign in with "
+            "a local account."
+        )
+        return redirect(settings.LOGIN_URL)

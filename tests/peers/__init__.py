@@ -1,4 +1,5 @@
-"""Real network peers for tests and benches, on loopback only: nsd (DNS), aiosmtpd sinks, throwaway certificates."""
+"""Real network peers for tests and benches, on loopback only: nsd (DNS), aiosmtpd sinks, throwaway certificates,
+slapd (LDAP) and an OpenID Connect provider."""
 import socket
 
 
