@@ -11,7 +11,13 @@ from dataclasses import dataclass
 from django.core.exceptions import ValidationError
 
 from sendconn.connectors import selectors, services, values
-from sendconn.connectors.models import ProtocolLoggingLevel, SmartHostAuthMechanism, TlsAuthLevel, Usage
+from sendconn.connectors.models import (
+    ConnectorType,
+    ProtocolLoggingLevel,
+    SmartHostAuthMechanism,
+    TlsAuthLevel,
+    Usage,
+)
 from sendconn.connectors.properties import ERROR_POLICY_FLAGS, EXCHANGE_NAMES, FIELD_NAMES, connector_properties
 from sendconn.connectors.servers import local_server, resolve_transport_servers
 
@@ -119,6 +125,11 @@ CONVERTERS = {
     "smtp_max_messages_per_connection": integer,
     "protocol_logging_level": choice(ProtocolLoggingLevel.values, "ProtocolLoggingLevel"),
     "error_policies": error_policies,
+    "connector_type": choice(ConnectorType.values, "TenantConnectorType"),
+    "cloud_services_mail_enabled": boolean,
+    "tls_certificate_name": text,
+    "source_ip_address": parsed(values.parse_source_ip_address, "System.Net.IPAddress"),
+    "require_oorg": boolean,
 }
 IDENTITY = Parameter("Identity", text, mandatory=True, position=0, pipeline=True)
 # Accepted for scripts written for Exchange; a single database has no domain controller to pick.
