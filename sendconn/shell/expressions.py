@@ -1,4 +1,4 @@
-"""The filter script blocks admins pipe objects through: ``Where-Object {$_.Enabled -eq $true -and $_.Name -like "To*"}``.
+"""The filters admins pipe objects through: ``Where-Object {$_.Enabled -eq $true -and $_.Name -like "To*"}``.
 
 A small part of PowerShell's expression language, evaluated against one output object (``$_`` or ``$PSItem``):
 property access (``$_.Name``), strings, numbers (with PowerShell's ``KB``/``MB``/``GB``/``TB`` suffixes),
@@ -6,7 +6,8 @@ property access (``$_.Name``), strings, numbers (with PowerShell's ``KB``/``MB``
 operators ``-eq -ne -gt -ge -lt -le -like -notlike -match -notmatch -contains -notcontains -in -notin`` (with
 their case-sensitive ``-c…`` and explicit ``-i…`` forms). As in PowerShell, comparing a list filters it
 (``$_.AddressSpaces -like "*contoso*"`` is true when an item matches), and comparing to a number or a Boolean
-converts the other side first. Anything else raises ``ExpressionError`` with what isn't understood.
+converts the other side first (a size such as ``35 MB (36,700,160 bytes)`` compares with ``10MB``). Anything
+else raises ``ExpressionError`` saying what isn't understood.
 """
 import fnmatch
 import re
@@ -224,9 +225,37 @@ def _converted(left, right):
     return _text(right)
 
 
+_BYTES = re.compile(r"\(([\d,]+) bytes\)$")
+
+
+def _as_number(value):
+    """A number, a numeric string or a size as Exchange shows it (``35 MB (36,700,160 bytes)``) → its number."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        sized = _BYTES.search(value)
+        if sized:
+            return int(sized.group(1).replace(",", ""))
+        try:
+            return parse_number(value.strip())
+        except ValueError:
+            return None
+    return None
+
+
+def _numbers(left, right):
+    """Both sides as numbers when one is a number and the other reads as one (sizes compare with 10MB)."""
+    if not any(isinstance(side, (int, float)) and not isinstance(side, bool) for side in (left, right)):
+        return None
+    pair = (_as_number(left), _as_number(right))
+    return pair if None not in pair else None
+
+
 def _equal(left, right, case_sensitive):
     if left is None or right is None:
         return left is None and right is None
+    if numbers := _numbers(left, right):
+        return numbers[0] == numbers[1]
     converted = _converted(left, right)
     if isinstance(left, str) and not case_sensitive:
         return left.lower() == str(converted).lower()
@@ -234,9 +263,12 @@ def _equal(left, right, case_sensitive):
 
 
 def _order(operator, left, right, case_sensitive):
-    converted = _converted(left, right)
-    if left is None or converted is None:
-        return False
-    if isinstance(left, str) and not case_sensitive:
-        left, converted = left.lower(), str(converted).lower()
+    if numbers := _numbers(left, right):
+        left, converted = numbers
+    else:
+        converted = _converted(left, right)
+        if left is None or converted is None:
+            return False
+        if isinstance(left, str) and not case_sensitive:
+            left, converted = left.lower(), str(converted).lower()
     return {"gt": left > converted, "ge": left >= converted, "lt": left < converted, "le": left <= converted}[operator]

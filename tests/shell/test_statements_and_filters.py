@@ -83,6 +83,9 @@ def three(make_connector):
     ("Get-SendConnector | Where-Object {$_.MaxMessageSize -like '35 MB*' -and $_.Enabled -eq 'True'}",
      ["To fabrikam", "To internet"]),
     ("Get-SendConnector | ? {$_.Name -ceq 'to internet'}", []),
+    ("Get-SendConnector | ? {$_.MaxMessageSize -gt 30MB -and $_.MaxMessageSize -lt 36700161}",
+     ["To contoso", "To fabrikam", "To internet"]),
+    ("Get-SendConnector | ? {$_.SmtpMaxMessagesPerConnection -eq '20' -and $_.Port -ne 25}", ["To fabrikam"]),
 ])
 def test_where_object(cmdlet, three, line, expected):
     result = cmdlet(line + " | ConvertTo-Json")
