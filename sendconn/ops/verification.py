@@ -11,8 +11,9 @@ sends the test message **through that connector, whatever routing would choose**
 MX hosts of each recipient domain. Per next hop the steps are Resolve, Connection, SMTP EHLO, TLS,
 Authentication and Send test email; every step row is saved as it changes, so the run page shows progress live.
 A failure names its step, gets the same response the queue would show for it (``451 4.4.0 DNS query failed…``,
-``450 4.4.316 Connection refused``…) and a one-line hint. Nothing is queued: the message goes straight through the SMTP session, which the Send protocol log records
-when the connector's ProtocolLoggingLevel is Verbose (as its deliveries are).
+``450 4.4.316 Connection refused``…) and a one-line hint. Nothing is queued: the message goes straight through
+the SMTP session, which the Send protocol log records when the connector's ProtocolLoggingLevel is Verbose (as
+it records the connector's deliveries).
 """
 import logging
 import re

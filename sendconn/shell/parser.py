@@ -16,7 +16,6 @@ Syntax errors, a variable used before a statement sets it included, raise ``Pars
 wording and the offset of the offending character.
 """
 import re
-
 from dataclasses import dataclass, field
 
 DASHES = "-\u2013\u2014\u2015"
@@ -81,8 +80,8 @@ class Statement:
     command, or is the statement's whole output when there is no command."""
 
     pipeline: list
-    variable: str | None = None
-    source: object = None
+    variable: str | None
+    source: object
 
 
 class ScriptBlock(str):
@@ -195,7 +194,6 @@ class _Parser:
         if variable is not None:
             self.assigned.add(variable.lower())
         return Statement(pipeline, variable, source)
-
 
     def pipeline(self, closing=""):
         commands = []
