@@ -42,7 +42,7 @@ run: $(VENV)/.installed
 	fi
 	python manage.py migrate --noinput
 	python manage.py collectstatic --noinput --verbosity 0
-	python manage.py bootstrap
+	python manage.py bootstrap --skip-checks  # migrate has just run the system checks and printed their warnings
 	echo "Open http://$${SENDCONN_WEB_LISTEN:-127.0.0.1:8000}/ and sign in as admin. Ctrl+C stops everything."
 	exec python manage.py runall
 

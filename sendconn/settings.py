@@ -116,10 +116,25 @@ def env_role_groups(name):
 
 DEFAULT_SECRET_KEY = "sendconn-insecure-development-key-change-me"
 DEBUG = env_bool("DEBUG", False)
-SECRET_KEY = os.environ.get("SECRET_KEY") or DEFAULT_SECRET_KEY
+_secret_key_file = VAR_DIR / "secret_key"  # written once by `make run`
+
+
+def secret_key_from_file(path):
+    """The key `make run` generated, so every process of the embedded mode (and `manage.py cmdlet` run by hand)
+    shares it without SECRET_KEY in the environment; "" when there is none."""
+    try:
+        return path.read_text().strip()
+    except (FileNotFoundError, NotADirectoryError):
+        return ""
+    except OSError as error:
+        raise ImproperlyConfigured(f"SECRET_KEY is not set and {path} can't be read: {error.strerror}") from None
+
+
+SECRET_KEY = os.environ.get("SECRET_KEY") or secret_key_from_file(_secret_key_file) or DEFAULT_SECRET_KEY
 if not DEBUG and SECRET_KEY == DEFAULT_SECRET_KEY and not env_bool("SENDCONN_ALLOW_DEFAULT_KEY", False):
     raise ImproperlyConfigured(
-        "SECRET_KEY is not set. Set SECRET_KEY to a long random value, or DEBUG=true for development."
+        f"SECRET_KEY is not set. Set SECRET_KEY to a long random value (or run `make run` once, which generates "
+        f"{_secret_key_file}), or DEBUG=true for development."
     )
 # Key for smart-host passwords at rest; derived from SECRET_KEY unless given.
 SENDCONN_CREDENTIAL_KEY = os.environ.get("SENDCONN_CREDENTIAL_KEY", "")

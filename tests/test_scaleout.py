@@ -226,7 +226,7 @@ def test_connector_created_in_the_web_is_visible_to_a_worker_on_its_server_queue
     assert reply["server"] == WORKER_SERVER
     assert reply["connectors"] == ["To internet"]
     properties = reply["properties"]
-    assert properties["Usage"] == "Internet"
+    assert properties["Identity"] == "To internet"
     assert properties["AddressSpaces"] == ["SMTP:*;1"]
     assert properties["DNSRoutingEnabled"] is True
     assert properties["SourceTransportServers"] == [WORKER_SERVER]

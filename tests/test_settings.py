@@ -64,6 +64,13 @@ def test_refuses_to_start_with_debug_off_and_the_default_secret_key(tmp_path):
     assert "ImproperlyConfigured: SECRET_KEY is not set" in result.stderr
 
 
+def test_the_key_make_run_generated_is_used_when_secret_key_is_unset(tmp_path):
+    (tmp_path / "var").mkdir()
+    (tmp_path / "var" / "secret_key").write_text("generated-by-make-run\n")
+    assert read_settings(tmp_path, ["SECRET_KEY"])["SECRET_KEY"] == "generated-by-make-run"
+    assert read_settings(tmp_path, ["SECRET_KEY"], SECRET_KEY="given")["SECRET_KEY"] == "given"
+
+
 def test_default_secret_key_is_accepted_with_debug_on(tmp_path):
     assert read_settings(tmp_path, ["DEBUG"], DEBUG="true")["DEBUG"] is True
 

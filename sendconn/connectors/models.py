@@ -40,6 +40,11 @@ class TlsAuthLevel(models.TextChoices):
     DOMAIN_VALIDATION = "DomainValidation", "DomainValidation"
 
 
+class ConnectorType(models.TextChoices):
+    DEFAULT = "Default", "Default"
+    XPREMISES = "XPremises", "XPremises"
+
+
 class ProtocolLoggingLevel(models.TextChoices):
     NONE = "None", "None"
     VERBOSE = "Verbose", "Verbose"
@@ -106,6 +111,15 @@ class SendConnector(models.Model):
     protocol_logging_level = models.CharField(
         max_length=8, choices=ProtocolLoggingLevel.choices, default=ProtocolLoggingLevel.NONE
     )
+
+    # Stored and shown as Exchange does, but sendconn doesn't act on them: hybrid (ConnectorType XPremises,
+    # CloudServicesMailEnabled), the certificate Exchange presents (sendconn presents none), the Edge-only source
+    # address and RequireOorg (Microsoft-internal). Scripts written for Exchange set them.
+    connector_type = models.CharField(max_length=16, choices=ConnectorType.choices, default=ConnectorType.DEFAULT)
+    cloud_services_mail_enabled = models.BooleanField(default=False)
+    tls_certificate_name = models.CharField(max_length=1024, blank=True)
+    source_ip_address = models.GenericIPAddressField(default="0.0.0.0")
+    require_oorg = models.BooleanField(default=False)
 
     # ErrorPolicies flags ("Default" = none set)
     downgrade_dns_failures = models.BooleanField(default=False)

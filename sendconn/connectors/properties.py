@@ -1,11 +1,17 @@
 """Exchange's property names for the connector's Python fields, and Exchange's way of showing their values.
 
-The one map between the two vocabularies: cmdlets parse parameters through it, Get-SendConnector and the
-audit log's command lines render through it.
+The one map between the two vocabularies: cmdlets parse parameters through it, the audit log's command lines
+render through it, and ``connector_properties`` is what Get-SendConnector returns.
 """
+import re
+from datetime import timezone as dt_timezone
+
+from django.conf import settings
+from django.utils import timezone
+
 from .values import format_byte_quantity, format_timespan
 
-# Python field → Exchange parameter/property name, in Get-SendConnector | Format-List order.
+# Python field → Exchange parameter name, in the order audit lines and Get-Help list them.
 EXCHANGE_NAMES = {
     "name": "Name",
     "usage": "Usage",
@@ -25,6 +31,7 @@ EXCHANGE_NAMES = {
     "require_tls": "RequireTLS",
     "tls_auth_level": "TlsAuthLevel",
     "tls_domain": "TlsDomain",
+    "tls_certificate_name": "TlsCertificateName",
     "ignore_starttls": "IgnoreSTARTTLS",
     "domain_secure_enabled": "DomainSecureEnabled",
     "frontend_proxy_enabled": "FrontendProxyEnabled",
@@ -33,6 +40,10 @@ EXCHANGE_NAMES = {
     "smtp_max_messages_per_connection": "SmtpMaxMessagesPerConnection",
     "protocol_logging_level": "ProtocolLoggingLevel",
     "error_policies": "ErrorPolicies",
+    "connector_type": "ConnectorType",
+    "cloud_services_mail_enabled": "CloudServicesMailEnabled",
+    "source_ip_address": "SourceIPAddress",
+    "require_oorg": "RequireOorg",
 }
 FIELD_NAMES = {exchange.lower(): field for field, exchange in EXCHANGE_NAMES.items()}
 
@@ -61,40 +72,93 @@ def exchange_value(field, value):
     return value
 
 
+# What every connector shows for the directory-object properties Exchange reads from Active Directory.
+ROUTING_GROUP = "Exchange Routing Group (DWBGZMFD01QNBJR)"
+ADMINISTRATIVE_GROUP = "Exchange Administrative Group (FYDIBOHF23SPDLT)"
+ORGANIZATION = "First Organization"
+OBJECT_CLASS = ["top", "msExchConnector", "mailGateway", "msExchRoutingSMTPConnector"]
+EXCHANGE_VERSION = "0.1 (8.0.535.0)"
+PS_CREDENTIAL = "System.Management.Automation.PSCredential"
+
+
+def format_date_time(moment):
+    """A DateTime as PowerShell prints it in the en-US culture: ``11/2/2016 3:54:13 PM``."""
+    hour = moment.hour % 12 or 12
+    return f"{moment.month}/{moment.day}/{moment.year} {hour}:{moment:%M:%S} {'AM' if moment.hour < 12 else 'PM'}"
+
+
+def _directory_domain():
+    """The forest the organisation's objects live in: this server's DNS domain (``ex01.contoso.com`` → contoso.com)."""
+    fqdn = settings.SENDCONN_SERVER_FQDN.strip().rstrip(".").lower()
+    return fqdn.partition(".")[2] or fqdn
+
+
+def distinguished_name(connector_name):
+    """Where Exchange keeps a Send connector in the configuration partition."""
+    escaped = re.sub(r'([,+"\\<>;=#])', r"\\\1", connector_name)
+    domain = ",".join(f"DC={part}" for part in _directory_domain().split("."))
+    return (f"CN={escaped},CN=SMTP Send Connectors,CN={ROUTING_GROUP},CN=Routing Groups,CN={ADMINISTRATIVE_GROUP},"
+            f"CN=Administrative Groups,CN={ORGANIZATION},CN=Microsoft Exchange,CN=Services,CN=Configuration,{domain}")
+
+
 def connector_properties(connector):
-    """Every Get-SendConnector property of ``connector`` (prefetch address_spaces, smart_hosts, servers)."""
-    values = {
-        "name": connector.name,
-        "usage": connector.usage,
-        "address_spaces": list(connector.address_spaces.all()),
-        "enabled": connector.enabled,
-        "comment": connector.comment,
-        "dns_routing_enabled": connector.dns_routing_enabled,
-        "smart_hosts": list(connector.smart_hosts.all()),
-        "port": connector.port,
-        "use_external_dns_servers_enabled": connector.use_external_dns_servers_enabled,
-        "smart_host_auth_mechanism": connector.smart_host_auth_mechanism,
-        "authentication_credential": connector.auth_username or None,
-        "is_scoped_connector": connector.is_scoped_connector,
-        "source_transport_servers": list(connector.source_transport_servers.all()),
-        "fqdn": connector.fqdn or None,
-        "force_helo": connector.force_helo,
-        "require_tls": connector.require_tls,
-        "tls_auth_level": connector.tls_auth_level or None,
-        "tls_domain": connector.tls_domain or None,
-        "ignore_starttls": connector.ignore_starttls,
-        "domain_secure_enabled": connector.domain_secure_enabled,
-        "frontend_proxy_enabled": connector.frontend_proxy_enabled,
-        "max_message_size": connector.max_message_size,
-        "connection_inactivity_timeout": connector.connection_inactivity_timeout,
-        "smtp_max_messages_per_connection": connector.smtp_max_messages_per_connection,
-        "protocol_logging_level": connector.protocol_logging_level,
-        "error_policies": error_policies_text(connector),
+    """Get-SendConnector's object (prefetch address_spaces, smart_hosts, servers): Exchange's properties in
+    Exchange's order and formats, the connector's own first, then those of its directory object."""
+    smart_hosts = [str(host) for host in connector.smart_hosts.all()]
+    servers = [server.name for server in connector.source_transport_servers.all()]
+    changed, created = timezone.localtime(connector.changed_at), timezone.localtime(connector.created_at)
+    utc = dt_timezone.utc
+    return {
+        "AddressSpaces": [str(space) for space in connector.address_spaces.all()],
+        "AuthenticationCredential": PS_CREDENTIAL if connector.has_credential else None,
+        "CloudServicesMailEnabled": connector.cloud_services_mail_enabled,
+        "Comment": connector.comment or None,
+        "ConnectedDomains": [],
+        "ConnectionInactivityTimeOut": format_timespan(connector.connection_inactivity_timeout),
+        "ConnectorType": connector.connector_type,
+        "DNSRoutingEnabled": connector.dns_routing_enabled,
+        "DomainSecureEnabled": connector.domain_secure_enabled,
+        "Enabled": connector.enabled,
+        "ErrorPolicies": error_policies_text(connector),
+        "ForceHELO": connector.force_helo,
+        "Fqdn": connector.fqdn or None,
+        "FrontendProxyEnabled": connector.frontend_proxy_enabled,
+        "HomeMTA": "Microsoft MTA",
+        "HomeMtaServerId": servers[0] if servers else None,
+        "Identity": connector.name,
+        "IgnoreSTARTTLS": connector.ignore_starttls,
+        "IsScopedConnector": connector.is_scoped_connector,
+        "IsSmtpConnector": True,
+        "MaxMessageSize": format_byte_quantity(connector.max_message_size),
+        "Name": connector.name,
+        "Port": connector.port,
+        "ProtocolLoggingLevel": connector.protocol_logging_level,
+        "RequireOorg": connector.require_oorg,
+        "RequireTLS": connector.require_tls,
+        "SmartHostAuthMechanism": connector.smart_host_auth_mechanism,
+        "SmartHosts": smart_hosts,
+        "SmartHostsString": ",".join(smart_hosts) or None,
+        "SmtpMaxMessagesPerConnection": connector.smtp_max_messages_per_connection,
+        "SourceIPAddress": connector.source_ip_address,
+        "SourceRoutingGroup": ROUTING_GROUP,
+        "SourceTransportServers": servers,
+        "TlsAuthLevel": connector.tls_auth_level or None,
+        "TlsDomain": connector.tls_domain or None,
+        "UseExternalDNSServersEnabled": connector.use_external_dns_servers_enabled,
+        "TlsCertificateName": connector.tls_certificate_name or None,
+        "AdminDisplayName": None,
+        "ExchangeVersion": EXCHANGE_VERSION,
+        "DistinguishedName": distinguished_name(connector.name),
+        "Guid": str(connector.guid),
+        "ObjectCategory": f"{_directory_domain()}/Configuration/Schema/ms-Exch-Routing-SMTP-Connector",
+        "ObjectClass": OBJECT_CLASS,
+        "WhenChanged": format_date_time(changed),
+        "WhenCreated": format_date_time(created),
+        "WhenChangedUTC": format_date_time(changed.astimezone(utc)),
+        "WhenCreatedUTC": format_date_time(created.astimezone(utc)),
+        "OrganizationId": None,
+        "Id": connector.name,
+        "OriginatingServer": settings.SENDCONN_SERVER_FQDN,
+        "IsValid": True,
+        "ObjectState": "Unchanged",
     }
-    shown = {"Identity": connector.name}
-    shown.update({EXCHANGE_NAMES[field]: exchange_value(field, value) for field, value in values.items()})
-    shown["SmartHostsString"] = ",".join(shown["SmartHosts"])
-    shown["Guid"] = str(connector.guid)
-    shown["WhenCreatedUTC"] = connector.created_at.strftime("%Y-%m-%dT%H:%M:%S")
-    shown["WhenChangedUTC"] = connector.changed_at.strftime("%Y-%m-%dT%H:%M:%S")
-    return shown

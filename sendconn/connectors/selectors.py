@@ -1,7 +1,7 @@
 """Reads of Send connectors, shaped for the pages and cmdlets that show them (constant query counts)."""
 import uuid
 
-from django.db.models import Prefetch, Value
+from django.db.models import Prefetch, Q, Value
 from django.db.models.functions import Lower
 
 from .models import AdminAuditLogEntry, SendConnector, TransportServer
@@ -48,10 +48,28 @@ def position_of(connectors, guid):
     return connectors.alias(sort_name=Lower("name")).filter(sort_name__lt=Lower(Value(name))).count()
 
 
+def split_server_identity(identity):
+    """``EX01\\To internet`` → ("EX01", "To internet"); without a server part → (None, identity).
+
+    Exchange accepts ``Server\\Connector`` identities; Send connectors belong to the organisation, so the server
+    part only has to name a transport server (by name or FQDN).
+    """
+    server, separator, name = str(identity).strip().partition("\\")
+    if not separator:
+        return None, str(identity).strip()
+    return server.strip(), name.strip()
+
+
+def is_transport_server(name):
+    return TransportServer.objects.filter(Q(name__iexact=name) | Q(fqdn__iexact=name)).exists()
+
+
 def get_connector(identity):
-    """By name (case-insensitive) or GUID, as Exchange's -Identity; None when there is no such connector."""
+    """By name (case-insensitive), GUID or ``Server\\Name``, as Exchange's -Identity; None when there is none."""
     connectors = connectors_with_details()
-    identity = str(identity).strip()
+    server, identity = split_server_identity(identity)
+    if server is not None and not is_transport_server(server):
+        return None
     found = connectors.filter(name__iexact=identity).first()
     if found is None:
         try:

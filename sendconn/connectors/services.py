@@ -22,7 +22,14 @@ from .models import (
 )
 from .servers import local_server, resolve_transport_servers
 from .validation import scoping_warnings, validate_connector
-from .values import AddressSpaceValue, SmartHostValue, parse_address_space, parse_smart_host
+from .values import (
+    AddressSpaceValue,
+    SmartHostValue,
+    parse_address_space,
+    parse_smart_host,
+    parse_source_ip_address,
+    parse_tls_certificate_name,
+)
 
 SCALAR_FIELDS = (
     "name", "usage", "enabled", "comment", "dns_routing_enabled", "use_external_dns_servers_enabled",
@@ -30,6 +37,7 @@ SCALAR_FIELDS = (
     "tls_auth_level", "tls_domain", "ignore_starttls", "domain_secure_enabled", "frontend_proxy_enabled",
     "max_message_size", "connection_inactivity_timeout", "smtp_max_messages_per_connection",
     "protocol_logging_level", "downgrade_dns_failures", "downgrade_custom_failures", "upgrade_custom_failures",
+    "connector_type", "cloud_services_mail_enabled", "tls_certificate_name", "source_ip_address", "require_oorg",
 )
 LIST_FIELDS = ("address_spaces", "smart_hosts", "source_transport_servers")
 SETTABLE = set(SCALAR_FIELDS) | set(LIST_FIELDS) | {"authentication_credential"}
@@ -67,6 +75,13 @@ def _normalise(params):
         if key in params:
             try:
                 params[key] = [item if isinstance(item, value_type) else parse(item) for item in params[key] or []]
+            except ValidationError as error:
+                raise ValidationError({key: error.messages}) from None
+    for key, parse in (("tls_certificate_name", parse_tls_certificate_name),
+                       ("source_ip_address", parse_source_ip_address)):
+        if key in params:
+            try:
+                params[key] = parse(params[key])
             except ValidationError as error:
                 raise ValidationError({key: error.messages}) from None
     if "source_transport_servers" in params:

@@ -6,7 +6,7 @@ that involve several fields.
 """
 from django.core.exceptions import ValidationError
 
-from .models import SendConnector, SmartHostAuthMechanism, TlsAuthLevel
+from .models import ConnectorType, SendConnector, SmartHostAuthMechanism, TlsAuthLevel
 from .values import MAX_INACTIVITY_TIMEOUT, MIN_INACTIVITY_TIMEOUT, format_timespan, validate_host_name
 
 MAX_NAME_LENGTH = 64
@@ -162,6 +162,8 @@ def validate_connector(state, existing=None):
         )
     if state["smtp_max_messages_per_connection"] < 0:
         problems.add("smtp_max_messages_per_connection", "SmtpMaxMessagesPerConnection can't be negative.")
+    if state["connector_type"] not in ConnectorType.values:
+        problems.add("connector_type", f'"{state["connector_type"]}" isn\'t a valid ConnectorType. Use Default or XPremises.')
     if not state["source_transport_servers"]:
         problems.add("source_transport_servers", "Add at least one source server.")
     problems.raise_if_any()

@@ -230,3 +230,40 @@ def parse_unlimited_count(value, minimum=1, maximum=MAX_INT32):
 def format_unlimited(value):
     """An ``Unlimited<Int32>`` as Exchange shows it: the number, or ``Unlimited``."""
     return "Unlimited" if value is None else value
+
+
+_X509_IDENTIFIER = re.compile(r"^(?:<I>(?P<issuer>[^<]+))?<S>(?P<subject>[^<]+)$", re.IGNORECASE)
+
+
+def parse_tls_certificate_name(value):
+    """Exchange's SmtpX509Identifier ``<I>issuer<S>subject`` (the issuer may be left out); "" clears it."""
+    text = (value or "").strip()
+    if not text:
+        return ""
+    match = _X509_IDENTIFIER.match(text)
+    if not match or not match.group("subject").strip() or (match.group("issuer") is not None
+                                                           and not match.group("issuer").strip()):
+        raise ValidationError(
+            f'"{value}" isn\'t a valid certificate name. Use <I>issuer<S>subject with the Issuer and Subject of '
+            f'Get-ExchangeCertificate, for example "<I>CN=Contoso CA, DC=contoso, DC=com<S>CN=mail.contoso.com".'
+        )
+    issuer, subject = match.group("issuer"), match.group("subject").strip()
+    return f"<I>{issuer.strip()}<S>{subject}" if issuer else f"<S>{subject}"
+
+
+def parse_source_ip_address(value):
+    """A local address to send from (``0.0.0.0``: any); never multicast or broadcast."""
+    text = str(value).strip()
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        raise ValidationError(
+            f'Cannot convert value "{value}" to type "System.Net.IPAddress". Error: "An invalid IP address was '
+            f'specified."'
+        ) from None
+    if address.is_multicast or address == ipaddress.IPv4Address("255.255.255.255"):
+        raise ValidationError(
+            f'The source IP address "{text}" isn\'t valid: a multicast or broadcast address can\'t be a local '
+            "endpoint. Specify one of the server's addresses, or 0.0.0.0 for any."
+        )
+    return str(address)

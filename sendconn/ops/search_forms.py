@@ -4,9 +4,11 @@
 browser and from the shell find the same entries.
 """
 import re
+from datetime import timezone as dt_timezone
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 
 from sendconn.transport.models import TrackingEventId
 from sendconn.transport.tracking import normalise_message_id
@@ -14,8 +16,10 @@ from sendconn.transport.tracking import normalise_message_id
 from .protocol_log_files import SessionFilter, split_endpoint
 
 NULL_SENDER = "<>"
-DATE_TIME_HELP = "UTC, for example 2026-11-27 09:00"
-DATE_TIME_INVALID = "Enter a date and time such as 2026-11-27 09:00 (UTC)."
+DATE_TIME_FORMAT = "%Y-%m-%d %H:%M"
+DATE_TIME_EXAMPLE = "2026-11-27 09:00"
+DATE_TIME_HELP = f"UTC, for example {DATE_TIME_EXAMPLE}"
+DATE_TIME_INVALID = f"Enter a date and time such as {DATE_TIME_EXAMPLE} (UTC)."
 _ADDRESS = re.compile(r"^[^@\s<>]+@[^@\s<>]+$")
 
 
@@ -30,17 +34,27 @@ def _address(value, what):
     return address
 
 
-class DateTimeInput(forms.DateTimeInput):
-    input_type = "datetime-local"
+class UtcDateTimeField(forms.DateTimeField):
+    """A date and time in UTC, typed as the help text shows (``2026-11-27 09:00``; ISO 8601 with a ``T``, seconds,
+    ``Z`` or a trailing ``UTC`` are read too), whatever the browser's or the server's time zone. A plain text box:
+    the browser's date picker shows its own local format, not this one."""
 
-    def __init__(self):
-        super().__init__(format="%Y-%m-%dT%H:%M")
+    widget = forms.DateTimeInput(format=DATE_TIME_FORMAT, attrs={"placeholder": DATE_TIME_EXAMPLE})
+
+    def to_python(self, value):
+        if isinstance(value, str):
+            value = re.sub(r"\s*UTC$", "", value.strip(), flags=re.IGNORECASE)
+        with timezone.override(dt_timezone.utc):
+            return super().to_python(value)
+
+    def prepare_value(self, value):
+        with timezone.override(dt_timezone.utc):
+            return super().prepare_value(value)
 
 
 def _date_time_field(label):
-    return forms.DateTimeField(
-        label=label, required=False, widget=DateTimeInput(), help_text=DATE_TIME_HELP,
-        error_messages={"invalid": DATE_TIME_INVALID},
+    return UtcDateTimeField(
+        label=label, required=False, help_text=DATE_TIME_HELP, error_messages={"invalid": DATE_TIME_INVALID},
     )
 
 

@@ -10,8 +10,10 @@ consumes it next to its mail queue, so a mail backlog never delays a verificatio
 sends the test message **through that connector, whatever routing would choose**: to its smart hosts, or to the
 MX hosts of each recipient domain. Per next hop the steps are Resolve, Connection, SMTP EHLO, TLS,
 Authentication and Send test email; every step row is saved as it changes, so the run page shows progress live.
-A failure names its step, gets Exchange Online's error text (``450 4.4.316 Connection refused``…) and a one-line
-hint. Nothing is queued: the message goes straight through the SMTP session.
+A failure names its step, gets the same response the queue would show for it (``451 4.4.0 DNS query failed…``,
+``450 4.4.316 Connection refused``…) and a one-line hint. Nothing is queued: the message goes straight through
+the SMTP session, which the Send protocol log records when the connector's ProtocolLoggingLevel is Verbose (as
+it records the connector's deliveries).
 """
 import logging
 import re
@@ -30,8 +32,10 @@ from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from sendconn.connectors.crypto import CredentialKeyError
+from sendconn.connectors.models import ProtocolLoggingLevel
 from sendconn.connectors.servers import local_server
-from sendconn.transport.dns import DnsError, get_resolver
+from sendconn.transport.dns import DnsError, dns_query_failed, get_resolver
+from sendconn.transport.protocol_log import ProtocolLog
 from sendconn.transport.routing import Router, recipient_domain
 from sendconn.transport.smtp_client import AUTH, EHLO, STARTTLS, SessionOptions, SmtpSession, SmtpSessionError
 from sendconn.transport.wakeups import choose_server
@@ -306,10 +310,16 @@ class _Hop:
         self.tls_failure = ""  # opportunistic TLS that failed to negotiate (then retried in the clear)
         self.options = None
         self._connecting_since = 0.0
+        # A Verbose connector logs the test sessions too, as its deliveries: one protocol-log session per target.
+        verbose = self.connector.protocol_logging_level == ProtocolLoggingLevel.VERBOSE
+        self.protocol_log = ProtocolLog() if verbose else None
+        self.protocol = None
 
     # --- the transcript protocol (see SmtpSession) ---
 
     def connected(self, local_endpoint, remote_endpoint):
+        if self.protocol is not None:
+            self.protocol.connected(local_endpoint, remote_endpoint)
         self.local, self.remote = local_endpoint, remote_endpoint
         if not local_endpoint:  # about to connect (again)
             self._connecting_since = time.monotonic()
@@ -328,6 +338,8 @@ class _Hop:
                        f"{connection.details}\nConnected again in {took} to continue without TLS")
 
     def event(self, kind, data="", context=""):
+        if self.protocol is not None:
+            self.protocol.event(kind, data, context)
         self.verification.log(self.local, self.remote, kind, data, context)
         if kind in "<>":
             self.exchange.append(f"{kind} {data}")
@@ -375,6 +387,12 @@ class _Hop:
     # --- the steps ---
 
     def execute(self):
+        try:
+            self._execute()
+        finally:
+            self._end_protocol_session()
+
+    def _execute(self):
         targets = self._resolve()
         if targets is None:
             return
@@ -435,10 +453,10 @@ class _Hop:
         footer = f"Looked up with the {which} of {self.verification.server.name}: {servers}"
         if connector.dns_routing_enabled:
             try:
-                targets = resolver.resolve_mx(self.next_hop, port=connector.port)
-            except DnsError as error:
-                self._fail(step, f"450 4.4.312 DNS query failed [{_dns_reason(error)}]",
-                           hint_for_dns(self), detail=footer)
+                targets = resolver.resolve_mx(self.next_hop, port=connector.port,
+                                              downgrade_dns_failures=connector.downgrade_dns_failures)
+            except DnsError as error:  # the queue's words for the same failure
+                self._fail(step, error.response, hint_for_dns(self), detail=footer)
                 return None
             lines = [f"MX records of {self.next_hop}:"]
             lines += [f"MX {t.preference} {t.hostname} → {t.endpoint}" for t in targets]
@@ -454,15 +472,19 @@ class _Hop:
                 targets += found
                 lines += [f"{host} → {t.endpoint}" for t in found]
             if not targets:
-                reason = _dns_reason(errors[-1]) if errors else "no smart host is configured"
-                self._fail(step, f"450 4.4.312 DNS query failed [{reason}]", hint_for_dns(self),
-                           detail="\n".join(lines[1:] + [footer]))
+                error = errors[-1] if errors else dns_query_failed("no smart host is configured")
+                self._fail(step, error.response, hint_for_dns(self), detail="\n".join(lines[1:] + [footer]))
                 return None
         self._save(step, StepStatus.SUCCEEDED, "\n".join(lines + [footer]))
         return targets
 
     def _attempt(self, target):
         """A new target: the steps after Resolve start again from Connection."""
+        self._end_protocol_session()
+        if self.protocol_log is not None:
+            run = self.verification.run
+            self.protocol = self.protocol_log.session(self.connector.name)
+            self.protocol.event("*", f"run {run.pk} requested by {run.requested_by}", "Verify delivery")
         self.target = target
         self.tls_failure = ""
         for name in (StepName.EHLO, StepName.TLS, StepName.AUTHENTICATION, StepName.SEND):
@@ -472,6 +494,11 @@ class _Hop:
         domain = self.next_hop if self.connector.dns_routing_enabled else ""
         self.session = SmtpSession([target], self.options, transcript=self, recipient_domain=domain,
                                    on_stage=self.on_stage)
+
+    def _end_protocol_session(self):
+        if self.protocol is not None:
+            self.protocol.close()
+            self.protocol = None
 
     def _send(self):
         step = self.steps[StepName.SEND]
@@ -570,7 +597,7 @@ def test_message(run, sender, recipients, server):
 
 
 def _dns_reason(error):
-    """What the resolver saw, without the "DNS query failed" that 4.4.312 already says."""
+    """What the resolver saw, without the "DNS query failed" its response already says."""
     return error.text.removeprefix("DNS query failed. The error was: ")
 
 

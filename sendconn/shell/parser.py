@@ -1,16 +1,21 @@
-"""A PowerShell-syntax parser for one pipeline line, as admins paste it from Microsoft's docs.
+"""A PowerShell-syntax parser for a shell line, as admins paste it from Microsoft's docs.
 
 It understands what Exchange cmdlet lines use: ``-Name value`` and ``-Name:value`` parameters, bare words,
 'single' and "double" quoted strings (PowerShell escaping: ``''`` inside single quotes, backtick escapes and
 ``""`` inside double quotes), ``$true``/``$false``/``$null``, comma lists, ``@{Add=…;Remove=…}`` hash
 tables, ``@(…)`` arrays, ``(Sub-Command …)`` sub-expressions, ``{…}`` script blocks (kept as text), pipes,
-``#`` comments and backtick line continuations. The typographic quotes and dashes that Word and web pages put
-into pasted commands count as their plain forms, as they do in PowerShell.
+``#`` comments and backtick line continuations; and several statements separated by ``;`` or new lines, with
+variables: ``$cred = Get-Credential; New-SendConnector … -AuthenticationCredential $cred``. The typographic
+quotes and dashes that Word and web pages put into pasted commands count as their plain forms, as they do in
+PowerShell.
 
-The result is a list of ``Command`` (one per pipeline element); values are ``str``, ``bool``, ``None``,
-``list``, ``dict`` (hash tables, keys as typed), ``SubExpression`` or ``ScriptBlock``. Syntax errors raise
-``ParseError`` with PowerShell's wording and the offset of the offending character.
+The result is a list of ``Statement``: an optional variable to assign, a value that starts it (``$c | fl``,
+``$name = 'To internet'``) and a list of ``Command`` (one per pipeline element). Values are ``str``, ``bool``,
+``None``, ``list``, ``dict`` (hash tables, keys as typed), ``Variable``, ``SubExpression`` or ``ScriptBlock``.
+Syntax errors, a variable used before a statement sets it included, raise ``ParseError`` with PowerShell's
+wording and the offset of the offending character.
 """
+import re
 from dataclasses import dataclass, field
 
 DASHES = "-\u2013\u2014\u2015"
@@ -62,6 +67,23 @@ class SubExpression:
     text: str
 
 
+@dataclass
+class Variable:
+    """``$cred``: set by an earlier statement of the line (names are case-insensitive)."""
+
+    name: str
+
+
+@dataclass
+class Statement:
+    """``[$variable =] [value |] pipeline``: ``source`` (NO_VALUE when absent) feeds the pipeline's first
+    command, or is the statement's whole output when there is no command."""
+
+    pipeline: list
+    variable: str | None
+    source: object
+
+
 class ScriptBlock(str):
     """``{ … }``: kept as its source text for cmdlets that take filters."""
 
@@ -74,23 +96,33 @@ class _NoValue:
 NO_VALUE = _NoValue()
 
 
-def parse(line):
-    """Parse one pipeline line into its commands ([] for an empty line or a comment)."""
-    parser = _Parser(line)
-    parser.skip_blanks(newlines=True)
-    pipeline = parser.pipeline()
-    end = parser.pos
-    parser.skip_blanks(newlines=True)
-    if not parser.at_end():
-        parser.pos = end
-        parser.unexpected()
-    return pipeline
+def parse(text):
+    """Parse a line (or several) into its statements ([] for an empty line or a comment)."""
+    parser = _Parser(text)
+    statements = []
+    while True:
+        parser.skip_blanks(newlines=True)
+        if parser.at_end():
+            return statements
+        statements.append(parser.statement())
+        parser.skip_blanks()
+        if parser.at_end():
+            return statements
+        if parser.peek() not in ";\r\n":
+            parser.unexpected()
+        parser.separator = parser.pos
+        parser.pos += 1
+
+
+_ASSIGNMENT = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)[ \t]*=(?!=)")
 
 
 class _Parser:
     def __init__(self, text):
         self.text = text
         self.pos = 0
+        self.assigned = set()  # lower-case names of the variables set by the statements so far
+        self.separator = None  # where the last ';' or new line between statements was
 
     # -- characters ------------------------------------------------------------------------------------------
 
@@ -127,7 +159,41 @@ class _Parser:
             )
         raise ParseError(f"Unexpected token '{ch}' in expression or statement.", self.pos)
 
-    # -- pipelines -------------------------------------------------------------------------------------------
+    # -- statements and pipelines ----------------------------------------------------------------------------
+
+    def statement(self):
+        variable = None
+        assignment = _ASSIGNMENT.match(self.text, self.pos)
+        if assignment:
+            variable = assignment.group(1)
+            self.pos = assignment.end()
+            self.skip_blanks()
+            if self.at_end() or self.peek() in ";\r\n":
+                raise ParseError("You must provide a value expression following the '=' operator.", self.pos)
+        start = self.pos
+        source = NO_VALUE
+        if not (self.peek().isalpha() or self.peek() == "?"):
+            source = self.argument().value
+            if variable is None and not isinstance(source, Variable):
+                # PowerShell would print the value; here it is a ';' that should have been quoted.
+                raise ParseError(
+                    f"Unexpected token '{self.text[start:self.pos]}' in expression or statement. To pass a value "
+                    f'that contains \';\', such as "SMTP:contoso.com;1", put it in quotes.',
+                    self.separator if self.separator is not None else start,
+                )
+            self.skip_blanks()
+            if self.peek() != "|":
+                return self._statement([], variable, source)
+            self.pos += 1
+            self.skip_blanks()
+            if self.at_end() or self.peek() in ";\r\n":
+                raise ParseError("An empty pipe element is not allowed.", self.pos)
+        return self._statement(self.pipeline(), variable, source)
+
+    def _statement(self, pipeline, variable, source):
+        if variable is not None:
+            self.assigned.add(variable.lower())
+        return Statement(pipeline, variable, source)
 
     def pipeline(self, closing=""):
         commands = []
@@ -223,7 +289,12 @@ class _Parser:
         name = self.text[name_start:self.pos]
         if name.lower() in CONSTANTS:
             return CONSTANTS[name.lower()]
-        raise ParseError(f"The variable '${name}' cannot be retrieved because it has not been set.", start)
+        if name.lower() not in self.assigned:
+            raise ParseError(f"The variable '${name}' cannot be retrieved because it has not been set.", start)
+        if self.peek() in (".", "["):
+            raise ParseError(f"Only the whole variable '${name}' can be used here, not its properties or items.",
+                             self.pos)
+        return Variable(name)
 
     def bare_word(self, quoted_ok=False):
         """A word up to a space or operator; quoted parts and backtick escapes inside it are joined in.

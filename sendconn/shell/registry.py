@@ -19,7 +19,7 @@ cmdlets live in ``sendconn/shell/cmdlets/``. A cmdlet is a function decorated wi
 - ``Parameter(name, convert=text, mandatory=False, position=None, pipeline=False, aliases=())``: ``name`` is
   Exchange's spelling; users may type it in any case, or any unambiguous prefix of it. ``convert(value,
   session)`` turns what the parser produced (str, bool, None, list, dict for ``@{…}``, ``ScriptBlock``, or
-  the output of a ``(Sub-Command)``) into the value the cmdlet wants, raising ``ValidationError`` with a
+  the value of a ``(Sub-Command)`` or ``$variable``) into the value the cmdlet wants, raising ``ValidationError`` with a
   message when it can't. Ready-made converters: ``text``, ``boolean``, ``integer``, ``text_list``,
   ``choice(values, type_name)``, ``parsed(values_parser, type_name)``, ``script_block``.
   ``pipeline=True`` binds the ``Identity`` of each object piped in (``Get-X | Set-X``); the cmdlet then runs
@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from .parser import NO_VALUE, Argument, ScriptBlock, SubExpression
+from .parser import NO_VALUE, Argument, ScriptBlock
 
 COMMANDS = {}  # lower-case name or alias → Cmdlet
 
@@ -287,9 +287,7 @@ class Cmdlet:
         return given
 
     def convert(self, parameter, argument, session):
-        value = argument.value
-        if isinstance(value, SubExpression):
-            value = session.evaluate(value)
+        value = session.resolve(argument.value)
         if value is None and not getattr(parameter.convert, "nullable", False):
             raise CmdletError(f"Cannot bind argument to parameter '{parameter.name}' because it is null.")
         if _holds_nul(value):

@@ -1,4 +1,4 @@
-"""Runs one shell line: parse it, run each pipeline element, print the output or the error.
+"""Runs one shell line: parse it, run each statement's pipeline, print the output or the error.
 
 ``run_line`` is the entry point for ``manage.py cmdlet``, the tests and the benches. Exit status 0 means the
 line did what it said; 1 means an error was printed on stderr (or a confirmation was declined) and nothing
@@ -15,7 +15,7 @@ from sendconn.connectors.services import Caller
 
 from . import registry
 from .output import render
-from .parser import ParseError, parse
+from .parser import NO_VALUE, ParseError, SubExpression, Variable, parse
 from .registry import CmdletError
 
 
@@ -37,6 +37,7 @@ class Session:
         self.stdin, self.stdout, self.stderr = stdin, stdout, stderr
         self.caller = caller
         self.declined = False
+        self.variables = {}  # lower-case name → value, set by the line's statements
         self._answer_for_all = None  # True after "Yes to All", False after "No to All"
 
     def write(self, line=""):
@@ -85,12 +86,24 @@ class Session:
             self.declined = True
         return choice in ("y", "a")
 
-    def evaluate(self, subexpression):
-        """The value of ``(Sub-Command …)``: its one output object, a list of several, or None."""
-        objects = run_pipeline(subexpression.pipeline, self)
-        if not objects:
-            return None
-        return objects[0] if len(objects) == 1 else objects
+    def resolve(self, value):
+        """``value`` with its ``(Sub-Command …)`` run and its ``$variables`` read, in lists and hash tables too."""
+        if isinstance(value, SubExpression):
+            return single_value(run_pipeline(value.pipeline, self))
+        if isinstance(value, Variable):
+            return self.variables[value.name.lower()]
+        if isinstance(value, list):
+            return [self.resolve(item) for item in value]
+        if isinstance(value, dict):
+            return {key: self.resolve(item) for key, item in value.items()}
+        return value
+
+
+def single_value(objects):
+    """What a pipeline's output is as a value: its one object, a list of several, or None."""
+    if not objects:
+        return None
+    return objects[0] if len(objects) == 1 else list(objects)
 
 
 def validation_messages(error):
@@ -104,8 +117,8 @@ def validation_messages(error):
     return lines
 
 
-def run_pipeline(commands, session):
-    objects = None
+def run_pipeline(commands, session, objects=None):
+    """Run ``commands`` one after the other, each getting the previous one's output (``objects`` for the first)."""
     for command in commands:
         definition = registry.lookup(command.name)
         try:
@@ -134,14 +147,29 @@ def run_line(line, *, stdin=None, stdout=None, stderr=None, caller=None):
         caller = Caller(caller or default_caller(), AdminAuditLogEntry.Source.SHELL)
     session = Session(stdin, stdout, stderr, caller)
     try:
-        objects = run_pipeline(parse(line), session)
+        statements = parse(line)
     except ParseError as error:
         stderr.write(parse_error_text(line, error))
         return 1
-    except CmdletError as error:
-        for message in error.messages:
-            stderr.write(f"{error.cmdlet} : {message}\n")
-        return 1
-    for text in render(objects):
-        session.write(text)
+    for statement in statements:
+        try:
+            objects = run_statement(statement, session)
+        except CmdletError as error:
+            for message in error.messages:
+                stderr.write(f"{error.cmdlet} : {message}\n" if error.cmdlet else f"{message}\n")
+            return 1  # later statements may depend on this one ($cred = Get-Credential; New-SendConnector …)
+        if statement.variable is not None:
+            session.variables[statement.variable.lower()] = single_value(objects)
+            continue
+        for text in render(objects):
+            session.write(text)
     return 1 if session.declined else 0
+
+
+def run_statement(statement, session):
+    """A statement's output objects: its starting value, run through its pipeline if it has one."""
+    if statement.source is NO_VALUE:
+        return run_pipeline(statement.pipeline, session)
+    value = session.resolve(statement.source)
+    objects = [] if value is None else value if isinstance(value, list) else [value]
+    return run_pipeline(statement.pipeline, session, objects) if statement.pipeline else objects

@@ -24,6 +24,10 @@ def deliver_next_hop(connector_id, next_hop_domain):
 @shared_task(ignore_result=True)
 def sweep():
     """Release stale claims, expire, send delay notifications, re-route Unreachable rows, wake due next hops."""
-    done = sweeper.sweep()
-    if any(done.values()):
-        log.info("Sweep: %s", ", ".join(f"{name} {count}" for name, count in done.items()))
+    done = {step: count for step, count in sweeper.sweep().items() if count}
+    if not done:
+        return
+    # Waking the next hops whose retry time has come is the sweeper's routine (the deliveries log themselves);
+    # anything else changed the queue and is worth a line at INFO.
+    level = logging.DEBUG if set(done) == {"woken"} else logging.INFO
+    log.log(level, "Sweep: %s", ", ".join(f"{step} {count}" for step, count in done.items()))

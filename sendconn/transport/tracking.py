@@ -15,7 +15,7 @@ from django.db.models import Max, Min
 from django.db.models.functions import Lower
 
 from . import statements, tracking_log
-from .models import TrackingEvent, TrackingEventId
+from .models import RecipientStatus, TrackingEvent, TrackingEventId
 
 logger = logging.getLogger(__name__)
 
@@ -132,12 +132,15 @@ def search(*, result_size=DEFAULT_RESULT_SIZE, **criteria):
 
 # --- per message (the browser's message tracking) -------------------------------------------------------------
 
-PENDING, DELIVERED, FAILED = "Pending", "Delivered", "Failed"  # the EAC delivery report's recipient states
+# A recipient's state in the queue's words (Get-Message, the queue viewer): received and not yet tried is Ready,
+# deferred is Retry.
+READY, RETRY, DELIVERED, FAILED = (RecipientStatus.READY.value, RecipientStatus.RETRY.value,
+                                   RecipientStatus.DELIVERED.value, RecipientStatus.FAILED.value)
 # What a recipient's latest event says about it. DSN only reports on a recipient (an NDR or a delay
 # notification went to the sender): it never changes the recipient's state, so it is left out.
 STATE_OF_EVENT = {
-    TrackingEventId.RECEIVE: PENDING,
-    TrackingEventId.DEFER: PENDING,
+    TrackingEventId.RECEIVE: READY,
+    TrackingEventId.DEFER: RETRY,
     TrackingEventId.SEND: DELIVERED,
     TrackingEventId.FAIL: FAILED,
 }
@@ -154,14 +157,14 @@ class MessageSummary:
     sender: str
     subject: str
     submitted_at: datetime | None = None  # the first entry: RECEIVE
-    recipient_states: dict[str, str] = field(default_factory=dict)  # address → Pending / Delivered / Failed
+    recipient_states: dict[str, str] = field(default_factory=dict)  # address → Ready / Retry / Delivered / Failed
     connectors: list[str] = field(default_factory=list)  # the Send connectors that carried (or tried) it
 
     @property
     def state_counts(self):
         """``[("Delivered", 2), ("Failed", 1)]``, in the order the states read best."""
         counts = Counter(self.recipient_states.values())
-        return [(state, counts[state]) for state in (DELIVERED, PENDING, FAILED) if counts[state]]
+        return [(state, counts[state]) for state in (DELIVERED, READY, RETRY, FAILED) if counts[state]]
 
 
 def search_messages(**criteria):
@@ -209,7 +212,7 @@ def message_summaries(internal_message_ids):
 @dataclass
 class RecipientTimeline:
     address: str
-    state: str  # Pending / Delivered / Failed
+    state: str  # Ready / Retry / Delivered / Failed
     events: list[TrackingEvent]
 
 
@@ -232,7 +235,7 @@ def message_timeline(internal_message_id):
     summary = MessageSummary(internal_message_id, first.message_id, first.sender, first.subject, first.timestamp)
     recipients = {}
     for entry in events:
-        recipient = recipients.setdefault(entry.recipient, RecipientTimeline(entry.recipient, PENDING, []))
+        recipient = recipients.setdefault(entry.recipient, RecipientTimeline(entry.recipient, READY, []))
         recipient.events.append(entry)
         recipient.state = STATE_OF_EVENT.get(entry.event_id, recipient.state)  # in time order: the latest wins
         summary.recipient_states[entry.recipient] = recipient.state

@@ -1,4 +1,5 @@
-from datetime import timedelta
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 
 import pytest
 from django.db import connection
@@ -7,8 +8,9 @@ from django.urls import reverse
 from django.utils import timezone
 from pytest_django.asserts import assertContains, assertNotContains
 
+from sendconn.ops.search_forms import TrackingSearchForm
 from sendconn.transport import tracking
-from sendconn.transport.models import Message, TrackingEvent, TrackingEventId, TrackingSource
+from sendconn.transport.models import Message, RecipientStatus, TrackingEvent, TrackingEventId, TrackingSource
 from sendconn.transport.queueing import queue_message
 
 SEARCH_URL = reverse("ops:tracking")
@@ -70,8 +72,18 @@ def test_lists_every_message_newest_first_with_recipient_states_and_connector(he
     assert summary.connectors == ["To internet"]
     assert summary.submitted_at == report.tracking_events.order_by("timestamp").first().timestamp
     assertContains(response, "kim@fabrikam.test: <span class=\"state-delivered\">Delivered</span>", html=True)
-    assertContains(response, "ann@fabrikam.test: <span class=\"state-pending\">Pending</span>", html=True)
+    assertContains(response, "ann@fabrikam.test: <span class=\"state-ready\">Ready</span>", html=True)
     assertContains(response, f'href="{message_url(report.pk)}"')
+
+
+def test_a_deferred_recipient_reads_retry_as_in_the_queue(helpdesk_client, history):
+    _, invoice = history
+    tracking.record([outcome(TrackingEventId.DEFER, invoice, "ann@fabrikam.test", timezone.now(),
+                             "451 4.4.0 DNS query failed. The error was: SERVFAIL")])
+    response = helpdesk_client.get(SEARCH_URL, {"sender": "ann@contoso.test"})
+    assertContains(response, f'ann@fabrikam.test: <span class="state-retry">{RecipientStatus.RETRY}</span>', html=True)
+    timeline = helpdesk_client.get(message_url(invoice.pk))
+    assert timeline_rows(timeline)[0][1] == RecipientStatus.RETRY
 
 
 def test_search_by_sender_ignores_case_and_angle_brackets(helpdesk_client, history):
@@ -144,6 +156,19 @@ def test_the_form_shows_what_was_searched(helpdesk_client, history):
     response = helpdesk_client.get(SEARCH_URL, {"sender": "julia@contoso.test", "start": "2026-11-27T09:00"})
     assertContains(response, 'value="julia@contoso.test"')
     assertContains(response, 'value="2026-11-27T09:00"')
+
+
+@pytest.mark.parametrize("typed", ["2026-11-27 09:00", "2026-11-27T09:00", "2026-11-27T09:00:00Z",
+                                   "2026-11-27 09:00 UTC"])
+def test_dates_are_read_as_utc_in_the_format_the_help_shows(settings, typed):
+    settings.TIME_ZONE = "America/New_York"  # the server's zone doesn't matter
+    form = TrackingSearchForm({"start": typed})
+    assert form.is_valid(), form.errors
+    assert form.cleaned_data["start"] == datetime(2026, 11, 27, 9, 0, tzinfo=dt_timezone.utc)
+    assert form.fields["start"].help_text == "UTC, for example 2026-11-27 09:00"
+    shown = TrackingSearchForm(initial={"start": form.cleaned_data["start"]})["start"]
+    assert 'type="text"' in str(shown) and 'value="2026-11-27 09:00"' in str(shown)
+    assert 'placeholder="2026-11-27 09:00"' in str(shown)
 
 
 def make_messages(count):

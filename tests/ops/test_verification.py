@@ -22,6 +22,7 @@ from sendconn.ops.verification import (
     start_verification,
     with_last_verification,
 )
+from sendconn.transport.protocol_log import iter_sessions
 from tests.peers import free_port
 from tests.peers.certs import legacy_tls_context
 from tests.peers.stack import TransportStack
@@ -142,6 +143,28 @@ def test_smart_host_with_tls_certificate_validation_and_authentication(settings,
     assert "Pa$$w0rd" not in everything and "UGEkJHcwcmQ" not in everything  # nor its base64
 
 
+def test_a_verbose_connectors_test_session_goes_to_the_protocol_log(settings, tmp_path, make_connector, sink):
+    settings.SENDCONN_PROTOCOL_LOG_DIR = str(tmp_path / "SmtpSend")
+    server = sink("127.0.0.7")
+    quiet = verify(smart_host_connector(make_connector, ["127.0.0.7"], server.port))
+    assert quiet.status == VerificationStatus.SUCCEEDED and not (tmp_path / "SmtpSend").exists()
+
+    connector = SendConnector.objects.get(name="To relay")
+    set_send_connector(CALLER, connector, protocol_logging_level="Verbose")
+    run = verify(connector)
+
+    assert run.status == VerificationStatus.SUCCEEDED, run.error
+    (path,) = (tmp_path / "SmtpSend").glob("SEND*.log")
+    ((session_id, rows),) = list(iter_sessions(path))
+    assert {row["connector-id"] for row in rows} == {"To relay"}
+    assert (rows[0]["event"], rows[0]["data"], rows[0]["context"]) == (
+        "*", f"run {run.pk} requested by orgadmin", "Verify delivery")
+    sent = [row["data"] for row in rows if row["event"] == ">"]
+    assert sent[0] == "EHLO ex01.contoso.test" and "QUIT" in sent
+    assert rows[-1]["event"] == "-"
+    assert any(row["event"] == "+" and row["remote-endpoint"] == f"127.0.0.7:{server.port}" for row in rows)
+
+
 def test_opportunistic_tls_is_shown_but_not_validated(make_connector, sink, tls_certs):
     server = sink("127.0.0.5", tls_cert=tls_certs.untrusted)
 
@@ -259,7 +282,9 @@ def test_smart_host_that_never_answers_times_out(make_connector):
 def test_smart_host_name_that_does_not_resolve(make_connector):
     run = verify(smart_host_connector(make_connector, ["nowhere.relay.test"], 25))
 
-    assert_failed_at(run, "Resolve", "450 4.4.312 DNS query failed [SMTPSEND.DNS.NonExistentDomain; nonexistent domain]")
+    # The queue's words for the same failure (a smart host that doesn't resolve is retried).
+    assert_failed_at(run, "Resolve", "451 4.4.0 DNS query failed. The error was: SMTPSEND.DNS.NonExistentDomain; "
+                                     "nonexistent domain")
     assert "nowhere.relay.test: SMTPSEND.DNS.NonExistentDomain; nonexistent domain" in step(run, "Resolve").details
     assert "smart host names resolve" in run.hint
     assert run.transcript == ""
@@ -268,8 +293,17 @@ def test_smart_host_name_that_does_not_resolve(make_connector):
 def test_recipient_domain_without_mx_or_address(make_connector):
     run = verify(make_connector("To internet"), "julia@nxdomain.test")
 
-    assert_failed_at(run, "Resolve", "450 4.4.312 DNS query failed [SMTPSEND.DNS.NonExistentDomain; nonexistent domain]")
+    # What the queue and tracking say for this recipient: it fails at once.
+    assert_failed_at(run, "Resolve", "550 5.1.2 SMTPSEND.DNS.NonExistentDomain; nonexistent domain")
     assert "MX records of nxdomain.test" in run.hint
+
+
+def test_downgrade_dns_failures_reads_as_the_queues_retry(make_connector):
+    connector = make_connector("To internet", downgrade_dns_failures=True)
+    run = verify(connector, "julia@nxdomain.test")
+
+    assert_failed_at(run, "Resolve", "451 4.4.0 DNS query failed. The error was: SMTPSEND.DNS.NonExistentDomain; "
+                                     "nonexistent domain")
 
 
 def test_certificate_from_an_unknown_ca_fails_certificate_validation(settings, make_connector, sink, tls_certs):

@@ -435,6 +435,56 @@ def test_missing_credential_input_saves_nothing(cmdlet, tail, stdin, message):
     assert not SendConnector.objects.exists()
 
 
+# -- properties sendconn stores and shows but doesn't act on ----------------------------------------------
+
+
+def test_informational_properties_are_stored_and_shown(cmdlet):
+    result = cmdlet("New-SendConnector -Name 'To Office 365' -AddressSpaces contoso.mail.onmicrosoft.com "
+                    "-ConnectorType XPremises -CloudServicesMailEnabled $true -RequireOorg $false "
+                    "-TlsCertificateName '<I>CN=Contoso CA, DC=contoso, DC=com<S>CN=mail.contoso.com' "
+                    "-SourceIPAddress 192.0.2.10")
+    assert result.status == 0, result.err
+    created = connector("To Office 365")
+    assert (created.connector_type, created.cloud_services_mail_enabled, created.source_ip_address) == (
+        "XPremises", True, "192.0.2.10")
+    assert created.tls_certificate_name == "<I>CN=Contoso CA, DC=contoso, DC=com<S>CN=mail.contoso.com"
+    listed = cmdlet("Get-SendConnector 'To Office 365' | fl ConnectorType,Cloud*,SourceIPAddress,TlsCert*").out
+    assert listed.splitlines() == [
+        "",
+        "ConnectorType            : XPremises",
+        "CloudServicesMailEnabled : True",
+        "SourceIPAddress          : 192.0.2.10",
+        "TlsCertificateName       : <I>CN=Contoso CA, DC=contoso, DC=com<S>CN=mail.contoso.com",
+        "",
+    ]
+    assert cmdlet("Set-SendConnector 'To Office 365' -TlsCertificateName $null -SourceIPAddress 0.0.0.0").status == 0
+    assert (connector("To Office 365").tls_certificate_name, connector("To Office 365").source_ip_address) == (
+        "", "0.0.0.0")
+    assert "-ConnectorType XPremises -CloudServicesMailEnabled $true" in AdminAuditLogEntry.objects.last().command_line
+
+
+@pytest.mark.parametrize("tail, message", [
+    ("-ConnectorType Hybrid", "Cannot process argument transformation on parameter 'ConnectorType'. Cannot convert "
+                              'value "Hybrid" to type "TenantConnectorType".'),
+    ("-SourceIPAddress 192.0.2", "Cannot process argument transformation on parameter 'SourceIPAddress'. Cannot "
+                                 'convert value "192.0.2" to type "System.Net.IPAddress". Error: "An invalid IP '
+                                 'address was specified."'),
+    ("-SourceIPAddress 224.0.0.5", 'The source IP address "224.0.0.5" isn\'t valid: a multicast or broadcast address'),
+    ("-TlsCertificateName CN=mail.contoso.com", 'TlsCertificateName: "CN=mail.contoso.com" isn\'t a valid '
+                                                "certificate name. Use <I>issuer<S>subject"),
+    ("-CloudServicesMailEnabled yes", "Cannot process argument transformation on parameter 'CloudServicesMailEnabled'."),
+])
+def test_informational_properties_are_validated_as_exchange_does(cmdlet, make_connector, tail, message):
+    make_connector("To internet")
+    result = cmdlet("Set-SendConnector 'To internet' " + tail)
+    assert result.status == 1
+    assert result.err.startswith("Set-SendConnector : ")
+    assert message in result.err
+    unchanged = connector("To internet")
+    assert (unchanged.connector_type, unchanged.source_ip_address, unchanged.tls_certificate_name) == (
+        "Default", "0.0.0.0", "")
+
+
 # -- the management command ------------------------------------------------------------------------------
 
 

@@ -1,7 +1,9 @@
 """What the shell prints: the default table, Format-List, Format-Table, Select-Object and ConvertTo-Json."""
 import json
+from datetime import datetime, timezone
 
-from sendconn.connectors.properties import connector_properties
+from sendconn.connectors.models import SendConnector
+from sendconn.connectors.services import Credential
 from sendconn.connectors.servers import register_transport_server
 from sendconn.shell.output import Record, convert_to_json, format_list, format_table, render
 
@@ -61,15 +63,62 @@ def test_get_send_connector_table(cmdlet, make_connector):
     ]
 
 
-def test_format_list_shows_every_property(cmdlet, make_connector):
+EXCHANGE_FORMAT_LIST = [
+    "AddressSpaces", "AuthenticationCredential", "CloudServicesMailEnabled", "Comment", "ConnectedDomains",
+    "ConnectionInactivityTimeOut", "ConnectorType", "DNSRoutingEnabled", "DomainSecureEnabled", "Enabled",
+    "ErrorPolicies", "ForceHELO", "Fqdn", "FrontendProxyEnabled", "HomeMTA", "HomeMtaServerId", "Identity",
+    "IgnoreSTARTTLS", "IsScopedConnector", "IsSmtpConnector", "MaxMessageSize", "Name", "Port", "ProtocolLoggingLevel",
+    "RequireOorg", "RequireTLS", "SmartHostAuthMechanism", "SmartHosts", "SmartHostsString",
+    "SmtpMaxMessagesPerConnection", "SourceIPAddress", "SourceRoutingGroup", "SourceTransportServers", "TlsAuthLevel",
+    "TlsDomain", "UseExternalDNSServersEnabled", "TlsCertificateName", "AdminDisplayName", "ExchangeVersion",
+    "DistinguishedName", "Guid", "ObjectCategory", "ObjectClass", "WhenChanged", "WhenCreated", "WhenChangedUTC",
+    "WhenCreatedUTC", "OrganizationId", "Id", "OriginatingServer", "IsValid", "ObjectState",
+]
+
+
+def test_format_list_is_exchanges_property_set_in_exchanges_order(cmdlet, make_connector):
     created = make_connector("To internet", usage="Internet")
+    SendConnector.objects.filter(pk=created.pk).update(
+        created_at=datetime(2026, 11, 2, 20, 54, 13, tzinfo=timezone.utc),
+        changed_at=datetime(2026, 11, 3, 8, 5, 0, tzinfo=timezone.utc),
+    )
     lines = cmdlet('Get-SendConnector "To internet" | fl').out.splitlines()
-    names = [line.split(" :")[0].rstrip() for line in lines if line]
-    assert names == list(connector_properties(created))
-    assert "MaxMessageSize               : 35 MB (36,700,160 bytes)" in lines
-    assert "ConnectionInactivityTimeOut  : 00:10:00" in lines
-    assert "SourceTransportServers       : {EX01}" in lines
-    assert "DNSRoutingEnabled            : True" in lines
+    assert [line.split(" :")[0].rstrip() for line in lines if line] == EXCHANGE_FORMAT_LIST
+    for expected in [
+        "AddressSpaces                : {SMTP:*;1}",
+        "AuthenticationCredential     :",
+        "ConnectedDomains             : {}",
+        "ConnectionInactivityTimeOut  : 00:10:00",
+        "ConnectorType                : Default",
+        "DNSRoutingEnabled            : True",
+        "HomeMtaServerId              : EX01",
+        "Identity                     : To internet",
+        "MaxMessageSize               : 35 MB (36,700,160 bytes)",
+        "SmartHosts                   : {}",
+        "SourceIPAddress              : 0.0.0.0",
+        "SourceTransportServers       : {EX01}",
+        "TlsCertificateName           :",
+        "DistinguishedName            : CN=To internet,CN=SMTP Send Connectors,CN=Exchange Routing Group "
+        "(DWBGZMFD01QNBJR),CN=Routing Groups,CN=Exchange Administrative Group (FYDIBOHF23SPDLT),CN=Administrative "
+        "Groups,CN=First Organization,CN=Microsoft Exchange,CN=Services,CN=Configuration,DC=contoso,DC=test",
+        f"Guid                         : {created.guid}",
+        "ObjectClass                  : {top, msExchConnector, mailGateway, msExchRoutingSMTPConnector}",
+        "WhenChangedUTC               : 11/3/2026 8:05:00 AM",
+        "WhenCreatedUTC               : 11/2/2026 8:54:13 PM",
+        "Id                           : To internet",
+        "OriginatingServer            : ex01.contoso.test",
+        "IsValid                      : True",
+    ]:
+        assert expected in lines
+
+
+def test_credential_shows_as_a_ps_credential(cmdlet, make_connector):
+    make_connector("Relay", dns_routing_enabled=False, smart_hosts=["smtp.contoso.test"],
+                   smart_host_auth_mechanism="BasicAuth", authentication_credential=Credential("svc", "S3cret!pw"))
+    listed = cmdlet("Get-SendConnector Relay | Format-List AuthenticationCredential,SmartHostsString").out
+    assert listed.splitlines() == ["", "AuthenticationCredential : System.Management.Automation.PSCredential",
+                                   "SmartHostsString         : smtp.contoso.test", ""]
+    assert "svc" not in cmdlet("Get-SendConnector Relay | ConvertTo-Json").out
 
 
 def test_format_list_selected_properties(cmdlet, make_connector):
@@ -96,8 +145,8 @@ def test_format_table_and_select_object(cmdlet, make_connector):
         "", "Name        Port", "----        ----", "To internet   25", "",
     ]
     selected = json.loads(cmdlet("Get-SendConnector | Select-Object Name,*Enabled -First 1 | ConvertTo-Json").out)
-    assert list(selected) == ["Name", "Enabled", "DNSRoutingEnabled", "UseExternalDNSServersEnabled",
-                              "DomainSecureEnabled", "FrontendProxyEnabled"]
+    assert list(selected) == ["Name", "CloudServicesMailEnabled", "DNSRoutingEnabled", "DomainSecureEnabled",
+                              "Enabled", "FrontendProxyEnabled", "UseExternalDNSServersEnabled"]
 
 
 def test_get_transport_service(cmdlet):

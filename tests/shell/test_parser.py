@@ -1,11 +1,25 @@
 """The PowerShell-syntax parser: what admins paste from Microsoft's docs, and PowerShell's errors for the rest."""
 import pytest
 
-from sendconn.shell.parser import NO_VALUE, Argument, Parameter, ParseError, ScriptBlock, SubExpression, parse
+from sendconn.shell.parser import (
+    NO_VALUE,
+    Argument,
+    Parameter,
+    ParseError,
+    ScriptBlock,
+    SubExpression,
+    Variable,
+    parse,
+)
+
+
+def pipeline(line):
+    (statement,) = parse(line)
+    return statement.pipeline
 
 
 def elements(line):
-    (command,) = parse(line)
+    (command,) = pipeline(line)
     return command.elements
 
 
@@ -14,7 +28,7 @@ def values(line):
 
 
 def test_seed_line():
-    (command,) = parse('New-SendConnector -Name "To internet" -AddressSpaces * -Internet')
+    (command,) = pipeline('New-SendConnector -Name "To internet" -AddressSpaces * -Internet')
     assert command.name == "New-SendConnector"
     assert [(type(e).__name__, getattr(e, "name", None), e.value) for e in command.elements] == [
         ("Parameter", "Name", NO_VALUE),
@@ -72,21 +86,32 @@ def test_arrays_and_subexpressions():
 
 
 def test_pipeline_script_block_and_comment():
-    commands = parse('Get-Queue -Filter {Status -eq "Retry"} | fl Identity,Status  # why')
+    commands = pipeline('Get-Queue -Filter {Status -eq "Retry"} | fl Identity,Status  # why')
     assert [command.name for command in commands] == ["Get-Queue", "fl"]
     assert commands[0].elements[1].value == ScriptBlock('Status -eq "Retry"')
     assert commands[1].elements[0].value == ["Identity", "Status"]
 
 
 def test_backtick_line_continuation():
-    commands = parse('New-SendConnector -Name X `\n  -AddressSpaces *')
+    commands = pipeline('New-SendConnector -Name X `\n  -AddressSpaces *')
     assert [getattr(e, "name", e.value) for e in commands[0].elements] == ["Name", "X", "AddressSpaces", "*"]
 
 
-def test_surrounding_new_lines_are_ignored_but_a_second_statement_is_refused():
-    assert [command.name for command in parse("\n Get-SendConnector\n")] == ["Get-SendConnector"]
-    with pytest.raises(ParseError, match="Only one pipeline can be run per line"):
-        parse("Get-SendConnector\nGet-TransportService")
+def test_statements_are_separated_by_semicolons_and_new_lines():
+    assert [command.name for command in pipeline("\n Get-SendConnector\n")] == ["Get-SendConnector"]
+    statements = parse("Get-SendConnector;Get-TransportService\n\n Get-Queue | fl ;")
+    assert [[command.name for command in statement.pipeline] for statement in statements] == [
+        ["Get-SendConnector"], ["Get-TransportService"], ["Get-Queue", "fl"]]
+
+
+def test_variables_are_assigned_then_used():
+    first, second, third = parse("$cred = Get-Credential; New-SendConnector -AuthenticationCredential $Cred; $cred | fl")
+    assert (first.variable, first.source, [command.name for command in first.pipeline]) == (
+        "cred", NO_VALUE, ["Get-Credential"])
+    assert second.variable is None and second.pipeline[0].elements[1].value == Variable("Cred")
+    assert (third.source, [command.name for command in third.pipeline]) == (Variable("cred"), ["fl"])
+    (named,) = parse("$name = 'To internet', 'Other'")
+    assert (named.variable, named.source, named.pipeline) == ("name", ["To internet", "Other"], [])
 
 
 def test_negative_number_is_a_value_not_a_parameter():
@@ -112,7 +137,12 @@ def test_empty_line_is_nothing_to_run():
         ("x a,", "Missing argument in parameter list.", 4),
         ("x | ", "An empty pipe element is not allowed.", 4),
         ("x $foo", "The variable '$foo' cannot be retrieved because it has not been set.", 2),
-        ("x -AddressSpaces SMTP:contoso.com;1", "Only one pipeline can be run per line.", 33),
+        ("x -AddressSpaces SMTP:contoso.com;1", "Unexpected token '1' in expression or statement. To pass a value "
+                                                "that contains ';'", 33),
+        ("$a = x; $b", "The variable '$b' cannot be retrieved because it has not been set.", 8),
+        ("$a = $a", "The variable '$a' cannot be retrieved because it has not been set.", 5),
+        ("$a = ", "You must provide a value expression following the '=' operator.", 5),
+        ("$a = x; y $a.Name", "Only the whole variable '$a' can be used here", 12),
         ("x )", "Unexpected token ')' in expression or statement.", 2),
     ],
 )

@@ -11,7 +11,13 @@ from dataclasses import dataclass
 from django.core.exceptions import ValidationError
 
 from sendconn.connectors import selectors, services, values
-from sendconn.connectors.models import ProtocolLoggingLevel, SmartHostAuthMechanism, TlsAuthLevel, Usage
+from sendconn.connectors.models import (
+    ConnectorType,
+    ProtocolLoggingLevel,
+    SmartHostAuthMechanism,
+    TlsAuthLevel,
+    Usage,
+)
 from sendconn.connectors.properties import ERROR_POLICY_FLAGS, EXCHANGE_NAMES, FIELD_NAMES, connector_properties
 from sendconn.connectors.servers import local_server, resolve_transport_servers
 
@@ -77,6 +83,12 @@ def error_policies(value, session):
     return {field: exchange in names for field, exchange in ERROR_POLICY_FLAGS.items()}
 
 
+@converter("SmtpX509Identifier", nullable=True)
+def certificate_name(value, session):
+    """``<I>issuer<S>subject``, checked by the services (``$null`` clears it)."""
+    return text(value, session)
+
+
 @converter("System.Management.Automation.PSCredential", nullable=True)
 def credential(value, session):
     """``(Get-Credential)``, or a user name whose password is read from standard input; ``$null`` clears it."""
@@ -119,6 +131,11 @@ CONVERTERS = {
     "smtp_max_messages_per_connection": integer,
     "protocol_logging_level": choice(ProtocolLoggingLevel.values, "ProtocolLoggingLevel"),
     "error_policies": error_policies,
+    "connector_type": choice(ConnectorType.values, "TenantConnectorType"),
+    "cloud_services_mail_enabled": boolean,
+    "tls_certificate_name": certificate_name,
+    "source_ip_address": parsed(values.parse_source_ip_address, "System.Net.IPAddress"),
+    "require_oorg": boolean,
 }
 IDENTITY = Parameter("Identity", text, mandatory=True, position=0, pipeline=True)
 # Accepted for scripts written for Exchange; a single database has no domain controller to pick.
@@ -186,6 +203,7 @@ def usage_of(params):
     should_process=True,
 )
 def new_send_connector(invocation):
+    """Use the New-SendConnector cmdlet to create a new Send connector."""
     usage = usage_of(invocation.params)
     arguments = service_arguments(invocation.params)
     arguments.pop("usage", None)
@@ -217,11 +235,13 @@ def _wildcard_regex(identity):
 
 @cmdlet("Get-SendConnector", Parameter("Identity", text, position=0, pipeline=True), DOMAIN_CONTROLLER)
 def get_send_connector(invocation):
+    """Use the Get-SendConnector cmdlet to view the settings for a Send connector."""
     identity = (invocation.params.get("Identity") or "").strip()
+    server, pattern = selectors.split_server_identity(identity)
     if not identity:
         connectors = selectors.connectors_with_details()
-    elif "*" in identity:
-        connectors = selectors.connectors_with_details().filter(name__iregex=_wildcard_regex(identity))
+    elif "*" in pattern and (server is None or selectors.is_transport_server(server)):
+        connectors = selectors.connectors_with_details().filter(name__iregex=_wildcard_regex(pattern))
     else:
         connectors = [find_connector(identity)]
     return [connector_record(connector) for connector in connectors]
@@ -267,6 +287,7 @@ def apply_change(connector, field, change):
     should_process=True,
 )
 def set_send_connector(invocation):
+    """Use the Set-SendConnector cmdlet to modify a Send connector."""
     connector = find_connector(invocation.params["Identity"])
     arguments = service_arguments(invocation.params)
     for field, value in arguments.items():
@@ -291,6 +312,7 @@ def set_send_connector(invocation):
 
 @cmdlet("Remove-SendConnector", IDENTITY, DOMAIN_CONTROLLER, confirm=True)
 def remove_send_connector(invocation):
+    """Use the Remove-SendConnector cmdlet to delete a Send connector."""
     connector = find_connector(invocation.params["Identity"])
     if invocation.should_process(f'Removing Send connector "{connector.name}".'):
         services.remove_send_connector(invocation.session.caller, connector)

@@ -6,6 +6,7 @@ from ..registry import CmdletError, Parameter, cmdlet, text
 
 @cmdlet("Get-Credential", Parameter("UserName", text, position=0, aliases=("Credential",)), Parameter("Message", text))
 def get_credential(invocation):
+    """Gets a credential object based on a user name and password."""
     session = invocation.session
     if invocation.params.get("Message"):
         session.stderr.write(invocation.params["Message"] + "\n")

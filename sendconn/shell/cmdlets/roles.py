@@ -25,18 +25,21 @@ def _change_membership(invocation, change, action):
 
 @cmdlet("Add-RoleGroupMember", ROLE_GROUP, MEMBER, *COMPATIBILITY, should_process=True)
 def add_role_group_member(invocation):
+    """Use the Add-RoleGroupMember cmdlet to add members to a management role group."""
     return _change_membership(invocation, services.add_role_group_member,
                               'Adding member "{member}" to role group "{group}".')
 
 
 @cmdlet("Remove-RoleGroupMember", ROLE_GROUP, MEMBER, *COMPATIBILITY, confirm=True)
 def remove_role_group_member(invocation):
+    """Use the Remove-RoleGroupMember cmdlet to remove members from a management role group."""
     return _change_membership(invocation, services.remove_role_group_member,
                               'Removing member "{member}" from role group "{group}".')
 
 
 @cmdlet("Get-RoleGroupMember", Parameter("Identity", text, mandatory=True, position=0, pipeline=True))
 def get_role_group_member(invocation):
+    """Use the Get-RoleGroupMember cmdlet to retrieve a list of members of a management role group."""
     return [
         Record({"Name": user.username, "RecipientType": "User", "Identity": user.username}, table=("Name", "RecipientType"))
         for user in selectors.role_group_members(invocation.params["Identity"])

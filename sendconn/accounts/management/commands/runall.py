@@ -34,7 +34,7 @@ def read_procfile(path):
 
 class Command(BaseCommand):
     help = "Start the Procfile's processes (web, worker, beat…); stop them all on Ctrl+C or when one stops."
-    requires_system_checks = []  # each process checks for itself
+    requires_system_checks = []  # `make run`'s migrate checked once before; the Procfile's processes skip them
 
     def add_arguments(self, parser):
         parser.add_argument("--procfile", default=str(settings.BASE_DIR / "Procfile"))
