@@ -242,6 +242,7 @@ class DeliveryEngine:
             if not self._woken and not self._record_due() and not self._claims_due():
                 self._dispatcher_wakes.wait(wait)
             woken, self._woken = self._woken, set()
+            record = self._record_due()  # in batches: each record is a transaction smtpd's commits wait for
         if time.monotonic() - self._heartbeat_at >= HEARTBEAT_SECONDS:
             self._heartbeat()
         if time.monotonic() - self._claims_renewed_at >= CLAIM_RENEWAL_SECONDS:
@@ -251,7 +252,8 @@ class DeliveryEngine:
         for destination in list(self._destinations.values()):
             if self._claim_wanted_now(destination):
                 self._claim(destination)
-        self._record_finished()
+        if record:
+            self._record_finished()
         self._start_sessions()
 
     def _on_wake(self, key):
@@ -435,7 +437,8 @@ class DeliveryEngine:
                         return None  # the window shrank
                     if destination.jobs:
                         job = destination.jobs.popleft()
-                        if len(destination.jobs) < destination.cap(self.max_per_destination):
+                        if destination.claim_wanted and len(destination.jobs) < destination.cap(
+                                self.max_per_destination):
                             self._dispatcher_wakes.notify()  # time to claim more
                         return job
                     if not connected or self._starved:

@@ -4,12 +4,17 @@ from tests.test_settings import read_settings, run_python
 AD = "CN=Exchange Admins,OU=Groups,DC=contoso,DC=com"
 
 
-def test_directories_are_off_by_default_and_local_accounts_come_first(tmp_path):
+def test_directories_are_off_by_default_and_local_accounts_come_before_them(tmp_path):
     values = read_settings(tmp_path, ["SENDCONN_LDAP_SERVER_URI", "OIDC_RP_CLIENT_ID", "AUTHENTICATION_BACKENDS",
                                       "SENDCONN_LDAP_USER_FILTER", "SENDCONN_LDAP_GROUP_TYPE"], SECRET_KEY="k")
 
     assert (values["SENDCONN_LDAP_SERVER_URI"], values["OIDC_RP_CLIENT_ID"]) == ("", "")
-    assert values["AUTHENTICATION_BACKENDS"][0] == "django.contrib.auth.backends.ModelBackend"
+    assert values["AUTHENTICATION_BACKENDS"] == [
+        "sendconn.accounts.lockouts.SignInThrottle",  # refuses a locked-out sign-in before any password check
+        "django.contrib.auth.backends.ModelBackend",
+        "sendconn.accounts.backends.DirectoryBackend",
+        "sendconn.accounts.backends.OpenIDConnectBackend",
+    ]
     assert values["SENDCONN_LDAP_USER_FILTER"] == "(sAMAccountName=%(user)s)"
     assert values["SENDCONN_LDAP_GROUP_TYPE"] == "NestedActiveDirectory"
 
