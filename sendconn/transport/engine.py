@@ -61,6 +61,7 @@ CONNECTOR_CHECK_SECONDS = 1.0  # a next hop's connector is re-read at most this 
 # Claims held this long are renewed, so a slow next hop's backlog is never taken for a dead worker's
 # (SENDCONN_CLAIM_TIMEOUT) and sent twice.
 CLAIM_RENEWAL_SECONDS = 60.0
+FORGET_AFTER_SECONDS = 600.0  # a next hop with nothing going on for this long is forgotten (window and all)
 
 
 @dataclass
@@ -132,6 +133,12 @@ class Destination:
         self.dead_result = None
         self.claim_wanted = False  # woken, or the last claim left more behind
         self.handled = 0  # rows recorded (for deliver_now's answer)
+        self.active_at = time.monotonic()
+
+    @property
+    def forgettable(self):
+        return (not (self.jobs or self.sessions or self.claim_wanted or self.dead)
+                and time.monotonic() - self.active_at > FORGET_AFTER_SECONDS)
 
     def cap(self, per_domain_limit):
         window = int(self.window)
@@ -157,6 +164,7 @@ class DeliveryEngine:
         self._claims_renewed_at = time.monotonic()
         self._oldest_finished = None
         self._sessions = 0
+        self._idle = 0  # sessions waiting for a job
         self._starved = 0  # next hops with jobs that the global limit keeps without a session
         self._stopping = False
         self._thread = None
@@ -306,6 +314,7 @@ class DeliveryEngine:
         destination.claim_wanted = len(rows) == batch
         if not rows:
             return
+        destination.active_at = time.monotonic()
         by_message = defaultdict(list)
         for row in rows:
             by_message[row.message_id].append(row)
@@ -364,7 +373,7 @@ class DeliveryEngine:
         return self._finished and (
             self._unrecorded >= RECORD_EVERY
             or time.monotonic() - self._oldest_finished >= RECORD_WITHIN
-            or not self._sessions)
+            or self._idle == self._sessions)  # no session is sending: nothing to batch with
 
     def _record_finished(self):
         with self._lock:
@@ -447,6 +456,9 @@ class DeliveryEngine:
                     if idle_since is None:
                         idle_since = now
                         destination.idle += 1
+                        self._idle += 1
+                        if self._idle == self._sessions and self._finished:
+                            self._dispatcher_wakes.notify()  # nothing else is coming soon: record now
                     remaining = idle_since + self.keep_idle_for - now
                     if remaining <= 0:
                         return None
@@ -454,6 +466,7 @@ class DeliveryEngine:
             finally:
                 if idle_since is not None:
                     destination.idle -= 1
+                    self._idle -= 1
 
     def _feedback(self, destination, trouble):
         """Postfix's destination concurrency feedback (called with the lock held)."""
@@ -532,6 +545,9 @@ class DeliveryEngine:
         index, count = alive.index(self.token), len(alive)
         self.max_sessions = share(server.max_outbound_connections, count, index)
         self.max_per_destination = share(server.max_per_domain_outbound_connections, count, index)
+        with self._lock:
+            for key in [key for key, destination in self._destinations.items() if destination.forgettable]:
+                del self._destinations[key]
 
     def _shut_down(self, timeout):
         deadline = time.monotonic() + timeout
