@@ -1,5 +1,4 @@
 from django.apps import AppConfig
-from django.utils.module_loading import autodiscover_modules
 
 
 class ShellConfig(AppConfig):
@@ -7,5 +6,4 @@ class ShellConfig(AppConfig):
     verbose_name = "Exchange Management Shell"
 
     def ready(self):
-        # Every app's cmdlets.py registers its cmdlets (sendconn.shell.cmdlets holds the shell's own).
-        autodiscover_modules("cmdlets")
+        from . import cmdlets  # noqa: F401  (registers every cmdlet)

@@ -2,9 +2,9 @@
 
 Adding a cmdlet
 ---------------
-Any installed app may define cmdlets in a ``cmdlets`` module (``sendconn/transport/cmdlets.py``); the shell
-imports those at start-up (``ShellConfig.ready`` → ``autodiscover_modules("cmdlets")``). The shell's own
-cmdlets live in ``sendconn/shell/cmdlets/``. A cmdlet is a function decorated with ``@cmdlet``::
+Cmdlets live in ``sendconn/shell/cmdlets/``, one module per family, imported at start-up
+(``ShellConfig.ready``); they call the same services and selectors as the views. A cmdlet is a function
+decorated with ``@cmdlet``::
 
     from sendconn.shell.output import Record
     from sendconn.shell.registry import CmdletError, Parameter, cmdlet, text

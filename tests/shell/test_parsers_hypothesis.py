@@ -11,7 +11,7 @@ from sendconn.connectors.models import SendConnector
 from sendconn.connectors.values import AddressSpaceValue, SmartHostValue, parse_address_space, parse_smart_host
 from sendconn.shell.parser import ParseError, parse
 from sendconn.transport import opath, queue_admin
-from sendconn.transport.cmdlets import QUEUE_PROPERTIES, queue_record
+from sendconn.shell.cmdlets.transport import QUEUE_PROPERTIES, queue_record
 from tests.factories import queued, retry_values
 
 LABEL = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?", fullmatch=True)

@@ -7,15 +7,16 @@ from django.core.exceptions import ValidationError
 
 from sendconn.connectors.servers import local_server
 from sendconn.connectors.values import format_byte_quantity, parse_byte_quantity, parse_unlimited_count
-from sendconn.shell.cmdlets.connectors import transport_server
-from sendconn.shell.output import Record
-from sendconn.shell.registry import (
+from sendconn.transport import opath, queue_admin, tracking
+from sendconn.transport.models import TrackingEventId
+from sendconn.transport.routing import Router, recipient_domain
+
+from ..output import Record
+from ..registry import (
     CmdletError, Parameter, boolean, choice, cmdlet, converter, integer, parsed, switch, text, text_list,
 )
 
-from . import opath, queue_admin, tracking
-from .models import TrackingEventId
-from .routing import Router, recipient_domain
+from .connectors import transport_server
 
 
 @converter("ByteQuantifiedSize")

@@ -1,14 +1,14 @@
-"""Validate-OutboundConnector (found by the shell's ``autodiscover_modules("cmdlets")``).
+"""Validate-OutboundConnector.
 
 Exchange Online's cmdlet tests an outbound connector; here it verifies delivery through a Send connector:
 the same run as the console's "Verify delivery" button, but run in this process while the shell waits.
 """
-from sendconn.shell.cmdlets.connectors import IDENTITY, find_connector
-from sendconn.shell.output import Record, render
-from sendconn.shell.registry import CmdletError, Parameter, cmdlet, text_list
+from sendconn.ops.models import VerificationStatus
+from sendconn.ops.verification import run_verification, start_verification
 
-from .models import VerificationStatus
-from .verification import run_verification, start_verification
+from ..output import Record, render
+from ..registry import CmdletError, Parameter, cmdlet, text_list
+from .connectors import IDENTITY, find_connector
 
 TABLE = ("Task", "Status", "Details")
 
