@@ -74,6 +74,11 @@ class TransportServer(models.Model):
         """The Celery queue that only this server's workers consume."""
         return f"server.{self.name.lower()}"
 
+    @property
+    def verify_queue_name(self):
+        """The Celery queue only this server's workers consume for verifications (apart from mail's)."""
+        return f"verify.{self.name.lower()}"
+
 
 class SendConnector(models.Model):
     guid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)

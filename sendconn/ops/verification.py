@@ -25,6 +25,7 @@ from email.policy import SMTP
 from email.utils import format_datetime, make_msgid
 from functools import partial
 
+from celery import current_app
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -49,12 +50,8 @@ TEST_SUBJECT = "Test email for connector validation"
 WAITING_TOO_LONG = timedelta(minutes=2)  # no worker took the run by then: the page says which server to check
 
 _LOCAL_PART = re.compile(r"^[\w!#$%&'*+/=?^`{|}~-]+(\.[\w!#$%&'*+/=?^`{|}~-]+)*$")
+VERIFY_TASK = "sendconn.ops.tasks.verify_connector"
 _QUEUE_ID = (re.compile(r"queued as ([\w.-]+)", re.I), re.compile(r"InternalId=(\d+)"), re.compile(r"\bid=([\w.-]+)"))
-
-
-def verify_queue_name(server):
-    """The Celery queue only ``server``'s workers consume for verifications."""
-    return f"verify.{server.name.lower()}"
 
 
 # --- starting a run ---------------------------------------------------------------------------------------------
@@ -129,15 +126,18 @@ def start_verification(caller, connector, recipients, *, run_here=False):
             )
         )
         if not run_here:
-            transaction.on_commit(partial(_send_to_worker, run.pk, verify_queue_name(server)))
+            transaction.on_commit(partial(_send_to_worker, run.pk, server.verify_queue_name))
     return run
 
 
-def _send_to_worker(run_id, queue):
-    from .tasks import verify_connector
+def publish_run(run_id, queue):
+    """Send the verify task by name: the tasks module imports this one, not the other way round."""
+    current_app.send_task(VERIFY_TASK, args=(run_id,), queue=queue)
 
+
+def _send_to_worker(run_id, queue):
     try:
-        verify_connector.apply_async((run_id,), queue=queue)
+        publish_run(run_id, queue)
     except Exception as error:  # the broker is down: say so on the run rather than leave it waiting
         log.exception("Can't send verification %s to %s", run_id, queue)
         VerificationRun.objects.filter(pk=run_id, started_at__isnull=True).update(

@@ -16,7 +16,6 @@ def register_this_server(sender, instance, **kwargs):
     from django.db import connections
 
     from sendconn.connectors.servers import register_transport_server
-    from sendconn.ops.verification import verify_queue_name
 
     server = register_transport_server(
         settings.SENDCONN_SERVER_NAME, settings.SENDCONN_SERVER_FQDN, settings.SENDCONN_SITE
@@ -24,7 +23,7 @@ def register_this_server(sender, instance, **kwargs):
     # Forked pool processes must not inherit the parent's connection.
     connections.close_all()
     instance.app.amqp.queues.select_add(server.queue_name)
-    instance.app.amqp.queues.select_add(verify_queue_name(server))
+    instance.app.amqp.queues.select_add(server.verify_queue_name)
     if not _forks_children(instance):
         from .engine import get_engine
 

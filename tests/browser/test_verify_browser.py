@@ -18,7 +18,7 @@ from playwright.sync_api import expect
 
 from sendconn.accounts import roles
 from sendconn.connectors.services import Credential
-from sendconn.ops import tasks
+from sendconn.ops import verification
 from sendconn.ops.verification import run_verification
 from tests.peers import free_port
 from tests.peers.smtp import SmtpSink
@@ -77,20 +77,20 @@ def shared_connection(live_server):
 
 @pytest.fixture(autouse=True)
 def worker_thread(monkeypatch, shared_connection):
-    """The on-commit hook's ``apply_async`` runs the verification in a thread of this process."""
+    """The on-commit hook's ``publish_run`` runs the verification in a thread of this process."""
     threads = []
 
     def run(run_id):
         connections["default"] = shared_connection
         run_verification(run_id)
 
-    def apply_async(args, queue=None, **options):
+    def publish_run(run_id, queue):
         assert queue == "verify.ex01"
-        thread = threading.Thread(target=run, args=args, name="verification", daemon=True)
+        thread = threading.Thread(target=run, args=(run_id,), name="verification", daemon=True)
         thread.start()
         threads.append(thread)
 
-    monkeypatch.setattr(tasks.verify_connector, "apply_async", apply_async)
+    monkeypatch.setattr(verification, "publish_run", publish_run)
     yield
     for thread in threads:  # done before the database is emptied
         thread.join(timeout=30)

@@ -405,10 +405,10 @@ def test_start_creates_the_run_and_its_pending_steps_and_nothing_for_bad_input(m
 
 def test_start_sends_the_run_to_the_verify_queue_of_a_source_server_on_commit(
         make_connector, django_capture_on_commit_callbacks, monkeypatch):
-    from sendconn.ops import tasks
+    from sendconn.ops import verification
 
     sent = []
-    monkeypatch.setattr(tasks.verify_connector, "apply_async", lambda args, **options: sent.append((args, options)))
+    monkeypatch.setattr(verification, "publish_run", lambda run_id, queue: sent.append(((run_id,), {"queue": queue})))
     connector = make_connector("To internet")
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -419,12 +419,12 @@ def test_start_sends_the_run_to_the_verify_queue_of_a_source_server_on_commit(
 
 
 def test_broker_failure_fails_the_run_with_a_hint(make_connector, django_capture_on_commit_callbacks, monkeypatch):
-    from sendconn.ops import tasks
+    from sendconn.ops import verification
 
     def broker_down(*args, **kwargs):
         raise ConnectionRefusedError(111, "Connection refused")
 
-    monkeypatch.setattr(tasks.verify_connector, "apply_async", broker_down)
+    monkeypatch.setattr(verification, "publish_run", broker_down)
     with django_capture_on_commit_callbacks(execute=True):
         run = start_verification(CALLER, make_connector("To internet"), "julia@implicit.test")
 
