@@ -4,10 +4,10 @@
         ...
         redis_server.restart()                         # stop (no data saved) and start on the same port
 
-    with PrivatePostgres(tmp_path) as postgres:        # postgres.url: postgres://postgres@127.0.0.1:<port>/postgres
+    with PrivatePostgres() as postgres:                # postgres.url: postgres://postgres@127.0.0.1:<port>/postgres
         postgres.stop(); ...; postgres.start()
 
-Both listen on 127.0.0.1 and a free port, keep everything in the given directory and are stopped by their own
+Both listen on 127.0.0.1 and a free port, keep everything in a folder of their own and are stopped by their own
 pid (tooling-notes §3, §8). A stopped server is checked by its port: zombies linger under this machine's PID 1.
 """
 import glob
@@ -15,6 +15,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -89,9 +90,9 @@ def postgres_bin(program):
 class PrivatePostgres:
     """A throwaway cluster (trust authentication) owned by the postgres user when run as root (initdb refuses root)."""
 
-    def __init__(self, directory):
-        self.directory = Path(directory) / "postgres"
-        self.directory.mkdir(parents=True, exist_ok=True)
+    def __init__(self):
+        # Its own folder in /tmp: the postgres user can't enter pytest's tmp_path (root's, mode 700).
+        self.directory = Path(tempfile.mkdtemp(prefix="sendconn-postgres-"))
         self.data = self.directory / "data"
         self.port = free_port()
         self.url = f"postgres://postgres@127.0.0.1:{self.port}/postgres"
@@ -102,8 +103,10 @@ class PrivatePostgres:
         self.run("initdb", "-D", self.data, "-A", "trust", "-U", "postgres", "--no-sync")
 
     def run(self, program, *args):
-        subprocess.run([*self.as_owner, postgres_bin(program), *map(str, args)], check=True,
-                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120)
+        result = subprocess.run([*self.as_owner, postgres_bin(program), *map(str, args)], stdin=subprocess.DEVNULL,
+                                capture_output=True, text=True, timeout=120)
+        if result.returncode:
+            raise RuntimeError(f"{program} failed: {result.stdout}{result.stderr}")
 
     def start(self):
         self.run("pg_ctl", "-D", self.data, "-l", self.directory / "postgres.log", "-w", "-o",
@@ -129,3 +132,4 @@ class PrivatePostgres:
     def __exit__(self, *exc_info):
         if port_answers(self.port):
             self.stop()
+        shutil.rmtree(self.directory, ignore_errors=True)
