@@ -107,7 +107,7 @@ class Command(BaseCommand):
         self.say("runall", f"{process.name} started (pid {process.child.pid}): {process.command}")
         reader = threading.Thread(target=self.relay, args=(process.name, process.child.stdout), daemon=True)
         reader.start()
-        self.readers.append(reader)
+        self.readers = [*(other for other in self.readers if other.is_alive()), reader]
 
     def supervise(self, processes):
         """Restart what exits, after its back-off delay, until a signal arrives."""
