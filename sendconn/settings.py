@@ -207,6 +207,9 @@ DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'sendconn.sqlite3'}",
         conn_max_age=60,
+        # A kept connection is checked before its first use in each request or task, so one broken by a
+        # database restart is replaced instead of failing the first request after it.
+        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":

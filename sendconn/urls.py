@@ -21,3 +21,4 @@ urlpatterns = [
 
 handler403 = "sendconn.accounts.views.permission_denied"
 handler404 = "sendconn.accounts.views.page_not_found"
+handler500 = "sendconn.accounts.views.server_error"

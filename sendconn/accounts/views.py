@@ -1,6 +1,7 @@
 """The home redirect, the error pages, sign-in (local, directory, OpenID Connect), and permissions (role groups,
 users, sign-in lockouts)."""
 import logging
+import sys
 
 import requests
 from django.conf import settings
@@ -11,8 +12,11 @@ from django.contrib.auth.models import Group
 from django.contrib.auth.views import LoginView
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import Http404
+from django.db import InterfaceError, OperationalError
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template import loader
+from django.views import defaults
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView
@@ -25,6 +29,8 @@ from .forms import AddMemberForm, NewUserForm, SignInForm
 
 logger = logging.getLogger(__name__)
 
+DATABASE_RETRY_AFTER = 10  # seconds: the 503's Retry-After
+
 
 def home(request):
     return redirect("ops:dashboard")
@@ -36,6 +42,17 @@ def permission_denied(request, exception=None):
 
 def page_not_found(request, exception=None):
     return render(request, "404.html", status=404)
+
+
+def server_error(request):
+    """Django's 500 handler, called while the exception is being handled. A database that can't be reached (a
+    restart, a network cut) gets a 503 page in the console's look, rendered without the request: its user and
+    role flags would need the database. Connections are checked before each request (CONN_HEALTH_CHECKS), so
+    reloading the page works again as soon as the database is back."""
+    if isinstance(sys.exc_info()[1], OperationalError | InterfaceError):
+        return HttpResponse(loader.render_to_string("503_database.html"), status=503,
+                            headers={"Retry-After": str(DATABASE_RETRY_AFTER)})
+    return defaults.server_error(request)
 
 
 # --- permissions › admin roles, users, sign-in lockouts: Organization Management only ---

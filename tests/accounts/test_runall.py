@@ -1,5 +1,8 @@
-"""`manage.py runall`, the supervisor behind `make run`: the Procfile's processes start and stop together."""
+"""`manage.py runall`, the supervisor behind `make run`: the Procfile's processes start together, one that exits is
+restarted with back-off while the others keep running, and Ctrl+C / SIGTERM stops them all."""
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -59,14 +62,46 @@ def test_sigterm_reaches_every_process_and_runall_exits_cleanly(tmp_path):
     assert "web stopped (exit status 0)" in output and "worker stopped (exit status 0)" in output
 
 
-def test_when_one_process_dies_the_others_are_stopped_and_runall_fails(tmp_path):
-    runall = Runall(tmp_path, f"web: {POLITE}\nbeat: sh -c 'echo up; sleep 0.5; echo crashed; exit 3'\n")
+def started_pids(output, name):
+    return [int(pid) for pid in re.findall(rf"{name} started \(pid (\d+)\)", output)]
 
-    assert runall.finish() == 1
+
+def test_a_killed_process_is_restarted_with_back_off_and_the_others_keep_running(tmp_path):
+    runall = Runall(tmp_path, f"web: {POLITE}\nworker: {POLITE}\n")
+    runall.wait_for("| up", count=2)
+    [web] = started_pids(runall.output, "web")
+
+    os.kill(started_pids(runall.output, "worker")[0], signal.SIGKILL)
+    runall.wait_for("worker started", count=2)
+    runall.wait_for("worker | up", count=2)
+    os.kill(started_pids(runall.output, "worker")[1], signal.SIGKILL)
+    runall.wait_for("worker started", count=3)
+
     output = runall.output
-    assert "beat   | crashed" in output
-    assert "web    | got TERM" in output
-    assert "beat stopped (exit status 3), so the other processes were stopped too." in output
+    assert re.search(r"worker exited \(killed by SIGKILL\) after \d+s: restarting in 1s", output)
+    assert re.search(r"worker exited \(killed by SIGKILL\) after \d+s: restarting in 2s", output)  # again soon: longer
+    assert started_pids(output, "web") == [web] and "web    | got TERM" not in output
+    status = json.loads((tmp_path / "var/processes.json").read_text())["processes"]
+    assert [(process["name"], process["state"], process["restarts"], process["last_exit"]) for process in status] == [
+        ("web", "Running", 0, None), ("worker", "Running", 2, "killed by SIGKILL")]
+    assert status[1]["pid"] == started_pids(output, "worker")[2]
+    runall.popen.send_signal(signal.SIGTERM)
+    assert runall.finish() == 0
+
+
+def test_sigterm_stops_a_process_waiting_to_be_restarted_too(tmp_path):
+    runall = Runall(tmp_path, f"web: {POLITE}\nbeat: sh -c 'echo crashed; exit 3'\n")
+    runall.wait_for("beat exited (exit status 3) after 0s: restarting in 2s")  # 1s, then 2s
+
+    runall.popen.send_signal(signal.SIGTERM)
+
+    assert runall.finish() == 0
+    output = runall.output
+    assert output.count("beat   | crashed") == 2
+    assert "web    | got TERM" in output and "web stopped (exit status 0)" in output
+    status = json.loads((tmp_path / "var/processes.json").read_text())["processes"]
+    assert [(process["name"], process["state"], process["restarts"], process["last_exit"]) for process in status] == [
+        ("web", "Stopped", 0, None), ("beat", "Stopped", 1, "exit status 3")]
 
 
 def test_a_second_signal_kills_what_does_not_stop(tmp_path):

@@ -1,4 +1,5 @@
-from datetime import timedelta
+import re
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connection
@@ -7,7 +8,9 @@ from django.urls import reverse
 from django.utils import timezone
 from pytest_django.asserts import assertContains
 
+from sendconn.ops import process_status
 from sendconn.ops.models import VerificationRun, VerificationStatus
+from sendconn.ops.process_status import ProcessState, ProcessStatus
 from sendconn.connectors.services import Caller
 from sendconn.transport import queue_admin, tracking
 from sendconn.transport.models import Message, Recipient, TrackingEventId, TrackingSource
@@ -169,3 +172,31 @@ def test_all_three_role_groups_see_the_dashboard(request, client_fixture):
 def test_a_user_in_no_role_group_is_refused(client, nobody):
     client.force_login(nobody)
     assert client.get(URL).status_code == 403
+
+
+def test_the_processes_runall_supervises_with_their_restarts(helpdesk_client, settings, tmp_path):
+    settings.VAR_DIR = tmp_path
+    at = datetime(2026, 12, 3, 9, 30, tzinfo=UTC)
+    process_status.write([
+        ProcessStatus("web", ProcessState.RUNNING, pid=4242, started_at=at),
+        ProcessStatus("worker", ProcessState.RESTARTING, restarts=3, last_exit="killed by SIGKILL",
+                      last_exit_at=at + timedelta(minutes=5), restart_at=at + timedelta(minutes=5, seconds=8)),
+    ], at + timedelta(minutes=5))
+
+    response = helpdesk_client.get(URL)
+
+    rows = [" ".join(row.split()) for row in re.findall(r"<tr>(.*?)</tr>", response.content.decode(), re.S)]
+    rows = [re.sub(r"<[^>]+>", "", row).strip() for row in rows]
+    assert rows[1:] == [  # after the header row
+        "web Running pid 4242, since 2026-12-03 09:30:00 UTC 0 —",
+        "worker Restarting at 09:35:08 UTC 3 killed by SIGKILL 2026-12-03 09:35:00 UTC",
+    ]
+    assertContains(response, "As <code>manage.py runall</code> reported them at 2026-12-03 09:35:00 UTC.")
+
+
+def test_without_runall_nothing_is_known_of_the_processes(helpdesk_client, settings, tmp_path):
+    settings.VAR_DIR = tmp_path  # a web on its own host (Docker Compose): no status file
+
+    response = helpdesk_client.get(URL)
+
+    assertContains(response, "Nothing is known here of the transport's processes")

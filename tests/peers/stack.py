@@ -128,10 +128,14 @@ class TransportStack:
         process.host, process.port = host, port
         return process
 
-    def start_worker(self, name="worker", concurrency=2, queues=None, **env):
-        args = [sys.executable, "-m", "celery", "-A", "sendconn", "worker", "--pool", "threads",
+    def start_worker(self, name="worker", concurrency=2, queues=None, pool="threads", cluster_events=False, **env):
+        """A worker that waited for "ready."; ``cluster_events`` keeps gossip, mingle and heartbeats on, as in the
+        Procfile (tests leave them off: start-up is quicker without them)."""
+        args = [sys.executable, "-m", "celery", "-A", "sendconn", "worker", "--pool", pool,
                 "--concurrency", str(concurrency), "--hostname", f"{name}-{secrets.token_hex(3)}@%h",
-                "--loglevel", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat"]
+                "--loglevel", "INFO"]
+        if not cluster_events:
+            args += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
         if queues:
             args += ["-Q", queues]
         process = self.start(name, args, **env)

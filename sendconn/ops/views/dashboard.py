@@ -5,7 +5,7 @@ from django.views.decorators.http import require_safe
 
 from sendconn.accounts import roles
 
-from .. import overview
+from .. import overview, process_status
 
 
 
@@ -22,5 +22,6 @@ def dashboard(request):
         "suspended_queues": overview.suspended_queue_count(),
         "recent": overview.recent_outcomes(),
         "oldest": overview.oldest_waiting_message(),
+        "processes": process_status.read(),  # (updated_at, [ProcessStatus]) or None
     }
     return render(request, "ops/dashboard.html", context)
