@@ -6,8 +6,13 @@ only inside TLS: with ``SENDCONN_SMTP_TLS_CERT``/``_KEY`` set, STARTTLS is offer
 The size limit is advertised with SIZE and enforced with 552. DATA is answered 250 only once the message and
 all its recipients are committed. Messages of concurrent sessions are committed together (group commit) in a
 worker thread, so the event loop keeps serving sessions and a busy listener writes many messages per transaction.
+
+Hostile clients get Exchange's refusals: an EHLO/HELO name that isn't a domain or address literal (501 5.5.4), a
+sender or recipient delivery couldn't carry (501 5.1.7 / 501 5.1.3), more than MaxRecipientsPerMessage recipients
+(452 4.5.3), and connections beyond MaxInboundConnection or MaxInboundConnectionPerSource (421 4.3.2, then closed).
 """
 import asyncio
+import collections
 import ipaddress
 import logging
 import os
@@ -16,13 +21,14 @@ import socket
 import ssl
 from concurrent.futures import ThreadPoolExecutor
 
-from aiosmtpd.smtp import AuthResult, LoginPassword
+from aiosmtpd.smtp import AuthResult, LoginPassword, syntax
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth import authenticate
 from django.core.exceptions import ImproperlyConfigured
-from django.db import close_old_connections, connections
+from django.db import DatabaseError, close_old_connections, connections
 
+from .addresses import is_helo_name, validate_smtp_address
 from .queueing import Submission, queue_messages
 from .routing import Router, recipient_domain
 from .smtp_server import PlainPathSMTP
@@ -32,13 +38,27 @@ log = logging.getLogger(__name__)
 SENDER_OK_REPLY = "250 2.1.0 Sender OK"
 RECIPIENT_OK_REPLY = "250 2.1.5 Recipient OK"
 INVALID_ADDRESS_REPLY = "501 5.1.3 Invalid address"
+INVALID_SENDER_REPLY = "501 5.1.7 Invalid address"
+INVALID_HELO_REPLY = "501 5.5.4 Invalid domain name"
+TOO_MANY_RECIPIENTS_REPLY = "452 4.5.3 Too many recipients"
+TOO_MANY_CONNECTIONS_REPLY = (
+    "421 4.3.2 The maximum number of concurrent server connections has exceeded a limit, closing transmission channel"
+)
+TOO_MANY_CONNECTIONS_FROM_SOURCE_REPLY = (
+    "421 4.3.2 The maximum number of concurrent server connections has exceeded a per-source limit, "
+    "closing transmission channel"
+)
 RELAY_DENIED_REPLY = "550 5.7.54 SMTP; Unable to relay recipient in non-accepted domain"
 SIZE_EXCEEDED_REPLY = "552 5.3.4 Message size exceeds fixed maximum message size"
 TEMPORARY_ERROR_REPLY = "451 4.7.0 Temporary server error. Please try again later"
 AUTH_FAILED_REPLY = "535 5.7.3 Authentication unsuccessful"
+AUTH_UNAVAILABLE_REPLY = "454 4.7.0 Temporary authentication failure"
 # The listener keeps its routing table this long: connector changes reach new submissions within it.
 ROUTING_TABLE_MAX_AGE = 5.0
 MAX_BATCH = 200
+# Connections the kernel holds for the listener while its processes are busy (asyncio's default, 100, drops a burst's
+# SYNs); Linux caps it at net.core.somaxconn.
+LISTEN_BACKLOG = 4096
 
 
 def parse_listen(text):
@@ -70,6 +90,49 @@ def tls_context_from_settings():
     except (OSError, ssl.SSLError) as error:
         raise ImproperlyConfigured(f"SENDCONN_SMTP_TLS_CERT / SENDCONN_SMTP_TLS_KEY can't be loaded: {error}") from None
     return context
+
+
+def client_address(peer):
+    """The client's IP address from a socket peer name (scope id dropped, IPv4-mapped IPv6 as IPv4)."""
+    ip = ipaddress.ip_address(peer[0].split("%")[0])
+    return getattr(ip, "ipv4_mapped", None) or ip
+
+
+class InboundConnections:
+    """The connections one listener process serves, in all and per client address, within Exchange's
+    MaxInboundConnection and MaxInboundConnectionPerSource (None: unlimited).
+
+    Each process counts its own: ``for_process`` gives each of N processes sharing the socket 1/N of the
+    server-wide limit (rounded up); the per-source limit applies in each process as it is.
+    """
+
+    def __init__(self, max_connections=None, max_per_source=None):
+        self.max_connections = max_connections
+        self.max_per_source = max_per_source
+        self.count = 0
+        self.per_source = collections.Counter()
+
+    @classmethod
+    def for_process(cls, processes=1):
+        total = settings.SENDCONN_SMTP_MAX_INBOUND_CONNECTIONS
+        return cls(None if total is None else -(-total // processes),
+                   settings.SENDCONN_SMTP_MAX_INBOUND_CONNECTIONS_PER_SOURCE)
+
+    def open(self, source):
+        """Count a new connection from ``source``; or, beyond a limit, return the refusal (and count nothing)."""
+        if self.max_connections is not None and self.count >= self.max_connections:
+            return TOO_MANY_CONNECTIONS_REPLY
+        if self.max_per_source is not None and self.per_source[source] >= self.max_per_source:
+            return TOO_MANY_CONNECTIONS_FROM_SOURCE_REPLY
+        self.count += 1
+        self.per_source[source] += 1
+        return None
+
+    def close(self, source):
+        self.count -= 1
+        self.per_source[source] -= 1
+        if not self.per_source[source]:
+            del self.per_source[source]
 
 
 def _hand_over_credentials(server, session, envelope, mechanism, auth_data):
@@ -104,6 +167,39 @@ class SubmissionSMTP(PlainPathSMTP):
     async def push(self, status):
         await super().push(self.EXCHANGE_REPLIES.get(status, status) if isinstance(status, str) else status)
 
+    async def _handle_client(self):
+        """Serve the session within the connection limits; beyond them, answer 421 and close."""
+        source = client_address(self.session.peer)
+        refusal = self.event_handler.connections.open(source)
+        if refusal:
+            log.warning("Refused a connection from %s: %s", source, refusal)
+            try:
+                await self.push(refusal)
+            except OSError:
+                pass  # the client has gone already
+            self.transport.close()
+            return
+        try:
+            await super()._handle_client()
+        finally:
+            self.event_handler.connections.close(source)
+
+    # aiosmtpd takes any text after EHLO/HELO, and it ends up in our Received header: only a domain or an address
+    # literal passes (a CR or a NUL in it would forge header lines at the next hop).
+    @syntax("HELO hostname")
+    async def smtp_HELO(self, hostname):
+        if hostname and not is_helo_name(hostname):
+            await self.push(INVALID_HELO_REPLY)
+            return
+        await super().smtp_HELO(hostname)
+
+    @syntax("EHLO hostname")
+    async def smtp_EHLO(self, hostname):
+        if hostname and not is_helo_name(hostname):
+            await self.push(INVALID_HELO_REPLY)
+            return
+        await super().smtp_EHLO(hostname)
+
     async def auth_PLAIN(self, _, args):
         return await self._check_credentials(await super().auth_PLAIN(_, args))
 
@@ -113,7 +209,11 @@ class SubmissionSMTP(PlainPathSMTP):
     async def _check_credentials(self, parsed):
         if not isinstance(parsed.auth_data, LoginPassword):
             return parsed  # aborted or malformed: aiosmtpd has answered
-        username = await sync_to_async(authenticated_username, thread_sensitive=False)(parsed.auth_data)
+        try:
+            username = await sync_to_async(authenticated_username, thread_sensitive=False)(parsed.auth_data)
+        except DatabaseError:
+            log.warning("Couldn't check credentials: the database is unavailable", exc_info=True)
+            return AuthResult(success=False, handled=False, message=AUTH_UNAVAILABLE_REPLY)
         if username is None:
             return AuthResult(success=False, handled=False, message=AUTH_FAILED_REPLY)
         return AuthResult(success=True, auth_data=username)
@@ -190,24 +290,26 @@ class QueueWriter:
 class SubmissionHandler:
     """aiosmtpd hooks: relay control on RCPT, queuing on DATA."""
 
-    def __init__(self, server, relay_networks, accepted_domains):
+    def __init__(self, server, relay_networks, accepted_domains, connections=None):
         self.server = server  # the TransportServer this listener queues for
         self.relay_networks = parse_networks(relay_networks)
         self.accepted_domains = [domain.strip().lower() for domain in accepted_domains]
+        self.connections = connections or InboundConnections.for_process()
         self.writer = QueueWriter(server)
 
     def close(self):
         self.writer.close()
 
     @classmethod
-    def from_settings(cls, server):
-        return cls(server, settings.SENDCONN_RELAY_NETWORKS, settings.SENDCONN_ACCEPTED_DOMAINS)
+    def from_settings(cls, server, processes=1):
+        """The handler of one of ``processes`` listener processes sharing the socket."""
+        return cls(server, settings.SENDCONN_RELAY_NETWORKS, settings.SENDCONN_ACCEPTED_DOMAINS,
+                   InboundConnections.for_process(processes))
 
     def may_relay(self, session):
         if session.authenticated:
             return True
-        ip = ipaddress.ip_address(session.peer[0].split("%")[0])
-        ip = getattr(ip, "ipv4_mapped", None) or ip
+        ip = client_address(session.peer)
         return any(ip in network for network in self.relay_networks)
 
     def is_accepted_domain(self, domain):
@@ -220,13 +322,19 @@ class SubmissionHandler:
         return False
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        try:
+            validate_smtp_address("" if address == "<>" else address, null_allowed=True)
+        except ValueError:
+            return INVALID_SENDER_REPLY
         envelope.mail_from = address  # the null sender stays "<>" here: aiosmtpd takes "" for "no MAIL yet"
         envelope.mail_options.extend(mail_options)
         return SENDER_OK_REPLY
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if len(envelope.rcpt_tos) >= settings.SENDCONN_SMTP_MAX_RECIPIENTS_PER_MESSAGE:
+            return TOO_MANY_RECIPIENTS_REPLY
         try:
-            domain = recipient_domain(address)
+            domain = recipient_domain(validate_smtp_address(address))
         except ValueError:
             return INVALID_ADDRESS_REPLY
         if not (self.may_relay(session) or self.is_accepted_domain(domain)):
@@ -235,12 +343,18 @@ class SubmissionHandler:
         envelope.rcpt_options.extend(rcpt_options)
         return RECIPIENT_OK_REPLY
 
+    async def handle_exception(self, error):
+        """A command failed in a way no reply foresaw: say 451 (the client retries) rather than aiosmtpd's 500 with
+        the exception's text."""
+        log.error("An SMTP command failed", exc_info=error)
+        return TEMPORARY_ERROR_REPLY
+
     async def handle_DATA(self, server, session, envelope):
         submission = Submission(
             sender="" if envelope.mail_from == "<>" else envelope.mail_from,
             recipients=list(envelope.rcpt_tos),
             content=envelope.content,
-            client_ip=session.peer[0].split("%")[0],
+            client_ip=str(client_address(session.peer)),
             client_hostname=session.host_name or "",
         )
         try:
@@ -260,7 +374,7 @@ def listening_socket(host, port):
         family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
     except socket.gaierror as error:
         raise OSError(error.errno, error.strerror) from None
-    sock = socket.create_server((host, port), family=family, backlog=128)
+    sock = socket.create_server((host, port), family=family, backlog=LISTEN_BACKLOG)
     sock.setblocking(False)
     return sock
 
@@ -282,6 +396,7 @@ async def start_server(handler, host=None, port=None, tls_context=None, *, sock=
         host=None if sock else host,
         port=None if sock else port,
         sock=sock,
+        backlog=LISTEN_BACKLOG,  # create_server listens again, by default with 100
     )
 
 

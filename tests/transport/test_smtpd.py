@@ -31,51 +31,6 @@ QUEUED = re.compile(r"^2\.6\.0 (<[^>]+>) \[InternalId=(\d+), Hostname=ex01\.cont
 CONTENT = b"From: app@contoso.test\r\nTo: kim@fabrikam.test\r\nSubject: Invoice\r\n\r\nHello.\r\n"
 
 
-class Listener:
-    """A SubmissionHandler served on 127.0.0.1:<free port> by an event loop in a background thread."""
-
-    def __init__(self, relay_networks, accepted_domains, tls_context=None):
-        self.handler = SubmissionHandler(local_server(), relay_networks, accepted_domains)
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        serving = start_server(self.handler, "127.0.0.1", 0, tls_context)
-        self.server = asyncio.run_coroutine_threadsafe(serving, self.loop).result(10)
-        self.port = self.server.sockets[0].getsockname()[1]
-
-    def client(self, source="127.0.0.1"):
-        client = smtplib.SMTP("127.0.0.1", self.port, source_address=(source, 0), timeout=10)
-        client.ehlo("client.contoso.test")
-        return client
-
-    def stop(self):
-        async def close():
-            self.server.close()
-            await self.server.wait_closed()
-            for task in asyncio.all_tasks() - {asyncio.current_task()}:
-                task.cancel()  # sessions the test left open
-
-        asyncio.run_coroutine_threadsafe(close(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-        self.loop.close()
-        self.handler.close()
-
-
-@pytest.fixture
-def listen(transactional_db):
-    """``listen(relay_networks=..., accepted_domains=...)`` → a running Listener, stopped after the test."""
-    started = []
-
-    def start(relay_networks=("127.0.0.0/8", "::1"), accepted_domains=(), tls_context=None):
-        started.append(Listener(relay_networks, accepted_domains, tls_context))
-        return started[-1]
-
-    yield start
-    for listener in started:
-        listener.stop()
-
-
 @pytest.fixture
 def internet(make_connector, transactional_db):
     return make_connector("Internet", ["*"])
@@ -328,3 +283,114 @@ def test_listener_processes_share_the_socket_and_stop_together(tmp_path):
                 os.kill(pid, 0)
     finally:
         stack.stop()
+
+
+def submit_raw(client, sender=b"<app@contoso.test>", recipients=(b"<kim@fabrikam.test>",), content=CONTENT):
+    """MAIL, RCPT, DATA on a raw client; the DATA reply."""
+    assert client.command(b"MAIL FROM:" + sender).startswith("250")
+    for recipient in recipients:
+        assert client.command(b"RCPT TO:" + recipient).startswith("250")
+    assert client.command(b"DATA").startswith("354")
+    client.sock.sendall(content + b".\r\n")
+    return client.reply()
+
+
+@pytest.mark.parametrize("line", [
+    b"EHLO evil.example\rX-Injected: x",
+    b"EHLO [127.0.0.1]\r\rSubject: fake",
+    b"EHLO evil\x00.example",
+    b"HELO evil.example\rX-Injected: x",
+    b"EHLO evil.example X-Injected: x",
+    b"EHLO evil.example\tX",
+    b"EHLO under_score.example",
+    b"EHLO [127.0.0.256]",
+    b"EHLO [::1]",
+    b"EHLO [IPv6:127.0.0.1]",
+    b"EHLO evil.example.",
+])
+def test_helo_name_that_is_not_a_domain_or_address_literal_is_refused(listen, line):
+    with listen().raw() as client:
+        assert client.command(line) == "501 5.5.4 Invalid domain name"
+        assert client.command(b"MAIL FROM:<app@contoso.test>") == "503 Error: send HELO first"
+        assert client.command(b"EHLO client.contoso.test").startswith("250-ex01.contoso.test")
+
+
+@pytest.mark.parametrize("name", [b"client.contoso.test", b"localhost", b"[127.0.0.1]", b"[IPv6:::1]", b"[IPv6:2001:db8::1]"])
+def test_domains_and_address_literals_are_accepted_as_helo_names(listen, name):
+    with listen().raw() as client:
+        assert client.command(b"EHLO " + name).endswith("250 HELP")
+        assert client.command(b"HELO " + name) == "250 ex01.contoso.test"
+
+
+def test_received_header_has_only_the_validated_helo_name_and_the_client_address(listen, internet):
+    with listen().raw() as client:
+        assert client.command(b"EHLO evil.example\rX-Injected: x").startswith("501")
+        assert client.command(b"EHLO [127.0.0.1]").endswith("250 HELP")
+        assert submit_raw(client).startswith("250 2.6.0")
+    content = bytes(Message.objects.get().content)
+    received, rest = content.split(b"\r\n", 1)
+    assert re.fullmatch(rb"Received: from \[127\.0\.0\.1\] \(\[127\.0\.0\.1\]\) by ex01\.contoso\.test \(sendconn\) "
+                        rb"with ESMTP; \w{3}, \d{2} \w{3} \d{4} [\d:]{8} [+-]\d{4}", received)
+    assert b"X-Injected" not in content and b"\r\r" not in content and content.count(b"Subject:") == 1
+
+
+def test_recipient_delivery_could_not_carry_is_refused_and_the_others_are_queued(listen, internet):
+    with listen().raw() as client:
+        client.command(b"EHLO client.contoso.test")
+        assert client.command(b"MAIL FROM:<app@contoso.test>") == "250 2.1.0 Sender OK"
+        for bad in (b'<"a>b"@capture.example>', b'<"a<b"@capture.example>', b"<a\x00b@capture.example>",
+                    b'<"a\rb"@capture.example>', b'<"a\\>b"@capture.example>', b"<a@bad_domain.example>"):
+            assert client.command(b"RCPT TO:" + bad) == "501 5.1.3 Invalid address", bad
+        assert client.command(b"RCPT TO:<a@b@capture.example>") == "553 5.1.3 Error: malformed address"  # aiosmtpd's
+        assert client.command(b"RCPT TO:<ok@capture.example>") == "250 2.1.5 Recipient OK"
+        assert client.command(b'RCPT TO:<"two words"@capture.example>') == "250 2.1.5 Recipient OK"
+        assert client.command(b"DATA").startswith("354")
+        client.sock.sendall(CONTENT + b".\r\n")
+        assert client.reply().startswith("250 2.6.0")
+    assert sorted(Message.objects.get().recipients.values_list("address", flat=True)) == [
+        '"two words"@capture.example', "ok@capture.example",
+    ]
+
+
+@pytest.mark.parametrize("sender", [b'<"a>b"@contoso.test>', b"<a\x00b@contoso.test>", b'<"a\rb"@contoso.test>',
+                                    b"<app@[127.0.0.999]>", b"<app@bad_domain.test>"])
+def test_sender_delivery_could_not_carry_is_refused(listen, sender):
+    with listen().raw() as client:
+        client.command(b"EHLO client.contoso.test")
+        assert client.command(b"MAIL FROM:" + sender) == "501 5.1.7 Invalid address"
+        assert client.command(b"RCPT TO:<kim@fabrikam.test>") == "503 Error: need MAIL command"
+        assert client.command(b"MAIL FROM:<app@contoso.test>") == "250 2.1.0 Sender OK"
+
+
+@pytest.mark.parametrize("sender", [b"<>", b"<app@[127.0.0.1]>", b"<app@[IPv6:::1]>", b'<"first last"@contoso.test>'])
+def test_null_sender_address_literals_and_quoted_senders_are_accepted(listen, internet, sender):
+    with listen().raw() as client:
+        client.command(b"EHLO client.contoso.test")
+        assert submit_raw(client, sender=sender).startswith("250 2.6.0")
+    assert Message.objects.get().sender == ("" if sender == b"<>" else sender[1:-1].decode())
+
+
+def test_recipients_beyond_max_recipients_per_message_get_452(listen, internet):
+    """Exchange's MaxRecipientsPerMessage, 200 by default: the 201st RCPT is deferred, the 200 are queued."""
+    with listen().raw() as client:
+        client.command(b"EHLO client.contoso.test")
+        client.command(b"MAIL FROM:<app@contoso.test>")
+        replies = [client.command(b"RCPT TO:<user%d@fabrikam.test>" % number) for number in range(202)]
+        assert replies[:200] == ["250 2.1.5 Recipient OK"] * 200
+        assert replies[200:] == ["452 4.5.3 Too many recipients"] * 2
+        assert client.command(b"DATA").startswith("354")
+        client.sock.sendall(CONTENT + b".\r\n")
+        assert client.reply().startswith("250 2.6.0")
+        # the limit is per message: the next transaction starts from zero
+        client.command(b"MAIL FROM:<app@contoso.test>")
+        assert client.command(b"RCPT TO:<kim@fabrikam.test>") == "250 2.1.5 Recipient OK"
+    assert Message.objects.get().recipients.count() == 200
+
+
+def test_max_recipients_per_message_setting(listen, internet, settings):
+    settings.SENDCONN_SMTP_MAX_RECIPIENTS_PER_MESSAGE = 2
+    client = listen().client()
+    refused = client.sendmail("app@contoso.test", ["a@fabrikam.test", "b@fabrikam.test", "c@fabrikam.test"], CONTENT)
+    assert refused == {"c@fabrikam.test": (452, b"4.5.3 Too many recipients")}
+    client.quit()
+    assert Message.objects.get().recipients.count() == 2
