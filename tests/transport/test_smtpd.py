@@ -1,14 +1,15 @@
-"""The submission listener against smtplib, over real loopback sockets."""
-import asyncio
+"""The submission listener against smtplib and raw-socket clients (hostile ones too), over real loopback sockets."""
 import datetime
 import os
 import re
 import signal
 import smtplib
+import socket
 import sqlite3
 import ssl
 import subprocess
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -19,12 +20,12 @@ from cryptography.x509.oid import NameOID
 from django.contrib.auth.models import User
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management import CommandError, call_command
+from django.db import OperationalError
 
-from sendconn.connectors.servers import local_server
 from sendconn.transport import smtpd
 from sendconn.transport.models import Message, RecipientStatus, TrackingEvent
 from sendconn.transport.queueing import queue_messages
-from sendconn.transport.smtpd import SubmissionHandler, parse_listen, start_server
+from sendconn.transport.smtpd import parse_listen
 from tests.peers.stack import TransportStack
 
 QUEUED = re.compile(r"^2\.6\.0 (<[^>]+>) \[InternalId=(\d+), Hostname=ex01\.contoso\.test\] Queued mail for delivery$")
@@ -145,18 +146,6 @@ def test_invalid_recipient_address_is_refused(listen, internet):
     client.mail("app@contoso.test")
     assert client.rcpt("no-domain")[0] == 501
     assert client.rcpt("kim@bad_domain!.test") == (501, b"5.1.3 Invalid address")
-    client.quit()
-
-
-def test_database_failure_answers_451_and_the_client_keeps_the_message(listen, internet, monkeypatch):
-    def database_down(*args, **kwargs):
-        raise ConnectionError("database unreachable")
-
-    monkeypatch.setattr(smtpd, "queue_messages", database_down)
-    client = listen().client()
-    client.mail("app@contoso.test")
-    client.rcpt("kim@fabrikam.test")
-    assert client.data(CONTENT) == (451, b"4.7.0 Temporary server error. Please try again later")
     client.quit()
 
 
@@ -394,3 +383,120 @@ def test_max_recipients_per_message_setting(listen, internet, settings):
     assert refused == {"c@fabrikam.test": (452, b"4.5.3 Too many recipients")}
     client.quit()
     assert Message.objects.get().recipients.count() == 2
+
+
+def test_connections_beyond_max_inbound_connection_per_source_get_421(listen, settings):
+    settings.SENDCONN_SMTP_MAX_INBOUND_CONNECTIONS_PER_SOURCE = 3
+    listener = listen()
+    first = [listener.raw() for _ in range(3)]
+    assert all(client.greeting.startswith("220 ") for client in first)
+    with listener.raw() as fourth:
+        assert fourth.greeting == ("421 4.3.2 The maximum number of concurrent server connections has exceeded a "
+                                   "per-source limit, closing transmission channel")
+        assert fourth.is_closed_by_server()
+    with listener.raw(source="127.0.0.2") as other_source:
+        assert other_source.greeting.startswith("220 ")
+    assert first[0].command(b"QUIT").startswith("221")
+    first[0].close()
+    deadline = time.monotonic() + 10
+    while True:  # the server counts the connection closed once it has seen it end
+        with listener.raw() as again:
+            if again.greeting.startswith("220 ") or time.monotonic() > deadline:
+                break
+        time.sleep(0.05)
+    assert again.greeting.startswith("220 ")
+    for client in first[1:]:
+        client.close()
+
+
+def test_connections_beyond_max_inbound_connection_get_421(listen, settings):
+    settings.SENDCONN_SMTP_MAX_INBOUND_CONNECTIONS = 4
+    settings.SENDCONN_SMTP_MAX_INBOUND_CONNECTIONS_PER_SOURCE = None  # unlimited
+    listener = listen()
+    open_clients = [listener.raw(source=f"127.0.0.{number}") for number in (1, 1, 1, 2)]
+    assert all(client.greeting.startswith("220 ") for client in open_clients)
+    with listener.raw(source="127.0.0.3") as fifth:
+        assert fifth.greeting == ("421 4.3.2 The maximum number of concurrent server connections has exceeded a limit, "
+                                  "closing transmission channel")
+        assert fifth.is_closed_by_server()
+    for client in open_clients:
+        client.close()
+
+
+def test_each_listener_process_takes_its_share_of_max_inbound_connection(settings):
+    settings.SENDCONN_SMTP_MAX_INBOUND_CONNECTIONS = 5000
+    settings.SENDCONN_SMTP_MAX_INBOUND_CONNECTIONS_PER_SOURCE = 20
+    shares = [smtpd.InboundConnections.for_process(processes) for processes in (1, 2, 3)]
+    assert [(share.max_connections, share.max_per_source) for share in shares] == [(5000, 20), (2500, 20), (1667, 20)]
+    settings.SENDCONN_SMTP_MAX_INBOUND_CONNECTIONS = None
+    assert smtpd.InboundConnections.for_process(4).max_connections is None
+
+
+def test_a_burst_of_connections_waits_in_the_listen_queue_while_the_listener_is_busy(listen):
+    """500 clients connect while smtpd's event loop is busy: the kernel must hold every one of them, and each gets
+    its greeting. (With asyncio's default backlog, 100 — create_server(sock=...) calls listen() again — the rest's
+    SYNs are dropped and retried seconds later.)"""
+    listener = listen()
+    busy, release = threading.Event(), threading.Event()
+    listener.loop.call_soon_threadsafe(lambda: (busy.set(), release.wait(60)))
+    assert busy.wait(10)
+    # 25 sources × 20 connections: within MaxInboundConnectionPerSource, so only the queue is tested.
+    sources = [f"127.0.1.{number}" for number in range(1, 26)]
+    clients = []
+    try:
+        for number in range(500):
+            sock = socket.socket()
+            clients.append(sock)
+            sock.bind((sources[number % len(sources)], 0))
+            sock.settimeout(0.5)  # a dropped SYN is retried after 1 s: a full queue shows as a timeout
+            sock.connect(("127.0.0.1", listener.port))
+        release.set()
+        started = time.monotonic()
+        greetings = []
+        for sock in clients:
+            sock.settimeout(max(1.0, 60 - (time.monotonic() - started)))
+            greetings.append(sock.makefile("rb").readline())
+        assert all(greeting.startswith(b"220 ex01.contoso.test ") for greeting in greetings)
+    finally:
+        release.set()
+        for sock in clients:
+            sock.close()
+
+
+def test_database_outage_answers_451_after_data_and_recovers_by_itself(listen, internet, monkeypatch):
+    outage = threading.Event()
+    outage.set()
+
+    def queue_unless_down(*args, **kwargs):
+        if outage.is_set():
+            raise OperationalError('connection to server at "127.0.0.1", port 5432 failed: Connection refused')
+        return queue_messages(*args, **kwargs)
+
+    monkeypatch.setattr(smtpd, "queue_messages", queue_unless_down)
+    client = listen().client()
+    client.mail("app@contoso.test")
+    client.rcpt("kim@fabrikam.test")
+    assert client.data(CONTENT) == (451, b"4.7.0 Temporary server error. Please try again later")
+    assert not Message.objects.exists()
+    outage.clear()  # the database is back: the same session queues the retry
+    client.mail("app@contoso.test")
+    client.rcpt("kim@fabrikam.test")
+    assert client.data(CONTENT)[0] == 250
+    client.quit()
+    assert Message.objects.count() == 1
+
+
+def test_auth_while_the_database_is_unreachable_gets_454(listen, internet, certificate, submitter, monkeypatch):
+    def database_down(credentials):
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(smtpd, "authenticated_username", database_down)
+    server_context, client_context, _, _ = certificate
+    client = listen(relay_networks=["127.0.0.1/32"], tls_context=server_context).client(source="127.0.0.2")
+    client.starttls(context=client_context)
+    client.ehlo("client.contoso.test")
+    with pytest.raises(smtplib.SMTPAuthenticationError) as refused:
+        client.login("scanner", "Scan-to-mail-1")
+    assert (refused.value.smtp_code, refused.value.smtp_error) == (454, b"4.7.0 Temporary authentication failure")
+    assert client.noop()[0] == 250
+    client.quit()
