@@ -62,9 +62,13 @@ def env_int(name, default, minimum=0):
 
 def env_limit(name, default):
     """A whole number of at least 1, or ``unlimited`` (None), as Exchange's Unlimited<int> parameters take."""
-    if os.environ.get(name, "").strip().lower() == "unlimited":
+    value = os.environ.get(name, "").strip()
+    if value.lower() == "unlimited":
         return None
-    return env_int(name, default, minimum=1)
+    try:
+        return env_int(name, default, minimum=1)
+    except ImproperlyConfigured:
+        raise ImproperlyConfigured(f"{name} must be a whole number from 1, or unlimited, not {value!r}") from None
 
 
 def env_dns_servers(name):

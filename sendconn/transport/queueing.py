@@ -55,11 +55,13 @@ def _header_text(headers, name):
 
 
 def _tcp_info(client_ip):
-    """The client's address literal (``[192.0.2.1]``, ``[IPv6:2001:db8::1]``), or "" when it isn't an IP address."""
+    """The client's address literal (``[192.0.2.1]``, ``[IPv6:2001:db8::1]``; IPv4-mapped IPv6 as IPv4), or "" when
+    it isn't an IP address."""
     try:
         ip = ipaddress.ip_address(client_ip or "")
     except ValueError:
         return ""
+    ip = getattr(ip, "ipv4_mapped", None) or ip
     return f"[IPv6:{ip}]" if ip.version == 6 else f"[{ip}]"
 
 
