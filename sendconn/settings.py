@@ -438,8 +438,8 @@ SENDCONN_ACCEPTED_DOMAINS = env_list("SENDCONN_ACCEPTED_DOMAINS")
 SENDCONN_SMTP_TLS_CERT = os.environ.get("SENDCONN_SMTP_TLS_CERT", "")
 SENDCONN_SMTP_TLS_KEY = os.environ.get("SENDCONN_SMTP_TLS_KEY", "")
 SENDCONN_SMTP_MAX_MESSAGE_SIZE = env_int("SENDCONN_SMTP_MAX_MESSAGE_SIZE", 36700160, minimum=1)  # 35 MB; 552 beyond
-# A Receive connector's MaxInboundConnection and MaxInboundConnectionPerSource (421 4.3.2 beyond), shared out among
-# the SENDCONN_SMTP_PROCESSES, and MaxRecipientsPerMessage (452 4.5.3 beyond).
+# A Receive connector's MaxInboundConnection and MaxInboundConnectionPerSource (421 4.3.2 beyond; counted across
+# the SENDCONN_SMTP_PROCESSES), and MaxRecipientsPerMessage (452 4.5.3 beyond).
 SENDCONN_SMTP_MAX_INBOUND_CONNECTIONS = env_limit("SENDCONN_SMTP_MAX_INBOUND_CONNECTIONS", 5000)
 SENDCONN_SMTP_MAX_INBOUND_CONNECTIONS_PER_SOURCE = env_limit("SENDCONN_SMTP_MAX_INBOUND_CONNECTIONS_PER_SOURCE", 20)
 SENDCONN_SMTP_MAX_RECIPIENTS_PER_MESSAGE = env_int("SENDCONN_SMTP_MAX_RECIPIENTS_PER_MESSAGE", 200, minimum=1)

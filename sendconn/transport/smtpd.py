@@ -12,13 +12,15 @@ sender or recipient delivery couldn't carry (501 5.1.7 / 501 5.1.3), more than M
 (452 4.5.3), and connections beyond MaxInboundConnection or MaxInboundConnectionPerSource (421 4.3.2, then closed).
 """
 import asyncio
-import collections
+import ctypes
 import ipaddress
 import logging
+import multiprocessing
 import os
 import signal
 import socket
 import ssl
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 
 from aiosmtpd.smtp import AuthResult, LoginPassword, syntax
@@ -99,40 +101,47 @@ def client_address(peer):
 
 
 class InboundConnections:
-    """The connections one listener process serves, in all and per client address, within Exchange's
-    MaxInboundConnection and MaxInboundConnectionPerSource (None: unlimited).
+    """The connections the listener serves, in all and per client address, within Exchange's MaxInboundConnection
+    and MaxInboundConnectionPerSource (None: unlimited).
 
-    Each process counts its own: ``for_process`` gives each of N processes sharing the socket 1/N of the
-    server-wide limit (rounded up); the per-source limit applies in each process as it is.
+    The counts are in shared memory made before the listener forks, so all its processes count together. Sources
+    are counted in SOURCE_SLOTS slots by a hash of their address: two sources sharing a slot (rare) share a limit.
     """
+
+    SOURCE_SLOTS = 65536
 
     def __init__(self, max_connections=None, max_per_source=None):
         self.max_connections = max_connections
         self.max_per_source = max_per_source
-        self.count = 0
-        self.per_source = collections.Counter()
+        self._lock = multiprocessing.Lock()
+        self._count = multiprocessing.RawValue(ctypes.c_int, 0)
+        self._per_source = multiprocessing.RawArray(ctypes.c_int, self.SOURCE_SLOTS)
 
     @classmethod
-    def for_process(cls, processes=1):
-        total = settings.SENDCONN_SMTP_MAX_INBOUND_CONNECTIONS
-        return cls(None if total is None else -(-total // processes),
-                   settings.SENDCONN_SMTP_MAX_INBOUND_CONNECTIONS_PER_SOURCE)
+    def from_settings(cls):
+        return cls(settings.SENDCONN_SMTP_MAX_INBOUND_CONNECTIONS, settings.SENDCONN_SMTP_MAX_INBOUND_CONNECTIONS_PER_SOURCE)
+
+    def _slot(self, source):
+        return zlib.crc32(source.packed) % self.SOURCE_SLOTS
 
     def open(self, source):
-        """Count a new connection from ``source``; or, beyond a limit, return the refusal (and count nothing)."""
-        if self.max_connections is not None and self.count >= self.max_connections:
-            return TOO_MANY_CONNECTIONS_REPLY
-        if self.max_per_source is not None and self.per_source[source] >= self.max_per_source:
-            return TOO_MANY_CONNECTIONS_FROM_SOURCE_REPLY
-        self.count += 1
-        self.per_source[source] += 1
+        """Count a new connection from ``source`` (an IP address); or, beyond a limit, return the refusal (and count
+        nothing)."""
+        slot = self._slot(source)
+        with self._lock:  # held for a few reads and writes: never long enough to stall an event loop
+            if self.max_connections is not None and self._count.value >= self.max_connections:
+                return TOO_MANY_CONNECTIONS_REPLY
+            if self.max_per_source is not None and self._per_source[slot] >= self.max_per_source:
+                return TOO_MANY_CONNECTIONS_FROM_SOURCE_REPLY
+            self._count.value += 1
+            self._per_source[slot] += 1
         return None
 
     def close(self, source):
-        self.count -= 1
-        self.per_source[source] -= 1
-        if not self.per_source[source]:
-            del self.per_source[source]
+        slot = self._slot(source)
+        with self._lock:
+            self._count.value -= 1
+            self._per_source[slot] -= 1
 
 
 def _hand_over_credentials(server, session, envelope, mechanism, auth_data):
@@ -294,17 +303,15 @@ class SubmissionHandler:
         self.server = server  # the TransportServer this listener queues for
         self.relay_networks = parse_networks(relay_networks)
         self.accepted_domains = [domain.strip().lower() for domain in accepted_domains]
-        self.connections = connections or InboundConnections.for_process()
+        self.connections = connections or InboundConnections.from_settings()
         self.writer = QueueWriter(server)
 
     def close(self):
         self.writer.close()
 
     @classmethod
-    def from_settings(cls, server, processes=1):
-        """The handler of one of ``processes`` listener processes sharing the socket."""
-        return cls(server, settings.SENDCONN_RELAY_NETWORKS, settings.SENDCONN_ACCEPTED_DOMAINS,
-                   InboundConnections.for_process(processes))
+    def from_settings(cls, server):
+        return cls(server, settings.SENDCONN_RELAY_NETWORKS, settings.SENDCONN_ACCEPTED_DOMAINS)
 
     def may_relay(self, session):
         if session.authenticated:

@@ -15,7 +15,6 @@ Standard zones (everything under ``test.``; an unknown ``*.test`` name is NXDOMA
 """
 import asyncio
 import smtplib
-import socket
 import threading
 
 import pytest
@@ -26,7 +25,7 @@ from sendconn.transport.smtpd import SubmissionHandler, listening_socket, start_
 from tests.peers import free_port
 from tests.peers.certs import make_test_certificates
 from tests.peers.dns import NsdServer, Zone
-from tests.peers.smtp import SmtpSink
+from tests.peers.smtp import RawClient, SmtpSink
 
 TEST_DNS_LIFETIME = 1.0  # seconds: the dead-port timeout tests wait this long
 
@@ -65,45 +64,6 @@ class Listener:
         self.thread.join(10)
         self.loop.close()
         self.handler.close()
-
-
-class RawClient:
-    """Bytes as a hostile client sends them (nothing quoted or checked), and the server's replies."""
-
-    def __init__(self, port, source="127.0.0.1", timeout=10):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout, source_address=(source, 0))
-        self.reader = self.sock.makefile("rb")
-        self.greeting = self.reply()
-
-    def reply(self):
-        """One reply, its lines joined by newlines; "" when the server closed the connection instead."""
-        lines = []
-        while True:
-            line = self.reader.readline()
-            if not line:
-                break
-            lines.append(line.decode("utf-8", "replace").rstrip("\r\n"))
-            if line[3:4] != b"-":
-                break
-        return "\n".join(lines)
-
-    def command(self, line):
-        """Send ``line`` (bytes) and CRLF; return the reply."""
-        self.sock.sendall(line + b"\r\n")
-        return self.reply()
-
-    def is_closed_by_server(self):
-        return self.reader.read() == b""
-
-    def close(self):
-        self.reader.close()
-        self.sock.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info):
-        self.close()
 
 
 @pytest.fixture

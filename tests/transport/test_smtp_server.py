@@ -123,3 +123,14 @@ def test_mail_and_rcpt_paths_match_aiosmtpd(servers, path):
     (theirs, they_received), (ours, we_received) = both(servers, lines)
     assert ours == theirs
     assert we_received == they_received
+
+
+@pytest.mark.parametrize("path", [b"<", b"/@", b'$@[(:"\x00aa,%\x00'])
+def test_paths_that_crash_the_email_parser_are_malformed(servers, path):
+    """aiosmtpd answers these with ``500 Error: (IndexError) ...`` and logs a traceback; ours, as malformed."""
+    ours = servers[1].port
+    lines = [b"EHLO client.test\r\n", b"MAIL FROM:" + path + b"\r\n", b"MAIL FROM:<app@contoso.test>\r\n",
+             b"RCPT TO:" + path + b"\r\n", b"VRFY " + path + b"\r\n"]
+    replies = converse(ours, lines)
+    assert replies[1:4] == ["553 5.1.3 Error: malformed address", "250 OK", "553 5.1.3 Error: malformed address"]
+    assert replies[4].startswith("502 Could not VRFY")

@@ -26,6 +26,7 @@ from sendconn.transport import smtpd
 from sendconn.transport.models import Message, RecipientStatus, TrackingEvent
 from sendconn.transport.queueing import queue_messages
 from sendconn.transport.smtpd import parse_listen
+from tests.peers.smtp import RawClient
 from tests.peers.stack import TransportStack
 
 QUEUED = re.compile(r"^2\.6\.0 (<[^>]+>) \[InternalId=(\d+), Hostname=ex01\.contoso\.test\] Queued mail for delivery$")
@@ -423,13 +424,37 @@ def test_connections_beyond_max_inbound_connection_get_421(listen, settings):
         client.close()
 
 
-def test_each_listener_process_takes_its_share_of_max_inbound_connection(settings):
-    settings.SENDCONN_SMTP_MAX_INBOUND_CONNECTIONS = 5000
-    settings.SENDCONN_SMTP_MAX_INBOUND_CONNECTIONS_PER_SOURCE = 20
-    shares = [smtpd.InboundConnections.for_process(processes) for processes in (1, 2, 3)]
-    assert [(share.max_connections, share.max_per_source) for share in shares] == [(5000, 20), (2500, 20), (1667, 20)]
-    settings.SENDCONN_SMTP_MAX_INBOUND_CONNECTIONS = None
-    assert smtpd.InboundConnections.for_process(4).max_connections is None
+def test_listener_processes_count_connections_together(tmp_path):
+    """``SENDCONN_SMTP_PROCESSES=3``: the limits hold for the listener as a whole, whichever process the kernel
+    hands each connection to."""
+    stack = TransportStack(tmp_path)
+    stack.migrate()
+    clients = []
+    try:
+        listener = stack.start_smtpd(SENDCONN_SMTP_PROCESSES=3, SENDCONN_SMTP_MAX_INBOUND_CONNECTIONS=6,
+                                     SENDCONN_SMTP_MAX_INBOUND_CONNECTIONS_PER_SOURCE=4)
+        clients += [RawClient(listener.port, "127.0.0.1") for _ in range(4)]
+        clients += [RawClient(listener.port, "127.0.0.2") for _ in range(2)]
+        assert all(client.greeting.startswith("220 ") for client in clients)
+        with RawClient(listener.port, "127.0.0.2") as beyond_total:
+            assert beyond_total.greeting.startswith("421 4.3.2 The maximum number of concurrent server connections "
+                                                    "has exceeded a limit")
+        clients.pop().close()
+        clients.pop().close()
+        deadline = time.monotonic() + 10
+        while True:  # once the listener has seen them close, 2 more may come, but not from the full source
+            with RawClient(listener.port, "127.0.0.1") as beyond_source:
+                if "per-source" in beyond_source.greeting or time.monotonic() > deadline:
+                    break
+            time.sleep(0.05)
+        assert beyond_source.greeting.startswith("421 4.3.2 The maximum number of concurrent server connections has "
+                                                 "exceeded a per-source limit")
+        clients += [RawClient(listener.port, "127.0.0.3") for _ in range(2)]
+        assert all(client.greeting.startswith("220 ") for client in clients[-2:])
+    finally:
+        for client in clients:
+            client.close()
+        stack.stop()
 
 
 def test_a_burst_of_connections_waits_in_the_listen_queue_while_the_listener_is_busy(listen):

@@ -21,12 +21,10 @@ class Command(BaseCommand):
                                                             "(default: SENDCONN_SMTP_PROCESSES)")
 
     def handle(self, *args, listen=None, processes=None, **options):
-        processes = settings.SENDCONN_SMTP_PROCESSES if processes is None else processes
-        if processes < 1:
-            raise CommandError("--processes must be 1 or more.")
         try:
             host, port = smtpd.parse_listen(listen or settings.SENDCONN_SMTP_LISTEN)
-            handler = smtpd.SubmissionHandler.from_settings(local_server(), processes)
+            # Made before the fork: the processes share its connection counts.
+            handler = smtpd.SubmissionHandler.from_settings(local_server())
             tls_context = smtpd.tls_context_from_settings()
         except (ValueError, ImproperlyConfigured) as error:
             raise CommandError(str(error)) from None
@@ -40,6 +38,9 @@ class Command(BaseCommand):
             self.stdout.write(f"smtpd listening on {bound} as {handler.server.fqdn} ({processes} processes); {auth}")
             self.stdout.flush()
 
+        processes = settings.SENDCONN_SMTP_PROCESSES if processes is None else processes
+        if processes < 1:
+            raise CommandError("--processes must be 1 or more.")
         try:
             sock = smtpd.listening_socket(host, port)
         except OSError as error:
