@@ -119,7 +119,8 @@ class InboundConnections:
 
     @classmethod
     def from_settings(cls):
-        return cls(settings.SENDCONN_SMTP_MAX_INBOUND_CONNECTIONS, settings.SENDCONN_SMTP_MAX_INBOUND_CONNECTIONS_PER_SOURCE)
+        return cls(settings.SENDCONN_SMTP_MAX_INBOUND_CONNECTIONS,
+                   settings.SENDCONN_SMTP_MAX_INBOUND_CONNECTIONS_PER_SOURCE)
 
     def _slot(self, source):
         return zlib.crc32(source.packed) % self.SOURCE_SLOTS
@@ -220,8 +221,8 @@ class SubmissionSMTP(PlainPathSMTP):
             return parsed  # aborted or malformed: aiosmtpd has answered
         try:
             username = await sync_to_async(authenticated_username, thread_sensitive=False)(parsed.auth_data)
-        except DatabaseError:
-            log.warning("Couldn't check credentials: the database is unavailable", exc_info=True)
+        except DatabaseError as error:
+            log.warning("Couldn't check the credentials of %s: %s", client_address(self.session.peer), error)
             return AuthResult(success=False, handled=False, message=AUTH_UNAVAILABLE_REPLY)
         if username is None:
             return AuthResult(success=False, handled=False, message=AUTH_FAILED_REPLY)
@@ -285,6 +286,7 @@ class QueueWriter:
                 self.router.forget()  # a connector may have changed under the routing table
                 if len(submissions) == 1:
                     return [error]
+                close_old_connections()  # a broken connection is replaced before the retries
             outcomes = []
             for submission in submissions:
                 try:
@@ -366,8 +368,11 @@ class SubmissionHandler:
         )
         try:
             message = await self.writer.queue(submission)
+        except DatabaseError as error:  # unreachable or restarting: the client retries, no traceback per message
+            log.warning("Couldn't queue the message from %s: %s", submission.client_ip, error)
+            return TEMPORARY_ERROR_REPLY
         except Exception:
-            log.exception("Couldn't queue the message from %s", session.peer[0])
+            log.exception("Couldn't queue the message from %s", submission.client_ip)
             return TEMPORARY_ERROR_REPLY
         return (
             f"250 2.6.0 {message.message_id} [InternalId={message.pk}, Hostname={self.server.fqdn}] "

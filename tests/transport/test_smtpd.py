@@ -305,7 +305,9 @@ def test_helo_name_that_is_not_a_domain_or_address_literal_is_refused(listen, li
         assert client.command(b"EHLO client.contoso.test").startswith("250-ex01.contoso.test")
 
 
-@pytest.mark.parametrize("name", [b"client.contoso.test", b"localhost", b"[127.0.0.1]", b"[IPv6:::1]", b"[IPv6:2001:db8::1]"])
+@pytest.mark.parametrize("name", [
+    b"client.contoso.test", b"localhost", b"[127.0.0.1]", b"[IPv6:::1]", b"[IPv6:2001:db8::1]",
+])
 def test_domains_and_address_literals_are_accepted_as_helo_names(listen, name):
     with listen().raw() as client:
         assert client.command(b"EHLO " + name).endswith("250 HELP")
