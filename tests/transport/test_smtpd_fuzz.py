@@ -33,6 +33,7 @@ def test_any_command_line_gets_an_smtp_reply_and_no_exception(listen, settings, 
     settings.SENDCONN_SMTP_MAX_INBOUND_CONNECTIONS_PER_SOURCE = None  # one example's connection may linger
     listener = listen()
     caplog.set_level(logging.ERROR)
+    caplog.set_level(logging.ERROR, logger="mail.log")  # aiosmtpd's logger, which tests.peers.smtp quiets
 
     @hypothesis_settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
     @given(greet=st.booleans(), lines=st.lists(LINE, min_size=1, max_size=6))
