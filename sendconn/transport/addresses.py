@@ -43,8 +43,11 @@ def is_address_literal(text):
 
 
 def is_helo_name(name):
-    """Whether an EHLO/HELO argument is a domain or an address literal, so it may be written into a header."""
-    return is_host_name(name) or is_address_literal(name)
+    """Whether an EHLO/HELO argument is a domain or an address literal, so it may be written into a header.
+
+    Underscores pass, as Postfix lets them: Windows hosts and scan-to-mail devices use them, and they are harmless.
+    """
+    return is_host_name(name.replace("_", "-")) or is_address_literal(name)
 
 
 def validate_smtp_address(address, *, null_allowed=False):

@@ -55,7 +55,7 @@ def test_a_valid_address_never_breaks_out_of_its_smtp_path(local, domain):
 @pytest.mark.parametrize("name, valid", [
     ("client.contoso.test", True), ("localhost", True), ("[127.0.0.1]", True), ("[IPv6:::1]", True),
     ("evil.example\rX-Injected: x", False), ("[127.0.0.1]\r\rSubject: fake", False), ("evil\x00.example", False),
-    ("", False), ("two words", False), ("[::1]", False), ("under_score", False), ("[999.0.0.1]", False),
+    ("", False), ("two words", False), ("[::1]", False), ("[999.0.0.1]", False), ("scan_to_mail.contoso.test", True),
 ])
 def test_helo_names(name, valid):
     assert is_helo_name(name) is valid
