@@ -277,16 +277,15 @@ class QueueWriter:
             self._writer = None
 
     def _write(self, submissions):
-        """A Message or an exception per submission; a failed batch is retried message by message."""
+        """A Message or an exception per submission; a failed batch is retried message by message (a lone message
+        too: the first write after a database restart fails on the connection the restart broke)."""
         close_old_connections()  # the connection may be past its age, or broken
         try:
             try:
                 return queue_messages(submissions, self.server, router=self.router)
-            except Exception as error:
+            except Exception:
                 self.router.forget()  # a connector may have changed under the routing table
-                if len(submissions) == 1:
-                    return [error]
-                close_old_connections()  # a broken connection is replaced before the retries
+                close_old_connections()  # and a broken connection is replaced
             outcomes = []
             for submission in submissions:
                 try:

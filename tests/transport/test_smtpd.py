@@ -532,6 +532,24 @@ def test_database_outage_answers_451_after_data_and_recovers_by_itself(listen, i
     assert Message.objects.count() == 1
 
 
+def test_a_write_that_fails_once_is_retried_before_the_client_is_answered(listen, internet, monkeypatch):
+    """After a database restart the writer's first statement fails on the connection the restart broke; the
+    connection is replaced and the message written, so even a lone client gets 250 at once."""
+    failures = []
+
+    def fails_once(*args, **kwargs):
+        if not failures:
+            failures.append(1)
+            raise OperationalError("server closed the connection unexpectedly")
+        return queue_messages(*args, **kwargs)
+
+    monkeypatch.setattr(smtpd, "queue_messages", fails_once)
+    client = listen().client()
+    assert client.sendmail("app@contoso.test", ["kim@fabrikam.test"], CONTENT) == {}
+    client.quit()
+    assert failures == [1] and Message.objects.count() == 1
+
+
 def test_auth_while_the_database_is_unreachable_gets_454(listen, internet, certificate, submitter, monkeypatch):
     def database_down(credentials):
         raise OperationalError("connection refused")
