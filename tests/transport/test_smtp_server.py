@@ -3,14 +3,13 @@
 Each transcript goes to both over a real loopback socket; the replies and the content handed to the handler
 must be the same.
 """
-import socket
-
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP
 
 from sendconn.transport.smtp_server import PlainPathSMTP
 from tests.peers import free_port
+from tests.peers.smtp import RawClient
 
 SIZE_LIMIT = 4000
 
@@ -52,21 +51,12 @@ def both(servers, lines):
 
 
 def converse(port, lines):
-    """Send each item of ``lines`` (bytes), reading one reply after each; return the replies' first lines."""
+    """Send each item of ``lines`` (bytes), reading one reply after each; return the replies' last lines."""
     replies = []
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        reader = sock.makefile("rb")
-
-        def reply():
-            line = reader.readline()
-            while line[3:4] == b"-":
-                line = reader.readline()
-            return line.decode().rstrip()
-
-        reply()  # greeting
+    with RawClient(port) as client:
         for line in lines:
-            sock.sendall(line)
-            replies.append(reply())
+            client.sock.sendall(line)
+            replies.append(client.reply().rpartition("\n")[2])
     return replies
 
 
