@@ -47,8 +47,7 @@ TOO_MANY_CONNECTIONS_REPLY = (
     "421 4.3.2 The maximum number of concurrent server connections has exceeded a limit, closing transmission channel"
 )
 TOO_MANY_CONNECTIONS_FROM_SOURCE_REPLY = (
-    "421 4.3.2 The maximum number of concurrent server connections has exceeded a per-source limit, "
-    "closing transmission channel"
+    "421 4.3.2 The maximum number of concurrent connections has exceeded a limit, closing transmission channel"
 )
 RELAY_DENIED_REPLY = "550 5.7.54 SMTP; Unable to relay recipient in non-accepted domain"
 SIZE_EXCEEDED_REPLY = "552 5.3.4 Message size exceeds fixed maximum message size"
