@@ -445,7 +445,8 @@ def test_listener_processes_count_connections_together(tmp_path):
         deadline = time.monotonic() + 10
         while True:  # once the listener has seen them close, 2 more may come, but not from the full source
             with RawClient(listener.port, "127.0.0.1") as beyond_source:
-                if beyond_source.greeting == smtpd.TOO_MANY_CONNECTIONS_FROM_SOURCE_REPLY or time.monotonic() > deadline:
+                refused = beyond_source.greeting == smtpd.TOO_MANY_CONNECTIONS_FROM_SOURCE_REPLY
+                if refused or time.monotonic() > deadline:
                     break
             time.sleep(0.05)
         assert beyond_source.greeting == smtpd.TOO_MANY_CONNECTIONS_FROM_SOURCE_REPLY
