@@ -387,6 +387,18 @@ def test_max_recipients_per_message_setting(listen, internet, settings):
     assert Message.objects.get().recipients.count() == 2
 
 
+def connect_until(port, source, greeting, seconds=10):
+    """Connect from ``source`` until the greeting starts with ``greeting`` (a listener counts a connection closed a
+    moment after the client closes it), for up to ``seconds``; return the last client, still open."""
+    deadline = time.monotonic() + seconds
+    while True:
+        client = RawClient(port, source)
+        if client.greeting.startswith(greeting) or time.monotonic() > deadline:
+            return client
+        client.close()
+        time.sleep(0.05)
+
+
 def test_connections_beyond_max_inbound_connection_per_source_get_421(listen, settings):
     settings.SENDCONN_SMTP_MAX_INBOUND_CONNECTIONS_PER_SOURCE = 3
     listener = listen()
@@ -400,13 +412,8 @@ def test_connections_beyond_max_inbound_connection_per_source_get_421(listen, se
         assert other_source.greeting.startswith("220 ")
     assert first[0].command(b"QUIT").startswith("221")
     first[0].close()
-    deadline = time.monotonic() + 10
-    while True:  # the server counts the connection closed once it has seen it end
-        with listener.raw() as again:
-            if again.greeting.startswith("220 ") or time.monotonic() > deadline:
-                break
-        time.sleep(0.05)
-    assert again.greeting.startswith("220 ")
+    with connect_until(listener.port, "127.0.0.1", "220 ") as again:
+        assert again.greeting.startswith("220 ")
     for client in first[1:]:
         client.close()
 
@@ -430,30 +437,23 @@ def test_listener_processes_count_connections_together(tmp_path):
     hands each connection to."""
     stack = TransportStack(tmp_path)
     stack.migrate()
-    clients = []
+    clients, others = [], []
     try:
-        listener = stack.start_smtpd(SENDCONN_SMTP_PROCESSES=3, SENDCONN_SMTP_MAX_INBOUND_CONNECTIONS=6,
+        listener = stack.start_smtpd(SENDCONN_SMTP_PROCESSES=3, SENDCONN_SMTP_MAX_INBOUND_CONNECTIONS=7,
                                      SENDCONN_SMTP_MAX_INBOUND_CONNECTIONS_PER_SOURCE=4)
         clients += [RawClient(listener.port, "127.0.0.1") for _ in range(4)]
-        clients += [RawClient(listener.port, "127.0.0.2") for _ in range(2)]
-        assert all(client.greeting.startswith("220 ") for client in clients)
+        others += [RawClient(listener.port, "127.0.0.2") for _ in range(3)]
+        assert all(client.greeting.startswith("220 ") for client in clients + others)
         with RawClient(listener.port, "127.0.0.2") as beyond_total:
-            assert beyond_total.greeting.startswith("421 4.3.2 The maximum number of concurrent server connections "
-                                                    "has exceeded a limit")
-        clients.pop().close()
-        clients.pop().close()
-        deadline = time.monotonic() + 10
-        while True:  # once the listener has seen them close, 2 more may come, but not from the full source
-            with RawClient(listener.port, "127.0.0.1") as beyond_source:
-                refused = beyond_source.greeting == smtpd.TOO_MANY_CONNECTIONS_FROM_SOURCE_REPLY
-                if refused or time.monotonic() > deadline:
-                    break
-            time.sleep(0.05)
-        assert beyond_source.greeting == smtpd.TOO_MANY_CONNECTIONS_FROM_SOURCE_REPLY
-        clients += [RawClient(listener.port, "127.0.0.3") for _ in range(2)]
+            assert beyond_total.greeting == smtpd.TOO_MANY_CONNECTIONS_REPLY
+        for client in others:
+            client.close()
+        clients += [connect_until(listener.port, "127.0.0.3", "220 ") for _ in range(2)]
         assert all(client.greeting.startswith("220 ") for client in clients[-2:])
+        with connect_until(listener.port, "127.0.0.1", smtpd.TOO_MANY_CONNECTIONS_FROM_SOURCE_REPLY) as beyond_source:
+            assert beyond_source.greeting == smtpd.TOO_MANY_CONNECTIONS_FROM_SOURCE_REPLY
     finally:
-        for client in clients:
+        for client in clients + others:
             client.close()
         stack.stop()
 
