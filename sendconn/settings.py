@@ -60,6 +60,17 @@ def env_int(name, default, minimum=0):
     return number
 
 
+def env_limit(name, default):
+    """A whole number of at least 1, or ``unlimited`` (None), as Exchange's Unlimited<int> parameters take."""
+    value = os.environ.get(name, "").strip()
+    if value.lower() == "unlimited":
+        return None
+    try:
+        return env_int(name, default, minimum=1)
+    except ImproperlyConfigured:
+        raise ImproperlyConfigured(f"{name} must be a whole number from 1, or unlimited, not {value!r}") from None
+
+
 def env_dns_servers(name):
     """``ip[:port],ip[:port]`` (IPv6 as ``[addr]:port`` or a bare address) -> [(ip, port)]; empty -> []."""
     servers = []
@@ -430,6 +441,11 @@ SENDCONN_ACCEPTED_DOMAINS = env_list("SENDCONN_ACCEPTED_DOMAINS")
 SENDCONN_SMTP_TLS_CERT = os.environ.get("SENDCONN_SMTP_TLS_CERT", "")
 SENDCONN_SMTP_TLS_KEY = os.environ.get("SENDCONN_SMTP_TLS_KEY", "")
 SENDCONN_SMTP_MAX_MESSAGE_SIZE = env_int("SENDCONN_SMTP_MAX_MESSAGE_SIZE", 36700160, minimum=1)  # 35 MB; 552 beyond
+# A Receive connector's MaxInboundConnection and MaxInboundConnectionPerSource (421 4.3.2 beyond; counted across
+# the SENDCONN_SMTP_PROCESSES), and MaxRecipientsPerMessage (452 4.5.3 beyond).
+SENDCONN_SMTP_MAX_INBOUND_CONNECTIONS = env_limit("SENDCONN_SMTP_MAX_INBOUND_CONNECTIONS", 5000)
+SENDCONN_SMTP_MAX_INBOUND_CONNECTIONS_PER_SOURCE = env_limit("SENDCONN_SMTP_MAX_INBOUND_CONNECTIONS_PER_SOURCE", 20)
+SENDCONN_SMTP_MAX_RECIPIENTS_PER_MESSAGE = env_int("SENDCONN_SMTP_MAX_RECIPIENTS_PER_MESSAGE", 200, minimum=1)
 
 # --- Transport: delivery timers, with Set-TransportService's names and defaults (seconds in the environment) ---
 # A transient failure (4xx, connection, DNS) is retried TransientFailureRetryCount times TransientFailureRetryInterval

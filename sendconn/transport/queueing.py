@@ -5,6 +5,7 @@ Unreachable, or failed when it is bigger than every matching connector allows), 
 events, in one transaction of three bulk inserts — for one message or a batch of them (smtpd commits the
 messages of concurrent sessions together). After the commit, one wake-up per next hop goes out.
 """
+import ipaddress
 import logging
 from dataclasses import dataclass
 from email import policy
@@ -19,6 +20,7 @@ from django.utils import timezone
 from sendconn.connectors.servers import local_server
 
 from . import notifications, statements, tracking, wakeups
+from .addresses import is_helo_name, validate_smtp_address
 from .models import Message, Recipient, RecipientStatus, TrackingEventId, TrackingSource
 from .outcomes import SIZE_EXCEEDED_RESPONSE, size_exceeded
 from .routing import Router, recipient_domain
@@ -52,14 +54,27 @@ def _header_text(headers, name):
     return " ".join(text.split())
 
 
+def _tcp_info(client_ip):
+    """The client's address literal (``[192.0.2.1]``, ``[IPv6:2001:db8::1]``; IPv4-mapped IPv6 as IPv4), or "" when
+    it isn't an IP address."""
+    try:
+        ip = ipaddress.ip_address(client_ip or "")
+    except ValueError:
+        return ""
+    ip = getattr(ip, "ipv4_mapped", None) or ip
+    return f"[IPv6:{ip}]" if ip.version == 6 else f"[{ip}]"
+
+
 def _received_header(server, client_ip, client_hostname, date):
     """RFC 5321 §4.4 trace header: ``from <helo> ([ip]) by <our fqdn> with ESMTP; <date>`` (``by …`` alone for
-    mail we generate)."""
+    mail we generate). Only a valid HELO name and an IP address are written: client text could forge header lines."""
+    hostname = client_hostname if is_helo_name(client_hostname or "") else ""
+    tcp_info = _tcp_info(client_ip)
     clauses = []
-    if client_ip:
-        clauses.append(f"from {client_hostname or 'unknown'} ([{client_ip}])")
-    elif client_hostname:
-        clauses.append(f"from {client_hostname}")
+    if tcp_info:
+        clauses.append(f"from {hostname or 'unknown'} ({tcp_info})")
+    elif hostname:
+        clauses.append(f"from {hostname}")
     clauses.append(f"by {server.fqdn} (sendconn)")
     if len(clauses) > 1:
         clauses.append("with ESMTP")
@@ -89,7 +104,7 @@ def _unique_recipients(recipients):
     """(address, domain) pairs, each address once (case-insensitively), in the order given."""
     seen, unique = set(), []
     for address in recipients:
-        address = address.strip()
+        address = validate_smtp_address(address.strip())
         if address.lower() not in seen:
             seen.add(address.lower())
             unique.append((address, recipient_domain(address)))
@@ -129,6 +144,7 @@ class Submission:
 
 def _prepare(submission, server, router, now):
     """Everything that needs no write: the stamped content, the Message row and each recipient's route."""
+    validate_smtp_address(submission.sender, null_allowed=True)
     addresses = _unique_recipients(submission.recipients)
     content, message_id, subject = stamp(bytes(submission.content), server, submission.client_ip,
                                          submission.client_hostname, now)
@@ -145,7 +161,8 @@ def queue_messages(submissions, received_by=None, *, router=None):
     """Queue a batch of ``Submission``s in one transaction (group commit); return their Messages, in order.
 
     ``router`` may be a long-lived ``Router`` of ``received_by``; by default each batch routes afresh.
-    Raises ValueError for a recipient that isn't an address; then nothing of the batch is queued.
+    Raises ValueError for a sender or recipient that isn't an address delivery can carry
+    (``addresses.validate_smtp_address``); then nothing of the batch is queued.
     """
     server = received_by or local_server()
     router = router or Router(server)
@@ -191,7 +208,7 @@ def queue_message(sender, recipients, content, received_by=None, *, client_ip=No
                   is_dsn=False, original_message=None):
     """Queue ``content`` (bytes) from ``sender`` ("" = null sender) to ``recipients``; return the Message.
 
-    Raises ValueError for a recipient that isn't an address. The returned message's id is the queue id.
+    Raises ValueError for a sender or recipient that isn't an address. The returned message's id is the queue id.
     """
     submission = Submission(sender, list(recipients), content, client_ip, client_hostname, is_dsn, original_message)
     return queue_messages([submission], received_by)[0]

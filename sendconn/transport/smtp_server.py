@@ -20,7 +20,8 @@ class PlainPathSMTP(SMTP):
 
     aiosmtpd parses every path with the email package's RFC 5322 header parser (and builds a class per call),
     half its CPU for a small message; a plain ``<local@domain>`` gives the same result from one regex. Anything
-    else (quoted local parts, address literals, ``<>``, source routes) still goes through aiosmtpd's parser.
+    else (quoted local parts, address literals, ``<>``, source routes) still goes through aiosmtpd's parser; a path
+    that crashes that parser is malformed (553), not an exception.
     aiosmtpd reads DATA a line at a time; here the content is read up to each ``.<CRLF>`` and checked as a whole,
     with the same replies (552 beyond the size limit, 500 for a line over the length limit).
     """
@@ -28,7 +29,10 @@ class PlainPathSMTP(SMTP):
     def _getaddr(self, arg):
         plain = _PLAIN_PATH.fullmatch(arg)
         if plain is None:
-            return super()._getaddr(arg)
+            try:
+                return super()._getaddr(arg)
+            except Exception:  # the email package's parser fails on some paths ("<", "/@") beyond HeaderParseError
+                return None, None  # malformed, as aiosmtpd says of the paths its parser refuses
         address, rest = plain.groups()
         if self.local_part_limit and address.rindex("@") > self.local_part_limit:
             return None, None

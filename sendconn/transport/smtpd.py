@@ -6,23 +6,31 @@ only inside TLS: with ``SENDCONN_SMTP_TLS_CERT``/``_KEY`` set, STARTTLS is offer
 The size limit is advertised with SIZE and enforced with 552. DATA is answered 250 only once the message and
 all its recipients are committed. Messages of concurrent sessions are committed together (group commit) in a
 worker thread, so the event loop keeps serving sessions and a busy listener writes many messages per transaction.
+
+Hostile clients get Exchange's refusals: an EHLO/HELO name that isn't a domain or address literal (501 5.5.4), a
+sender or recipient delivery couldn't carry (501 5.1.7 / 501 5.1.3), more than MaxRecipientsPerMessage recipients
+(452 4.5.3), and connections beyond MaxInboundConnection or MaxInboundConnectionPerSource (421 4.3.2, then closed).
 """
 import asyncio
+import ctypes
 import ipaddress
 import logging
+import multiprocessing
 import os
 import signal
 import socket
 import ssl
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 
-from aiosmtpd.smtp import AuthResult, LoginPassword
+from aiosmtpd.smtp import AuthResult, LoginPassword, syntax
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth import authenticate
 from django.core.exceptions import ImproperlyConfigured
-from django.db import close_old_connections, connections
+from django.db import DatabaseError, close_old_connections, connections
 
+from .addresses import is_helo_name, validate_smtp_address
 from .queueing import Submission, queue_messages
 from .routing import Router, recipient_domain
 from .smtp_server import PlainPathSMTP
@@ -32,13 +40,26 @@ log = logging.getLogger(__name__)
 SENDER_OK_REPLY = "250 2.1.0 Sender OK"
 RECIPIENT_OK_REPLY = "250 2.1.5 Recipient OK"
 INVALID_ADDRESS_REPLY = "501 5.1.3 Invalid address"
+INVALID_SENDER_REPLY = "501 5.1.7 Invalid address"
+INVALID_HELO_REPLY = "501 5.5.4 Invalid domain name"
+TOO_MANY_RECIPIENTS_REPLY = "452 4.5.3 Too many recipients"
+TOO_MANY_CONNECTIONS_REPLY = (
+    "421 4.3.2 The maximum number of concurrent server connections has exceeded a limit, closing transmission channel"
+)
+TOO_MANY_CONNECTIONS_FROM_SOURCE_REPLY = (
+    "421 4.3.2 The maximum number of concurrent connections has exceeded a limit, closing transmission channel"
+)
 RELAY_DENIED_REPLY = "550 5.7.54 SMTP; Unable to relay recipient in non-accepted domain"
 SIZE_EXCEEDED_REPLY = "552 5.3.4 Message size exceeds fixed maximum message size"
 TEMPORARY_ERROR_REPLY = "451 4.7.0 Temporary server error. Please try again later"
 AUTH_FAILED_REPLY = "535 5.7.3 Authentication unsuccessful"
+AUTH_UNAVAILABLE_REPLY = "454 4.7.0 Temporary authentication failure"
 # The listener keeps its routing table this long: connector changes reach new submissions within it.
 ROUTING_TABLE_MAX_AGE = 5.0
 MAX_BATCH = 200
+# Connections the kernel holds for the listener while its processes are busy (asyncio's default, 100, drops a burst's
+# SYNs); Linux caps it at net.core.somaxconn.
+LISTEN_BACKLOG = 4096
 
 
 def parse_listen(text):
@@ -70,6 +91,57 @@ def tls_context_from_settings():
     except (OSError, ssl.SSLError) as error:
         raise ImproperlyConfigured(f"SENDCONN_SMTP_TLS_CERT / SENDCONN_SMTP_TLS_KEY can't be loaded: {error}") from None
     return context
+
+
+def client_address(peer):
+    """The client's IP address from a socket peer name (scope id dropped, IPv4-mapped IPv6 as IPv4)."""
+    ip = ipaddress.ip_address(peer[0].split("%")[0])
+    return getattr(ip, "ipv4_mapped", None) or ip
+
+
+class InboundConnections:
+    """The connections the listener serves, in all and per client address, within Exchange's MaxInboundConnection
+    and MaxInboundConnectionPerSource (None: unlimited).
+
+    The counts are in shared memory made before the listener forks, so all its processes count together. Sources
+    are counted in SOURCE_SLOTS slots by a hash of their address: two sources sharing a slot (rare) share a limit.
+    """
+
+    SOURCE_SLOTS = 65536
+
+    def __init__(self, max_connections=None, max_per_source=None):
+        self.max_connections = max_connections
+        self.max_per_source = max_per_source
+        self._lock = multiprocessing.Lock()
+        self._count = multiprocessing.RawValue(ctypes.c_int, 0)
+        self._per_source = multiprocessing.RawArray(ctypes.c_int, self.SOURCE_SLOTS)
+
+    @classmethod
+    def from_settings(cls):
+        return cls(settings.SENDCONN_SMTP_MAX_INBOUND_CONNECTIONS,
+                   settings.SENDCONN_SMTP_MAX_INBOUND_CONNECTIONS_PER_SOURCE)
+
+    def _slot(self, source):
+        return zlib.crc32(source.packed) % self.SOURCE_SLOTS
+
+    def open(self, source):
+        """Count a new connection from ``source`` (an IP address); or, beyond a limit, return the refusal (and count
+        nothing)."""
+        slot = self._slot(source)
+        with self._lock:  # held for a few reads and writes: never long enough to stall an event loop
+            if self.max_connections is not None and self._count.value >= self.max_connections:
+                return TOO_MANY_CONNECTIONS_REPLY
+            if self.max_per_source is not None and self._per_source[slot] >= self.max_per_source:
+                return TOO_MANY_CONNECTIONS_FROM_SOURCE_REPLY
+            self._count.value += 1
+            self._per_source[slot] += 1
+        return None
+
+    def close(self, source):
+        slot = self._slot(source)
+        with self._lock:
+            self._count.value -= 1
+            self._per_source[slot] -= 1
 
 
 def _hand_over_credentials(server, session, envelope, mechanism, auth_data):
@@ -104,6 +176,39 @@ class SubmissionSMTP(PlainPathSMTP):
     async def push(self, status):
         await super().push(self.EXCHANGE_REPLIES.get(status, status) if isinstance(status, str) else status)
 
+    async def _handle_client(self):
+        """Serve the session within the connection limits; beyond them, answer 421 and close."""
+        source = client_address(self.session.peer)
+        refusal = self.event_handler.connections.open(source)
+        if refusal:
+            log.warning("Refused a connection from %s: %s", source, refusal)
+            try:
+                await self.push(refusal)
+            except OSError:
+                pass  # the client has gone already
+            self.transport.close()
+            return
+        try:
+            await super()._handle_client()
+        finally:
+            self.event_handler.connections.close(source)
+
+    # aiosmtpd takes any text after EHLO/HELO, and it ends up in our Received header: only a domain or an address
+    # literal passes (a CR or a NUL in it would forge header lines at the next hop).
+    @syntax("HELO hostname")
+    async def smtp_HELO(self, hostname):
+        if hostname and not is_helo_name(hostname):
+            await self.push(INVALID_HELO_REPLY)
+            return
+        await super().smtp_HELO(hostname)
+
+    @syntax("EHLO hostname")
+    async def smtp_EHLO(self, hostname):
+        if hostname and not is_helo_name(hostname):
+            await self.push(INVALID_HELO_REPLY)
+            return
+        await super().smtp_EHLO(hostname)
+
     async def auth_PLAIN(self, _, args):
         return await self._check_credentials(await super().auth_PLAIN(_, args))
 
@@ -113,7 +218,11 @@ class SubmissionSMTP(PlainPathSMTP):
     async def _check_credentials(self, parsed):
         if not isinstance(parsed.auth_data, LoginPassword):
             return parsed  # aborted or malformed: aiosmtpd has answered
-        username = await sync_to_async(authenticated_username, thread_sensitive=False)(parsed.auth_data)
+        try:
+            username = await sync_to_async(authenticated_username, thread_sensitive=False)(parsed.auth_data)
+        except DatabaseError as error:
+            log.warning("Couldn't check the credentials of %s: %s", client_address(self.session.peer), error)
+            return AuthResult(success=False, handled=False, message=AUTH_UNAVAILABLE_REPLY)
         if username is None:
             return AuthResult(success=False, handled=False, message=AUTH_FAILED_REPLY)
         return AuthResult(success=True, auth_data=username)
@@ -167,15 +276,15 @@ class QueueWriter:
             self._writer = None
 
     def _write(self, submissions):
-        """A Message or an exception per submission; a failed batch is retried message by message."""
+        """A Message or an exception per submission; a failed batch is retried message by message (a lone message
+        too: the first write after a database restart fails on the connection the restart broke)."""
         close_old_connections()  # the connection may be past its age, or broken
         try:
             try:
                 return queue_messages(submissions, self.server, router=self.router)
-            except Exception as error:
+            except Exception:
                 self.router.forget()  # a connector may have changed under the routing table
-                if len(submissions) == 1:
-                    return [error]
+                close_old_connections()  # and a broken connection is replaced
             outcomes = []
             for submission in submissions:
                 try:
@@ -190,10 +299,11 @@ class QueueWriter:
 class SubmissionHandler:
     """aiosmtpd hooks: relay control on RCPT, queuing on DATA."""
 
-    def __init__(self, server, relay_networks, accepted_domains):
+    def __init__(self, server, relay_networks, accepted_domains, connections=None):
         self.server = server  # the TransportServer this listener queues for
         self.relay_networks = parse_networks(relay_networks)
         self.accepted_domains = [domain.strip().lower() for domain in accepted_domains]
+        self.connections = connections or InboundConnections.from_settings()
         self.writer = QueueWriter(server)
 
     def close(self):
@@ -206,8 +316,7 @@ class SubmissionHandler:
     def may_relay(self, session):
         if session.authenticated:
             return True
-        ip = ipaddress.ip_address(session.peer[0].split("%")[0])
-        ip = getattr(ip, "ipv4_mapped", None) or ip
+        ip = client_address(session.peer)
         return any(ip in network for network in self.relay_networks)
 
     def is_accepted_domain(self, domain):
@@ -220,13 +329,19 @@ class SubmissionHandler:
         return False
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        try:
+            validate_smtp_address("" if address == "<>" else address, null_allowed=True)
+        except ValueError:
+            return INVALID_SENDER_REPLY
         envelope.mail_from = address  # the null sender stays "<>" here: aiosmtpd takes "" for "no MAIL yet"
         envelope.mail_options.extend(mail_options)
         return SENDER_OK_REPLY
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if len(envelope.rcpt_tos) >= settings.SENDCONN_SMTP_MAX_RECIPIENTS_PER_MESSAGE:
+            return TOO_MANY_RECIPIENTS_REPLY
         try:
-            domain = recipient_domain(address)
+            domain = recipient_domain(validate_smtp_address(address))
         except ValueError:
             return INVALID_ADDRESS_REPLY
         if not (self.may_relay(session) or self.is_accepted_domain(domain)):
@@ -235,18 +350,27 @@ class SubmissionHandler:
         envelope.rcpt_options.extend(rcpt_options)
         return RECIPIENT_OK_REPLY
 
+    async def handle_exception(self, error):
+        """A command failed in a way no reply foresaw: say 451 (the client retries) rather than aiosmtpd's 500 with
+        the exception's text."""
+        log.error("An SMTP command failed", exc_info=error)
+        return TEMPORARY_ERROR_REPLY
+
     async def handle_DATA(self, server, session, envelope):
         submission = Submission(
             sender="" if envelope.mail_from == "<>" else envelope.mail_from,
             recipients=list(envelope.rcpt_tos),
             content=envelope.content,
-            client_ip=session.peer[0].split("%")[0],
+            client_ip=str(client_address(session.peer)),
             client_hostname=session.host_name or "",
         )
         try:
             message = await self.writer.queue(submission)
+        except DatabaseError as error:  # unreachable or restarting: the client retries, no traceback per message
+            log.warning("Couldn't queue the message from %s: %s", submission.client_ip, error)
+            return TEMPORARY_ERROR_REPLY
         except Exception:
-            log.exception("Couldn't queue the message from %s", session.peer[0])
+            log.exception("Couldn't queue the message from %s", submission.client_ip)
             return TEMPORARY_ERROR_REPLY
         return (
             f"250 2.6.0 {message.message_id} [InternalId={message.pk}, Hostname={self.server.fqdn}] "
@@ -260,7 +384,7 @@ def listening_socket(host, port):
         family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
     except socket.gaierror as error:
         raise OSError(error.errno, error.strerror) from None
-    sock = socket.create_server((host, port), family=family, backlog=128)
+    sock = socket.create_server((host, port), family=family, backlog=LISTEN_BACKLOG)
     sock.setblocking(False)
     return sock
 
@@ -282,6 +406,7 @@ async def start_server(handler, host=None, port=None, tls_context=None, *, sock=
         host=None if sock else host,
         port=None if sock else port,
         sock=sock,
+        backlog=LISTEN_BACKLOG,  # create_server listens again, by default with 100
     )
 
 

@@ -1,4 +1,5 @@
-"""aiosmtpd sinks on 127.0.0.x that accept, refuse or misbehave on demand, and record what they received.
+"""aiosmtpd sinks on 127.0.0.x that accept, refuse or misbehave on demand, and record what they received; and a
+raw-socket client that sends bytes as a hostile client would.
 
     with SmtpSink("127.0.0.2", rcpt_replies={"gone@contoso.test": "550 5.1.1 User unknown"}) as sink:
         ...  # deliver to sink.host:sink.port
@@ -6,6 +7,7 @@
 """
 import asyncio
 import logging
+import socket
 import ssl
 from typing import NamedTuple
 
@@ -210,3 +212,42 @@ class _SinkController(Controller):
 
 # aiosmtpd logs a traceback for every client that rejects our throwaway certificates: expected in these tests.
 logging.getLogger("mail.log").setLevel(logging.CRITICAL)
+
+
+class RawClient:
+    """Bytes as a hostile client sends them (nothing quoted or checked), and the server's replies."""
+
+    def __init__(self, port, source="127.0.0.1", timeout=10):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout, source_address=(source, 0))
+        self.reader = self.sock.makefile("rb")
+        self.greeting = self.reply()
+
+    def reply(self):
+        """One reply, its lines joined by newlines; "" when the server closed the connection instead."""
+        lines = []
+        while True:
+            line = self.reader.readline()
+            if not line:
+                break
+            lines.append(line.decode("utf-8", "replace").rstrip("\r\n"))
+            if line[3:4] != b"-":
+                break
+        return "\n".join(lines)
+
+    def command(self, line):
+        """Send ``line`` (bytes) and CRLF; return the reply."""
+        self.sock.sendall(line + b"\r\n")
+        return self.reply()
+
+    def is_closed_by_server(self):
+        return self.reader.read() == b""
+
+    def close(self):
+        self.reader.close()
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()

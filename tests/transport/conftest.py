@@ -1,4 +1,5 @@
-"""Real delivery peers on loopback: nsd with the standard test zones, SMTP sinks, throwaway certificates.
+"""Real delivery peers on loopback: nsd with the standard test zones, SMTP sinks, throwaway certificates; and
+smtpd in a thread (``listen``) with smtplib or raw-socket clients.
 
 Standard zones (everything under ``test.``; an unknown ``*.test`` name is NXDOMAIN):
   contoso.test      MX 10 mx1 (127.0.0.2), MX 10 mx2 (127.0.0.3), MX 20 mx3 (127.0.0.4)
@@ -12,15 +13,71 @@ Standard zones (everything under ``test.``; an unknown ``*.test`` name is NXDOMA
   alias.test        CNAME contoso.test                               -> contoso.test's MX
   relay.test        smart host names: smtp.relay.test 127.0.0.7, smtp2.relay.test 127.0.0.8
 """
+import asyncio
+import smtplib
+import threading
+
 import pytest
 
+from sendconn.connectors.servers import local_server
 from sendconn.transport.dns import MxResolver
+from sendconn.transport.smtpd import SubmissionHandler, listening_socket, start_server
 from tests.peers import free_port
 from tests.peers.certs import make_test_certificates
 from tests.peers.dns import NsdServer, Zone
-from tests.peers.smtp import SmtpSink
+from tests.peers.smtp import RawClient, SmtpSink
 
 TEST_DNS_LIFETIME = 1.0  # seconds: the dead-port timeout tests wait this long
+
+
+class Listener:
+    """smtpd's SubmissionHandler served on 127.0.0.1:<free port> by an event loop in a background thread, from a
+    listening socket made as the smtpd command makes it."""
+
+    def __init__(self, relay_networks, accepted_domains, tls_context=None):
+        self.handler = SubmissionHandler(local_server(), relay_networks, accepted_domains)
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        serving = start_server(self.handler, tls_context=tls_context, sock=listening_socket("127.0.0.1", 0))
+        self.server = asyncio.run_coroutine_threadsafe(serving, self.loop).result(10)
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    def client(self, source="127.0.0.1"):
+        client = smtplib.SMTP("127.0.0.1", self.port, source_address=(source, 0), timeout=10)
+        client.ehlo("client.contoso.test")
+        return client
+
+    def raw(self, source="127.0.0.1"):
+        """A plain socket to the listener, its greeting read."""
+        return RawClient(self.port, source)
+
+    def stop(self):
+        async def close():
+            self.server.close()
+            await self.server.wait_closed()
+            for task in asyncio.all_tasks() - {asyncio.current_task()}:
+                task.cancel()  # sessions the test left open
+
+        asyncio.run_coroutine_threadsafe(close(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+        self.handler.close()
+
+
+@pytest.fixture
+def listen(transactional_db):
+    """``listen(relay_networks=..., accepted_domains=...)`` → a running Listener, stopped after the test."""
+    started = []
+
+    def start(relay_networks=("127.0.0.0/8", "::1"), accepted_domains=(), tls_context=None):
+        started.append(Listener(relay_networks, accepted_domains, tls_context))
+        return started[-1]
+
+    yield start
+    for listener in started:
+        listener.stop()
 
 
 def standard_zone():

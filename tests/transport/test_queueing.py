@@ -161,6 +161,32 @@ def test_invalid_recipient_saves_nothing(connectors):
     assert not Message.objects.exists() and not TrackingEvent.objects.exists()
 
 
+@pytest.mark.parametrize("sender, recipient", [
+    ('"a>b"@contoso.test', "kim@fabrikam.test"),
+    ("julia@contoso.test", '"a>b"@fabrikam.test'),
+    ("julia\r\n@contoso.test", "kim@fabrikam.test"),
+    ("julia@contoso.test", "kim\x00@fabrikam.test"),
+])
+def test_an_address_delivery_could_not_carry_saves_nothing(connectors, sender, recipient):
+    with pytest.raises(ValueError, match="isn't a valid SMTP address"):
+        queue_message(sender, ["ok@fabrikam.test", recipient], CONTENT)
+    assert not Message.objects.exists()
+
+
+@pytest.mark.parametrize("client_hostname, client_ip, received", [
+    ("evil.example\rX-Injected: x", "127.0.0.1", b"Received: from unknown ([127.0.0.1]) by"),
+    ("[127.0.0.1]\r\rSubject: fake", "127.0.0.1", b"Received: from unknown ([127.0.0.1]) by"),
+    ("pc1", "::1", b"Received: from pc1 ([IPv6:::1]) by"),
+    ("[IPv6:::1]", "::ffff:127.0.0.1", b"Received: from [IPv6:::1] ([127.0.0.1]) by"),
+])
+def test_received_header_carries_only_a_valid_helo_name_and_ip_address(client_hostname, client_ip, received):
+    message = queue_message("julia@contoso.test", ["kim@fabrikam.test"], CONTENT, client_ip=client_ip,
+                            client_hostname=client_hostname)
+    content = bytes(message.content)
+    assert content.startswith(received + b" ex01.contoso.test (sendconn) with ESMTP; ")
+    assert b"X-Injected" not in content and b"\r\r" not in content and content.count(b"Subject:") == 1
+
+
 def test_queries_do_not_grow_with_recipients(connectors):
     server = local_server()
 

@@ -3,14 +3,13 @@
 Each transcript goes to both over a real loopback socket; the replies and the content handed to the handler
 must be the same.
 """
-import socket
-
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP
 
 from sendconn.transport.smtp_server import PlainPathSMTP
 from tests.peers import free_port
+from tests.peers.smtp import RawClient
 
 SIZE_LIMIT = 4000
 
@@ -52,21 +51,12 @@ def both(servers, lines):
 
 
 def converse(port, lines):
-    """Send each item of ``lines`` (bytes), reading one reply after each; return the replies' first lines."""
+    """Send each item of ``lines`` (bytes), reading one reply after each; return the replies' last lines."""
     replies = []
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        reader = sock.makefile("rb")
-
-        def reply():
-            line = reader.readline()
-            while line[3:4] == b"-":
-                line = reader.readline()
-            return line.decode().rstrip()
-
-        reply()  # greeting
+    with RawClient(port) as client:
         for line in lines:
-            sock.sendall(line)
-            replies.append(reply())
+            client.sock.sendall(line)
+            replies.append(client.reply().rpartition("\n")[2])
     return replies
 
 
@@ -123,3 +113,14 @@ def test_mail_and_rcpt_paths_match_aiosmtpd(servers, path):
     (theirs, they_received), (ours, we_received) = both(servers, lines)
     assert ours == theirs
     assert we_received == they_received
+
+
+@pytest.mark.parametrize("path", [b"<", b"/@", b'$@[(:"\x00aa,%\x00'])
+def test_paths_that_crash_the_email_parser_are_malformed(servers, path):
+    """aiosmtpd answers these with ``500 Error: (IndexError) ...`` and logs a traceback; ours, as malformed."""
+    ours = servers[1].port
+    lines = [b"EHLO client.test\r\n", b"MAIL FROM:" + path + b"\r\n", b"MAIL FROM:<app@contoso.test>\r\n",
+             b"RCPT TO:" + path + b"\r\n", b"VRFY " + path + b"\r\n"]
+    replies = converse(ours, lines)
+    assert replies[1:4] == ["553 5.1.3 Error: malformed address", "250 OK", "553 5.1.3 Error: malformed address"]
+    assert replies[4].startswith("502 Could not VRFY")

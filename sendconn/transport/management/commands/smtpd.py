@@ -23,6 +23,7 @@ class Command(BaseCommand):
     def handle(self, *args, listen=None, processes=None, **options):
         try:
             host, port = smtpd.parse_listen(listen or settings.SENDCONN_SMTP_LISTEN)
+            # Made before the fork: the processes share its connection counts.
             handler = smtpd.SubmissionHandler.from_settings(local_server())
             tls_context = smtpd.tls_context_from_settings()
         except (ValueError, ImproperlyConfigured) as error:
