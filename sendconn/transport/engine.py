@@ -41,13 +41,14 @@ from sendconn.connectors.models import ProtocolLoggingLevel, SendConnector, Tran
 from sendconn.connectors.servers import local_server
 
 from . import wakeups
+from .addresses import validate_smtp_address
 from .claims import claim_due, claim_token, due_rows, release_claims_of_dead_processes
 from .dns import DnsError, get_resolver
 from .ledger import Ledger, reroute_claimed
 from .models import DeliveryEngineRecord, Recipient
 from .outcomes import Result, size_exceeded
 from .protocol_log import ProtocolLog
-from .smtp_client import SessionOptions, SmtpSession, SmtpSessionError, invalid_address
+from .smtp_client import SessionOptions, SmtpSession, SmtpSessionError
 
 log = logging.getLogger(__name__)
 
@@ -497,11 +498,16 @@ class DeliveryEngine:
             return {row.pk: size_exceeded() for row in rows}, None  # MaxMessageSize lowered since routing
         if plan.failure is not None:
             return {row.pk: plan.failure for row in rows}, (plan.failure, True)
-        if invalid_address(message.sender):
-            bad = Result.ours(501, "5.1.3", f"Invalid address [{message.sender!r}]")
-            return {row.pk: bad for row in rows}, None
-        results = {row.pk: Result.ours(501, "5.1.3", f"Invalid address [{row.address!r}]")
-                   for row in rows if invalid_address(row.address)}
+        try:
+            validate_smtp_address(message.sender, null_allowed=True)
+        except ValueError as error:  # one recipient's address never fails another's; a sender fails them all
+            return {row.pk: Result.ours(501, "5.1.7", f"Invalid address [{error}]") for row in rows}, None
+        results = {}
+        for row in rows:
+            try:
+                validate_smtp_address(row.address)
+            except ValueError as error:
+                results[row.pk] = Result.ours(501, "5.1.3", f"Invalid address [{error}]")
         sendable = [row for row in rows if row.pk not in results]
         if not sendable:
             return results, None

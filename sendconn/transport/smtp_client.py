@@ -38,6 +38,8 @@ from datetime import datetime, timezone
 from cryptography import x509
 from django.conf import settings
 
+from .addresses import validate_smtp_address
+
 QUIT_TIMEOUT = 2.0  # we don't wait long for 221 (Postfix doesn't wait at all)
 DATA_DONE_FACTOR = 2  # the reply to the end of data may take twice the command timeout (Postfix: 600 s vs 300 s)
 MAX_ADDRESSES = 5  # targets tried per open(): Postfix's smtp_mx_address_limit
@@ -372,9 +374,9 @@ class SmtpSession(_RemoteTarget):
         Recipients this server deferred (a 4xx at MAIL, RCPT or DATA, or the connection lost) are offered at once
         to the next targets, as Postfix does after a soft error on a server that isn't the last; a 5xx stands.
         """
-        for address in (mail_from, *recipients):
-            if invalid_address(address):
-                raise ValueError(f"invalid SMTP address {address!r}")
+        validate_smtp_address(mail_from, null_allowed=True)
+        for address in recipients:
+            validate_smtp_address(address)
         if not self.is_open:
             self.open()
         try:
@@ -785,11 +787,6 @@ class _DeadlineReader:
 
     def close(self):
         self._lines.close()
-
-
-def invalid_address(address):
-    """True for an address SMTP can't carry in ``MAIL FROM:<…>`` / ``RCPT TO:<…>``."""
-    return any(character in address for character in "\r\n<>\0")
 
 
 def _extensions(message):

@@ -173,3 +173,18 @@ def test_an_engine_registers_and_takes_its_share_of_the_server_limits(internet, 
     record = local_server().delivery_engines.get()
     assert record.token == engine.token
     assert (engine.max_sessions, engine.max_per_destination) == (100, 10)
+
+
+@pytest.mark.django_db
+def test_an_address_delivery_cannot_carry_fails_alone(internet, sink, port):
+    """A row queued before smtpd refused such addresses: its message's other recipient still goes."""
+    server = sink("127.0.0.5", port=port)
+    message = queue_message(SENDER, ["ok@implicit.test", "bad@implicit.test"], CONTENT)
+    Recipient.objects.filter(message=message, address="bad@implicit.test").update(address='"a>b"@implicit.test')
+
+    get_engine().deliver_now(internet.pk, "implicit.test")
+
+    outcomes = dict(Recipient.objects.filter(message=message).values_list("address", "status"))
+    assert outcomes == {"ok@implicit.test": RecipientStatus.DELIVERED, '"a>b"@implicit.test': RecipientStatus.FAILED}
+    assert [received.rcpt_tos for received in server.messages] == [["ok@implicit.test"]]
+    assert Recipient.objects.get(address='"a>b"@implicit.test').last_response.startswith("501 5.1.3 Invalid address")
