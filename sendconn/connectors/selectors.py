@@ -13,13 +13,9 @@ def connectors_with_details():
 
 
 def _named_like(connectors, query):
-    """The search box and Get-SendConnector's filter: names containing ``query``, ignoring case."""
+    """The list's search box: names containing ``query``, ignoring case."""
     query = (query or "").strip()
     return connectors.filter(name__icontains=query) if query else connectors
-
-
-def search_connectors(query=""):
-    return _named_like(connectors_with_details(), query)
 
 
 def connector_rows(query=""):

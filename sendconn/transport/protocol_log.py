@@ -142,17 +142,6 @@ def iter_rows(path):
             yield dict(zip(fields, values))
 
 
-def iter_sessions(path):
-    """Yield ``(session_id, rows)`` per session in order of first appearance, rows (dicts keyed by field name)
-    in sequence order."""
-    sessions = {}
-    for row in iter_rows(path):
-        sessions.setdefault(row.get("session-id", ""), []).append(row)
-    for session_id, rows in sessions.items():
-        rows.sort(key=sequence_number)
-        yield session_id, rows
-
-
 def sequence_number(row):
     try:
         return int(row.get("sequence-number", ""))

@@ -33,7 +33,8 @@ import socket
 import ssl
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
+from typing import Protocol
 
 from cryptography import x509
 from django.conf import settings
@@ -246,40 +247,20 @@ class SessionOptions:
         return self.auth_mechanism in ("BasicAuth", "BasicAuthRequireTLS")
 
 
-class MemoryTranscript:
-    """Keeps transcript events in a list: for tests and the verify-delivery page."""
+class Transcript(Protocol):
+    """What a session reports its conversation to (the Send protocol log's ``SessionTranscript``, Verify
+    delivery's step details, a test's list); see ``SmtpSession`` for when each is called."""
 
-    def __init__(self):
-        self.events = []
-        self.local_endpoint = ""
-        self.remote_endpoint = ""
+    def connected(self, local_endpoint: str, remote_endpoint: str) -> None: ...
 
-    def connected(self, local_endpoint, remote_endpoint):
-        self.local_endpoint, self.remote_endpoint = local_endpoint, remote_endpoint
+    def event(self, kind: str, data: str = "", context: str = "") -> None: ...
 
-    def event(self, kind, data="", context=""):
-        self.events.append(TranscriptEvent(
-            datetime.now(timezone.utc), self.local_endpoint, self.remote_endpoint, kind, data, context
-        ))
-
-    def lines(self):
-        return [f"{e.kind} {e.data}".rstrip() + (f" [{e.context}]" if e.context else "") for e in self.events]
-
-    def for_another_connection(self):
-        return self  # one list for everything the page shows
-
-
-@dataclass(frozen=True)
-class TranscriptEvent:
-    at: datetime
-    local_endpoint: str
-    remote_endpoint: str
-    kind: str  # + connect, - disconnect, > sent, < received, * information
-    data: str
-    context: str
+    def for_another_connection(self) -> "Transcript": ...
 
 
 class _NoTranscript:
+    """The transcript of a session nobody logs."""
+
     def connected(self, local_endpoint, remote_endpoint):
         pass
 
@@ -304,7 +285,7 @@ class SmtpSession(_RemoteTarget):
     certificate checked, EHLO repeated) and AUTH; the verify-delivery page shows its steps live from these.
     """
 
-    def __init__(self, targets, options, transcript=None, recipient_domain="", on_stage=None):
+    def __init__(self, targets, options, transcript: Transcript | None = None, recipient_domain="", on_stage=None):
         self.targets = list(targets)
         self.options = options
         self.transcript = transcript or _NoTranscript()

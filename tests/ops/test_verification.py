@@ -22,7 +22,7 @@ from sendconn.ops.verification import (
     start_verification,
     with_last_verification,
 )
-from sendconn.transport.protocol_log import iter_sessions
+from tests.peers.transcripts import iter_sessions
 from tests.peers import free_port
 from tests.peers.certs import legacy_tls_context
 from tests.peers.stack import TransportStack

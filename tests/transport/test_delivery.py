@@ -20,7 +20,7 @@ from sendconn.transport import wakeups
 from sendconn.transport.claims import claim, due_rows
 from sendconn.transport.engine import INITIAL_CONCURRENCY, get_engine, reset_engine
 from sendconn.transport.outcomes import retry_interval
-from sendconn.transport.protocol_log import iter_sessions
+from tests.peers.transcripts import iter_sessions
 from sendconn.transport.models import Message, Recipient, RecipientStatus, TrackingEvent
 from sendconn.transport.queueing import queue_message
 from tests.peers import free_port

@@ -9,7 +9,8 @@ from importlib.metadata import version
 import pytest
 
 from sendconn.transport import logfiles
-from sendconn.transport.protocol_log import FIELDS, ProtocolLog, iter_sessions
+from sendconn.transport.protocol_log import FIELDS, ProtocolLog
+from tests.peers.transcripts import iter_sessions
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 DAY = 86400

@@ -9,7 +9,6 @@ import pytest
 from sendconn.connectors.services import Credential
 from sendconn.transport.dns import Target
 from sendconn.transport.smtp_client import (
-    MemoryTranscript,
     Reply,
     SessionOptions,
     SmtpPermanentError,
@@ -19,6 +18,7 @@ from sendconn.transport.smtp_client import (
 from tests.peers import free_port
 from tests.peers.certs import legacy_tls_context
 from tests.peers.hostile import ScriptedServer
+from tests.peers.transcripts import MemoryTranscript
 
 HELO = "ex01.contoso.test"
 MESSAGE = b"From: alice@contoso.test\r\nSubject: Quarterly report\r\n\r\nSee attached.\r\n"

@@ -23,8 +23,8 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from sendconn.ops import process_status
-from sendconn.ops.process_status import ProcessState, ProcessStatus
+from ... import process_status
+from ...process_status import ProcessState, ProcessStatus
 
 GRACE_SECONDS = 30  # Celery's warm shutdown waits for the deliveries in hand
 FIRST_RESTART_DELAY = 1.0  # seconds
