@@ -16,7 +16,8 @@ function refreshApplies(form) {
 }
 
 function refreshAllApplies(root) {
-  const forms = root.matches("form") ? [root] : root.querySelectorAll("form");
+  if (!root.querySelectorAll) return;  // htmx also announces text it swapped in
+  const forms = root instanceof HTMLFormElement ? [root] : root.querySelectorAll("form");
   for (const form of forms) refreshApplies(form);
 }
 
