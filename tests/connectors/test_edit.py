@@ -245,11 +245,8 @@ def test_delivery_tab_partner_rules_are_shown(admin_client, make_connector):
     data = shown(response)
     response = admin_client.post(edit_url(partner, "delivery"), data)
     assert response.status_code == 200
-    # The Partner rules travel as DomainSecureEnabled, shown by the address space list (see AddressSpaceForm).
-    assert errors(response) == {
-        ("address_space", "address_spaces"): ["DomainSecureEnabled requires DNSRoutingEnabled $true."],
-    }
-    assert response.context["tab"] == "scoping"
+    assert errors(response) == {("network", "routing"): ["DomainSecureEnabled requires DNSRoutingEnabled $true."]}
+    assert response.context["tab"] == "delivery"
     assert snapshot(partner) == before
 
 
