@@ -3,9 +3,11 @@ the console's own scripts and styles (htmx included); any violation Chromium rep
 from datetime import datetime, timezone
 
 import pytest
+from django.contrib.auth.models import Group
 from django.urls import reverse
 from playwright.sync_api import expect
 
+from sendconn.accounts import roles
 from sendconn.connectors.services import Caller, new_send_connector
 from sendconn.ops.models import VerificationRun
 from tests.factories import queued, retry_values
@@ -60,6 +62,13 @@ def console_pages(connector, message, run):
     return [
         reverse("login"),
         reverse("ops:dashboard"),
+        reverse("password_change"),
+        reverse("password_change_done"),
+        reverse("permissions:admin-roles"),
+        reverse("permissions:role-group", args=[Group.objects.get(name=roles.ORGANIZATION_MANAGEMENT).pk]),
+        reverse("permissions:users"),
+        reverse("permissions:lockouts"),
+        reverse("permissions:audit"),
         reverse("connectors:list"),
         reverse("connectors:detail", args=[connector.guid]),
         reverse("connectors:new"),
