@@ -75,6 +75,11 @@ document.addEventListener("htmx:afterSwap", (event) => {
   const target = event.detail.target;
   const dialog = target.isConnected ? target.closest("dialog") : document.querySelector("dialog[open]");
   if (dialog === null) return;
+  if (dialog.querySelector("form") === null) {
+    // The answer wasn't a wizard page (say, the sign-in page after the session ended): open it as a page.
+    window.location.assign(event.detail.pathInfo.requestPath);
+    return;
+  }
   if (!dialog.open) dialog.showModal();
   const first = dialog.querySelector("form input:not([type=hidden]):not(:disabled), form select");
   if (first) first.focus();

@@ -176,3 +176,12 @@ def test_without_javascript_the_wizard_is_its_own_page(admin_page, live_server):
     expect(page.locator("fieldset", has=page.get_by_role("heading", name="Smart hosts"))).to_have_js_property(
         "disabled", False
     )
+
+
+def test_a_session_that_ended_opens_the_sign_in_page_instead_of_an_empty_window(admin_page, live_server):
+    page = admin_page
+    page.goto(f"{live_server.url}/connectors/")
+    page.context.clear_cookies()  # signed out meanwhile, in another tab
+    page.get_by_role("toolbar").get_by_role("link", name="New", exact=True).click()
+    page.wait_for_url(f"{live_server.url}/login/?next=/connectors/new/")
+    expect(page.get_by_role("button", name="sign in")).to_be_visible()
