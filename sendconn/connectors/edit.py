@@ -1,7 +1,10 @@
-"""The edit dialog of a Send connector: the EAC's General, Delivery and Scoping tabs.
+"""The edit dialog of a Send connector: the EAC's properties dialog with its General, Delivery and Scoping tabs.
 
-Each tab is its own page and form; Save calls ``services.set_send_connector`` with only that tab's fields.
-The Delivery and Scoping tabs reuse the wizard's forms, so an entry is judged the same way in both places.
+The tabs are panels of one form with one Save, which calls ``services.set_send_connector`` once with the fields of
+every tab (the service records only what changed). Every panel is always in the page, so what was typed on one tab
+is still there on another: with JavaScript the tabs switch in place; without it a tab is a submit button that shows
+the form again, unsaved, on that tab. The Delivery and Scoping tabs reuse the wizard's forms, so an entry is judged
+the same way in both places.
 """
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
@@ -26,6 +29,14 @@ from .forms import (
 )
 
 TABS = {"general": "General", "delivery": "Delivery", "scoping": "Scoping"}
+# Form prefix → the tab that shows the form.
+FORM_TABS = {
+    "general": "general",
+    "network": "delivery",
+    "authentication": "delivery",
+    "address_space": "scoping",
+    "source_server": "scoping",
+}
 
 
 def _stored_credential(connector):
@@ -37,28 +48,32 @@ def _stored_credential(connector):
         return None  # undecryptable after a key change: the admin must type the password again
 
 
-def _tab_forms(tab, connector):
-    """{form prefix: (form class, extra form options)} of one tab."""
-    if tab == "general":
-        return {"general": (GeneralForm, {"connector": connector})}
-    if tab == "delivery":
-        return {
-            "network": (NetworkSettingsForm, {}),
-            "authentication": (SmartHostAuthenticationForm, {"stored_credential": _stored_credential(connector)}),
-        }
-    return {"address_space": (AddressSpaceForm, {}), "source_server": (SourceServerForm, {})}
+def _dialog_forms(connector):
+    """{form prefix: (form class, extra form options)} of the whole dialog, in tab order."""
+    return {
+        "general": (GeneralForm, {"connector": connector}),
+        "network": (NetworkSettingsForm, {}),
+        "authentication": (SmartHostAuthenticationForm, {"stored_credential": _stored_credential(connector)}),
+        "address_space": (AddressSpaceForm, {}),
+        "source_server": (SourceServerForm, {}),
+    }
 
 
 def _forms_that_apply(forms):
     """The forms whose fields Save sends: with MX routing, the smart host authentication doesn't apply."""
-    network = forms.get("network")
-    if network is not None and network.is_valid() and not network.routes_through_smart_hosts:
-        return [network]
+    network = forms["network"]
+    if network.is_valid() and not network.routes_through_smart_hosts:
+        return [form for prefix, form in forms.items() if prefix != "authentication"]
     return list(forms.values())
 
 
 def _list_url(connector):
     return f"{reverse('connectors:list')}?{urlencode({'selected': connector.guid})}"
+
+
+def _posted_tab(request, default):
+    tab = request.POST.get("show_tab") or request.POST.get("tab")
+    return tab if tab in TABS else default
 
 
 @permission_required(roles.CHANGE_CONNECTORS, raise_exception=True)
@@ -70,13 +85,15 @@ def edit_connector(request, guid, tab):
     data = request.POST if request.method == "POST" else None
     forms = {
         prefix: form_class(data, initial=form_class.initial_for(connector), prefix=prefix, **options)
-        for prefix, (form_class, options) in _tab_forms(tab, connector).items()
+        for prefix, (form_class, options) in _dialog_forms(connector).items()
     }
     page_errors = []
     if request.method == "POST":
+        tab = _posted_tab(request, tab)
         edited = {prefix: form.edit_lists() for prefix, form in forms.items()}
-        if any(form is not None for form in edited.values()):
-            # An Add/Edit/Remove button: show the tab again with the changed list, nothing saved yet.
+        if "show_tab" in request.POST or any(form is not None for form in edited.values()):
+            # Another tab, or an Add/Edit/Remove button: the dialog again as typed, nothing saved yet.
+            tab = next((FORM_TABS[prefix] for prefix, form in edited.items() if form is not None), tab)
             forms = {prefix: edited[prefix] or form.redisplay() for prefix, form in forms.items()}
         else:
             applying = _forms_that_apply(forms)
@@ -94,11 +111,13 @@ def edit_connector(request, guid, tab):
                     for warning in saved.warnings:
                         messages.warning(request, warning)
                     return redirect(_list_url(saved.connector))
+            # A form that doesn't apply is shown as typed, without its problems; the first tab with a problem opens.
+            forms = {prefix: form if form in applying else form.redisplay() for prefix, form in forms.items()}
+            tab = next((FORM_TABS[prefix] for prefix, form in forms.items() if form in applying and form.errors), tab)
     return render(request, "connectors/edit/edit.html", {
         "connector": connector,
         "tab": tab,
         "tabs": TABS.items(),
-        "tab_template": f"connectors/edit/_{tab}.html",
         "forms": forms,
         "page_errors": page_errors,
         "list_url": _list_url(connector),

@@ -178,7 +178,7 @@ def place_service_errors(forms_on_page, error):
 class NameTypeForm(ConnectorForm):
     """Wizard page 1: Name and Type."""
 
-    name = forms.CharField(label="Name", required=False)
+    name = forms.CharField(label="Name", required=False, widget=forms.TextInput(attrs={"aria-required": "true"}))
     usage = forms.ChoiceField(
         label="Type",
         choices=Usage.choices,
@@ -317,6 +317,11 @@ class SmartHostAuthenticationForm(ConnectorForm):
     @classmethod
     def initial_for(cls, connector):
         return {"smart_host_auth_mechanism": connector.smart_host_auth_mechanism, "username": connector.auth_username}
+
+    # The mechanisms that take the user name and password (the page greys the boxes out for the others).
+    credential_mechanisms = " ".join(
+        value for value in SmartHostAuthMechanism.values if SmartHostAuthMechanism.needs_credential(value)
+    )
 
     @property
     def keeps_stored_password(self):

@@ -137,7 +137,8 @@ def validate_connector(state, existing=None):
         )
     if state["domain_secure_enabled"]:
         if not dns:
-            problems.add("domain_secure_enabled", "DomainSecureEnabled requires DNSRoutingEnabled $true.")
+            # Named after DNSRoutingEnabled, so the edit dialog shows it by the routing choice that breaks the rule.
+            problems.add("dns_routing_enabled", "DomainSecureEnabled requires DNSRoutingEnabled $true.")
         if state["ignore_starttls"]:
             problems.add("domain_secure_enabled", "DomainSecureEnabled can't be $true when IgnoreSTARTTLS is $true.")
         if any(space.is_wildcard for space in spaces):

@@ -16,6 +16,7 @@ from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.decorators import method_decorator
 from django.utils.http import urlencode
+from django_htmx.http import HttpResponseClientRedirect
 from formtools.wizard.forms import ManagementForm
 from formtools.wizard.storage.session import SessionStorage
 from formtools.wizard.views import SessionWizardView
@@ -34,6 +35,23 @@ from .forms import (
 )
 from .servers import local_server
 
+# The instruction on top of each page of the EAC's wizard (exchange-send-connectors.md, "Wizard pages").
+STEP_INSTRUCTIONS = {
+    "name": "Create a new Send connector. Specify a name and type for the connector.",
+    "network": (
+        "Specify how to send mail with this connector: by the MX record associated with the recipient domain, or "
+        "through smart hosts (add each by IP address or FQDN)."
+    ),
+    "authentication": (
+        "Choose how the connector authenticates to the smart hosts. Basic authentication takes a user name and "
+        "password."
+    ),
+    "address_space": (
+        "Specify the address space or address spaces to which this connector will route mail: * for all domains, "
+        "contoso.com for one domain, *.contoso.com for a domain and its subdomains. A lower cost is preferred."
+    ),
+    "source_server": "Associate this connector with the servers containing transport roles that send its mail.",
+}
 PREFIX = "new_send_connector"
 INSTANCE_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
 MAX_RUNS_PER_SESSION = 10  # abandoned runs beyond this are dropped from the session, oldest first
@@ -94,6 +112,13 @@ class NewSendConnectorWizard(SessionWizardView):
     http_method_names = ["get", "head", "post"]
 
     def dispatch(self, request, *args, **kwargs):
+        response = self._dispatch(request, *args, **kwargs)
+        if request.htmx and response.status_code == 302:
+            # In the modal wizard window (htmx), Finish, Cancel and "expired" lead the whole window to the page.
+            return HttpResponseClientRedirect(response["Location"])
+        return response
+
+    def _dispatch(self, request, *args, **kwargs):
         if request.method.lower() not in self.http_method_names:
             return self.http_method_not_allowed(request, *args, **kwargs)
         if request.method == "POST":
@@ -221,6 +246,7 @@ class NewSendConnectorWizard(SessionWizardView):
         context = super().get_context_data(form=form, **kwargs)
         context.update(
             wizard_instance=self.instance_id,
+            instruction=STEP_INSTRUCTIONS[self.steps.current],
             step_template=f"connectors/wizard/_{self.steps.current}.html",
         )
         return context

@@ -40,7 +40,7 @@ def test_sign_in_with_the_provider_button(page_for, live_server, settings):
 
         page.wait_for_url(f"{live_server.url}/dashboard/")
         expect(page.locator(".who")).to_contain_text("alice")
-        expect(page.get_by_role("link", name="send connectors", exact=True)).to_be_visible()
+        expect(page.get_by_role("link", name="mail flow", exact=True)).to_be_visible()
 
 
 @pytest.mark.skipif(not slapd_installed(), reason="Debian's slapd is not installed (apt-get install slapd)")
@@ -56,7 +56,7 @@ def test_sign_in_with_a_directory_password_and_a_directory_that_went_away(page_f
 
         sign_in(page, live_server, "alice", "alice-directory-password")
         page.wait_for_url(f"{live_server.url}/dashboard/")
-        expect(page.get_by_role("link", name="send connectors", exact=True)).to_be_visible()
+        expect(page.get_by_role("link", name="mail flow", exact=True)).to_be_visible()
         page.get_by_role("button", name="Sign out").click()
 
     sign_in(page, live_server, "alice", "alice-directory-password")

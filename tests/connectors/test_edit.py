@@ -1,4 +1,4 @@
-"""The edit dialog's General, Delivery and Scoping tabs: each saves only its own fields, through the service."""
+"""The edit dialog: General, Delivery and Scoping are tabs of one form whose one Save goes through the service."""
 import uuid
 
 import pytest
@@ -77,10 +77,44 @@ def test_each_tab_shows_the_connector(admin_client, relay, tab):
     assert response.status_code == 200
     page = response.content.decode()
     assert "<h1>Relay</h1>" in page
-    for label in ("General", "Delivery", "Scoping"):
-        assert f">{label}</a>" in page
-    assert f'href="{edit_url(relay, tab)}" aria-current="page"' in page
+    for name, label in (("general", "General"), ("delivery", "Delivery"), ("scoping", "Scoping")):
+        assert f'name="show_tab" value="{name}" role="tab"' in page and f">{label}</button>" in page
+        # Every tab's panel is in the page; only the one asked for is shown.
+        hidden = "" if name == tab else " hidden"
+        assert f'<div role="tabpanel" id="panel-{name}" aria-labelledby="tab-{name}"{hidden}>' in page
+    assert page.count('<button type="submit" class="primary">Save</button>') == 1  # one Save for the whole dialog
     assert "stored-pw" not in page
+
+
+def test_switching_tabs_without_javascript_keeps_what_was_typed(admin_client, relay):
+    """A tab is a submit button: the dialog comes back on that tab, with the input of every tab, nothing saved."""
+    before = snapshot(relay)
+    response = post_tab(admin_client, relay, "general", ("show_tab", "delivery"), general={"name": "Relay 2"})
+    assert response.status_code == 200 and response.context["tab"] == "delivery" and not errors(response)
+    assert snapshot(relay) == before
+    response = admin_client.post(edit_url(relay, "delivery"), {**shown(response), "show_tab": "general"})
+    assert response.context["tab"] == "general"
+    assert 'name="general-name" value="Relay 2"' in response.content.decode()
+
+
+def test_one_save_sends_every_tab_in_one_audited_change(admin_client, relay):
+    response = post_tab(admin_client, relay, "general", general={"name": "Relay 2"}, address_space={
+        "is_scoped_connector": "on",
+    })
+    assert response.status_code == 302
+    connector = SendConnector.objects.get(pk=relay.pk)
+    assert connector.name == "Relay 2" and connector.is_scoped_connector is True
+    entry = AdminAuditLogEntry.objects.filter(cmdlet="Set-SendConnector").get()
+    assert entry.command_line == "Set-SendConnector -Identity Relay -Name 'Relay 2' -IsScopedConnector $true"
+
+
+def test_a_problem_on_another_tab_opens_that_tab(admin_client, relay):
+    before = snapshot(relay)
+    response = post_tab(admin_client, relay, "general", general={"fqdn": "mail.contoso.com"},
+                        authentication={"username": ""})
+    assert response.status_code == 200 and response.context["tab"] == "delivery"
+    assert errors(response) == {("authentication", "username"): ['Enter the user name for "Basic authentication".']}
+    assert snapshot(relay) == before
 
 
 def test_general_tab_shows_current_values(admin_client, internet):
@@ -103,7 +137,7 @@ def test_general_tab_saves_its_fields(admin_client, internet):
     entry = AdminAuditLogEntry.objects.filter(cmdlet="Set-SendConnector").get()
     assert entry.command_line.startswith("Set-SendConnector -Identity 'To internet' -Name 'To the internet'")
     assert entry.caller == "orgadmin" and entry.source == "Web"
-    assert "AddressSpaces" not in entry.command_line  # only this tab's fields
+    assert "AddressSpaces" not in entry.command_line  # only what changed
 
 
 def test_the_audit_log_names_only_what_the_admin_changed(admin_client, relay):
@@ -202,7 +236,7 @@ def test_delivery_tab_basic_authentication_needs_a_password(admin_client, intern
     assert snapshot(internet) == before
 
 
-def test_delivery_tab_partner_rules_are_shown_on_top(admin_client, make_connector):
+def test_delivery_tab_partner_rules_are_shown(admin_client, make_connector):
     partner = make_connector("To partner", address_spaces=["fabrikam.com"], usage="Partner")
     before = snapshot(partner)
     response = post_tab(admin_client, partner, "delivery", ("save_smart_host", "1"), network={
@@ -211,7 +245,8 @@ def test_delivery_tab_partner_rules_are_shown_on_top(admin_client, make_connecto
     data = shown(response)
     response = admin_client.post(edit_url(partner, "delivery"), data)
     assert response.status_code == 200
-    assert response.context["page_errors"] == ["DomainSecureEnabled requires DNSRoutingEnabled $true."]
+    assert errors(response) == {("network", "routing"): ["DomainSecureEnabled requires DNSRoutingEnabled $true."]}
+    assert response.context["tab"] == "delivery"
     assert snapshot(partner) == before
 
 

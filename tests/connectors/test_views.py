@@ -53,12 +53,15 @@ def test_list_shows_the_eac_columns(admin_client, make_connector):
     assertContains(response, "2 total")
 
 
-def test_managers_get_the_add_button_named_add(admin_client, make_connector):
+def test_managers_get_the_eac_icon_buttons(admin_client, make_connector):
     connector = make_connector()
     response = admin_client.get(LIST_URL)
-    assertContains(response, f'<a class="button" href="{reverse("connectors:new")}">Add</a>', html=True)
-    assertContains(response, f'href="{reverse("connectors:edit", args=[connector.guid, "general"])}">Edit</a>')
-    assertContains(response, f'href="{reverse("connectors:remove", args=[connector.guid])}">Remove</a>')
+    for url, name in ((reverse("connectors:new"), "New"),
+                      (reverse("connectors:edit", args=[connector.guid, "general"]), "Edit"),
+                      (reverse("connectors:remove", args=[connector.guid]), "Delete")):
+        assertContains(response, f'<a class="icon-button" href="{url}" aria-label="{name}" title="{name}"')
+    assertContains(response, '<button type="submit" class="icon-button" aria-label="Search" title="Search">')
+    assertContains(response, 'aria-label="Refresh" title="Refresh"')
     assertContains(response, f'action="{reverse("connectors:disable", args=[connector.guid])}"')
 
 
@@ -69,7 +72,7 @@ def test_read_only_roles_see_no_buttons_they_cannot_use(request, client_fixture,
     response = client.get(LIST_URL)
     assert response.status_code == 200
     assert row_names(response) == ["To internet"]
-    for hidden in (">Add<", ">Edit<", ">Remove<", ">Enable<", ">Disable<"):
+    for hidden in ('aria-label="New"', 'aria-label="Edit"', 'aria-label="Delete"', ">Enable<", ">Disable<"):
         assertNotContains(response, hidden)
     assertNotContains(response, reverse("connectors:disable", args=[connector.guid]))
     assertContains(response, "View audit log")
@@ -79,7 +82,7 @@ def test_empty_list_says_so(admin_client):
     response = admin_client.get(LIST_URL)
     assertContains(response, "There are no items to show in this view.")
     assertNotContains(response, 'id="details"')
-    assertContains(response, ">Add</a>")
+    assertContains(response, 'aria-label="New"')
 
 
 def test_rows_are_sorted_by_name_ignoring_case(admin_client, make_connector):

@@ -348,6 +348,21 @@ def test_cancel_goes_back_to_the_list_and_forgets_the_run(admin_client):
     assert not SendConnector.objects.exists()
 
 
+def test_in_the_modal_window_leaving_the_wizard_leads_the_whole_window(admin_client):
+    """In the wizard window (htmx requests), Next shows the next page, and Cancel or Finish open the list itself."""
+    run = WizardRun(admin_client)
+
+    def post(step, **data):
+        page = {f"new_send_connector_{run.instance}-current_step": step, "wizard_instance": run.instance}
+        return admin_client.post(WIZARD_URL, {**page, **data}, headers={"HX-Request": "true"})
+
+    response = post("name", **{"name-name": "To internet", "name-usage": "Internet"})
+    assert response.status_code == 200 and response.context["wizard"]["steps"].current == "network"
+    response = post("network", wizard_cancel="1")
+    assert response.status_code == 200 and response["HX-Redirect"] == "/connectors/"
+    assert not SendConnector.objects.exists()
+
+
 def test_abandoned_runs_do_not_pile_up_in_the_session(admin_client):
     for _ in range(15):
         WizardRun(admin_client)
