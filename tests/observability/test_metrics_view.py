@@ -7,7 +7,6 @@ and after; the process test has a folder of its own and checks exact values.
 """
 import ipaddress
 import smtplib
-import sys
 import time
 import urllib.request
 
@@ -190,13 +189,10 @@ def test_counts_of_smtpd_worker_and_beat_processes_add_up_on_the_web(tmp_path, n
     try:
         stack.migrate()
         stack.cmdlet(f"New-SendConnector -Name 'To internet' -AddressSpaces * -Internet -Port {server.port}")
-        web_port = free_port()
-        web = stack.start("web", [sys.executable, "-m", "gunicorn", "sendconn.wsgi", "--bind",
-                                  f"127.0.0.1:{web_port}", "--workers", "2", "--no-control-socket"])
+        web_port = stack.start_web(workers=2).port
         smtpd = stack.start_smtpd()
         stack.start_worker(concurrency=2)
         stack.start_beat()
-        web.wait_for_output("Booting worker")
         with smtplib.SMTP(smtpd.host, smtpd.port, timeout=30) as client:
             for number in range(3):
                 client.sendmail(SENDER, [f"user{number}@implicit.test"], f"Subject: {number}\r\n\r\nHi\r\n")
