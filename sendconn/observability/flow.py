@@ -52,13 +52,14 @@ def periods(now, window=WINDOW):
 
 
 def count_events(events):
-    """Add ``events`` (tracking entries being recorded) to their periods' counts, in the caller's transaction.
+    """Add the delivery outcomes among ``events`` (tracking entries being recorded) to their periods' counts, in
+    the caller's transaction.
 
     One upsert per distinct key, in key order, so two transactions adding to the same rows never deadlock.
     """
     counts = Counter(
         (period_start(entry.timestamp), entry.connector_name, entry.event_id, status_class(entry.recipient_status))
-        for entry in events
+        for entry in events if entry.event_id in FLOW_EVENTS
     )
     if not counts:
         return

@@ -5,7 +5,7 @@ from sendconn.transport.models import TrackingEventId
 
 
 class OutcomeCount(models.Model):
-    """Tracking events of one five-minute period, connector, event and enhanced status class.
+    """Delivery outcomes (SEND, DEFER, FAIL events) of one five-minute period, connector and status class.
 
     Added to in the transaction that records the events (``flow.count_events``), so it never disagrees with
     the tracking log; the 24-hour chart reads at most 288 periods of it instead of the events themselves.

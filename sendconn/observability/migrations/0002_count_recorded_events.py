@@ -5,14 +5,14 @@ from collections import Counter
 from django.db import migrations
 from django.utils import timezone
 
-from sendconn.observability.flow import KEPT, period_start, status_class
+from sendconn.observability.flow import FLOW_EVENTS, KEPT, period_start, status_class
 
 
 def count_recorded_events(apps, schema_editor):
     TrackingEvent = apps.get_model("transport", "TrackingEvent")
     OutcomeCount = apps.get_model("observability", "OutcomeCount")
     counts = Counter()
-    events = TrackingEvent.objects.filter(timestamp__gte=timezone.now() - KEPT).values_list(
+    events = TrackingEvent.objects.filter(timestamp__gte=timezone.now() - KEPT, event_id__in=FLOW_EVENTS).values_list(
         "timestamp", "connector_name", "event_id", "recipient_status"
     )
     for timestamp, connector_name, event_id, recipient_status in events.iterator(chunk_size=10000):
