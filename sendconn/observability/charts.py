@@ -5,13 +5,14 @@ that static/sendconn.css colours, and every period a <title> that the browser sh
 """
 from dataclasses import dataclass, field
 
-WIDTH, HEIGHT = 720, 200  # the viewBox; the SVG scales to its container
-LEFT, RIGHT, TOP, BOTTOM = 48, 8, 8, 24  # room for the axis labels
-LABEL_EVERY = 36  # periods between time labels: 3 hours of five-minute periods
+WIDTH, HEIGHT = 600, 200  # the viewBox; the SVG scales to its container
+LEFT, RIGHT, TOP, BOTTOM = 44, 8, 10, 26  # room for the axis labels
+LABEL_HOURS = 3  # a time label every 3 hours, on the hour
+GRIDLINES = 4  # above the zero line
 
 
-def nice_ceiling(value):
-    """The smallest 1, 2 or 5 × 10ⁿ at or above ``value`` (at least 1): the top of the value axis."""
+def nice_step(value):
+    """The smallest 1, 2 or 5 × 10ⁿ at or above ``value`` (at least 1): a whole number between gridlines."""
     step = 1
     while True:
         for factor in (1, 2, 5):
@@ -66,16 +67,19 @@ class Chart:
 
 
 def _axes(starts, maximum):
+    """The axes for periods ``starts`` and values up to ``maximum``; the top value and the width of a period."""
     chart = Chart()
-    top = nice_ceiling(maximum)
+    step = nice_step(maximum / GRIDLINES)
+    top = step * GRIDLINES
     plot_height = chart.bottom - chart.top
-    chart.ticks = [Tick(round(chart.bottom - plot_height * part / 4, 1), f"{top * part / 4:g}") for part in range(5)]
-    step = (chart.right - chart.left) / len(starts)
+    chart.ticks = [Tick(round(chart.bottom - plot_height * line / GRIDLINES, 1), str(step * line))
+                   for line in range(GRIDLINES + 1)]
+    width = (chart.right - chart.left) / len(starts)
     chart.time_labels = [
-        TimeLabel(round(chart.left + step * index, 1), f"{start:%H:%M}")
-        for index, start in enumerate(starts) if index % LABEL_EVERY == 0
+        TimeLabel(round(chart.left + width * index, 1), f"{start:%H:%M}")
+        for index, start in enumerate(starts) if start.minute == 0 and start.hour % LABEL_HOURS == 0
     ]
-    return chart, top, step
+    return chart, top, width
 
 
 @dataclass

@@ -19,26 +19,26 @@ def flow_periods(*counts):
     return [flow.FlowPeriod(START + flow.PERIOD * index, *numbers) for index, numbers in enumerate(counts)]
 
 
-@pytest.mark.parametrize("value, top", [(0, 1), (1, 1), (3, 5), (7, 10), (11, 20), (180, 200), (501, 1000)])
-def test_value_axis_ends_at_a_round_number(value, top):
-    assert charts.nice_ceiling(value) == top
+@pytest.mark.parametrize("value, step", [(0, 1), (0.25, 1), (1, 1), (1.5, 2), (3, 5), (7, 10), (45, 50), (501, 1000)])
+def test_gridlines_are_a_round_whole_number_apart(value, step):
+    assert charts.nice_step(value) == step
 
 
 def test_flow_bars_stack_delivered_deferred_and_failed_to_scale():
-    chart = charts.flow_chart(flow_periods((6, 3, 1), (0, 0, 0), (10, 0, 0), *[(0, 0, 0)] * 285))
+    chart = charts.flow_chart(flow_periods((12, 6, 2), (0, 0, 0), (10, 0, 0), *[(0, 0, 0)] * 285))
 
     assert [bar.title for bar in chart.bars] == [
-        "00:00 UTC: 6 delivered, 3 deferred, 1 failed", "00:10 UTC: 10 delivered, 0 deferred, 0 failed"]
+        "00:00 UTC: 12 delivered, 6 deferred, 2 failed", "00:10 UTC: 10 delivered, 0 deferred, 0 failed"]
     first, third = chart.bars
     plot = chart.axes.bottom - chart.axes.top
     assert [rect.css_class for rect in first.rects] == ["flow-delivered", "flow-deferred", "flow-failed"]
     assert [rect.height for rect in first.rects] == [round(plot * 0.6, 2), round(plot * 0.3, 2), round(plot * 0.1, 2)]
     assert first.rects[0].y + first.rects[0].height == chart.axes.bottom  # delivered sits on the axis
     assert first.rects[1].y + first.rects[1].height == pytest.approx(first.rects[0].y)
-    assert third.rects[0].x > first.rects[0].x and third.rects[0].height == plot  # the tallest fills the plot
-    assert [tick.label for tick in chart.axes.ticks] == ["0", "2.5", "5", "7.5", "10"]
+    assert third.rects[0].x > first.rects[0].x and third.rects[0].height == plot / 2  # the axis goes to 20
+    assert [tick.label for tick in chart.axes.ticks] == ["0", "5", "10", "15", "20"]
     assert [label.label for label in chart.axes.time_labels] == [f"{hour:02}:00" for hour in range(0, 24, 3)]
-    assert (chart.delivered, chart.deferred, chart.failed, chart.empty) == (16, 3, 1, False)
+    assert (chart.delivered, chart.deferred, chart.failed, chart.empty) == (22, 6, 2, False)
 
 
 def test_depth_line_breaks_where_no_sample_was_taken():
