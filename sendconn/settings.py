@@ -499,7 +499,8 @@ SENDCONN_METRICS_NETWORKS = env_networks("SENDCONN_METRICS_NETWORKS", "127.0.0.0
 SENDCONN_METRICS_TOKEN = os.environ.get("SENDCONN_METRICS_TOKEN", "")
 # prometheus_client's multiprocess mode: every process (gunicorn and Celery workers, smtpd listeners) writes its
 # counters to files here and /metrics adds them up. The client reads the variable when it is first imported,
-# which is after the settings in every process; `runall` empties the folder before starting the processes.
-SENDCONN_METRICS_DIR = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or VAR_DIR / "metrics")
+# which is after the settings in every process; set here rather than inherited, so processes of another var
+# dir never share the folder. `runall` empties it before starting the processes.
+SENDCONN_METRICS_DIR = VAR_DIR / "metrics"
 SENDCONN_METRICS_DIR.mkdir(parents=True, exist_ok=True)
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(SENDCONN_METRICS_DIR)
