@@ -24,8 +24,9 @@ SWEEP_TASK = "sendconn.transport.tasks.sweep"
 
 
 def process_identifier():
-    """Unique among the processes writing to the folder, even across containers (each has its own pid 1)."""
-    return f"{socket.gethostname()}-{os.getpid()}"
+    """Unique among the processes writing to the folder, even across containers (each has its own pid 1). The
+    client splits file names at "_", so the host name keeps none."""
+    return f"{socket.gethostname().replace('_', '-')}-{os.getpid()}"
 
 
 values.ValueClass = values.MultiProcessValue(process_identifier)

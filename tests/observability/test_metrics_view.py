@@ -7,6 +7,7 @@ and after; the process test has a folder of its own and checks exact values.
 """
 import ipaddress
 import smtplib
+import sqlite3
 import time
 import urllib.request
 
@@ -217,5 +218,10 @@ def test_counts_of_smtpd_worker_and_beat_processes_add_up_on_the_web(tmp_path, n
         assert sample(samples, "sendconn_delivery_latency_seconds_count", connector="To internet") == 3
         assert sample(samples, "sendconn_smtp_sessions_open") == 0
         assert len(server.messages) == 3
+        # The worker's sweep also took this period's queue depth sample, for the charts.
+        with sqlite3.connect(stack.var_dir / "sendconn.sqlite3") as database:
+            names = [row[0] for row in database.execute(
+                "SELECT DISTINCT connector_name FROM observability_queuedepthsample ORDER BY connector_name")]
+        assert names == ["", "To internet"]
     finally:
         stack.stop()
