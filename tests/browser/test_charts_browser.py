@@ -7,7 +7,8 @@ from django.urls import reverse
 from playwright.sync_api import expect
 
 from sendconn.observability import flow
-from sendconn.transport import delivery, wakeups
+from sendconn.transport import wakeups
+from sendconn.transport.engine import get_engine, reset_engine
 from sendconn.transport.queueing import queue_message
 from tests.peers import free_port
 from tests.transport.conftest import dns_settings, nsd, sink  # noqa: F401  (fixtures)
@@ -29,8 +30,8 @@ def delivered(settings, tmp_path, dns_settings, woken, make_connector, sink, mon
     queue_message("julia@contoso.test", ["kim@partial.test", "lee@partial.test", "gone@partial.test"],
                   b"Subject: Report\r\n\r\nNumbers.\r\n")
     queue_message("julia@contoso.test", ["ann@fabrikam.test"], b"Subject: Hello\r\n\r\nHi.\r\n")
-    delivery.deliver_next_hop(internet.pk, "partial.test")
-    delivery._sessions.close_all()
+    get_engine().deliver_now(internet.pk, "partial.test")
+    reset_engine()
     monkeypatch.setattr(flow, "_last_sampled", None)
     flow.sample_queue_depth()
     return internet

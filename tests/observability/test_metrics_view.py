@@ -18,7 +18,8 @@ from sendconn.connectors.services import Caller
 from sendconn.observability import metrics
 from sendconn.ops.models import VerificationStatus
 from sendconn.ops.verification import run_verification, start_verification
-from sendconn.transport import delivery, tracking, wakeups
+from sendconn.transport import tracking, wakeups
+from sendconn.transport.engine import get_engine
 from sendconn.transport.models import TrackingEventId, TrackingSource
 from sendconn.transport.queueing import queue_message
 from sendconn.transport.tasks import sweep
@@ -37,8 +38,6 @@ def quiet_transport(settings, tmp_path, dns_settings, woken):
     settings.SENDCONN_TRACKING_LOG_DIR = tmp_path / "MessageTracking"
     settings.SENDCONN_VERIFY_TIMEOUT = 0.5
     wakeups.forget()
-    yield
-    delivery._sessions.close_all()
 
 
 @pytest.fixture
@@ -61,7 +60,7 @@ def test_delivered_deferred_and_failed_recipients_are_counted_with_their_status_
     before = scrape()
 
     with django_capture_on_commit_callbacks(execute=True):
-        delivery.deliver_next_hop(connector.pk, "partial.test")
+        get_engine().deliver_now(connector.pk, "partial.test")
 
     after = scrape()
 
