@@ -20,14 +20,23 @@ def database_problem():
     return None
 
 
+_migrated = False  # once every migration of this code is applied, it stays so: later probes skip the check
+
+
 def migrations_problem():
     """None when every migration is applied, else how many are not (run `manage.py migrate`)."""
+    global _migrated
+    if _migrated:
+        return None
     try:
         executor = MigrationExecutor(connections[DEFAULT_DB_ALIAS])
         plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
     except Exception as error:
         return f"can't be read ({type(error).__name__})"
-    return f"{len(plan)} not applied" if plan else None
+    if plan:
+        return f"{len(plan)} not applied"
+    _migrated = True
+    return None
 
 
 def broker_problem():

@@ -75,3 +75,14 @@ def test_database_without_the_migrations_is_not_ready(stacks):
     database, migrations, broker = body.splitlines()
     assert (database, broker) == ("database: ok", "broker: ok")
     assert migrations.startswith("migrations: ") and migrations.endswith(" not applied")
+
+
+@pytest.mark.services
+def test_readyz_turns_ready_once_the_migrations_are_applied(stacks):
+    stack = stacks()
+    port = stack.start_web().port
+    assert get(port, "/readyz")[0] == 503
+
+    stack.migrate()
+
+    assert get(port, "/readyz") == (200, "database: ok\nmigrations: ok\nbroker: ok\n")
