@@ -1,9 +1,12 @@
 """Charts drawn on the server as SVG: the geometry here, the markup in templates/observability/.
 
 No JavaScript and no style attributes (the Content-Security-Policy allows neither): every shape carries a class
-that static/sendconn.css colours, and every period a <title> that the browser shows on hover.
+that static/sendconn.css colours, and every period a <title> that the browser shows on hover. The hundreds of
+bars and points are joined here (``bars_svg``, ``points_svg``): a template loop over them took four times longer.
 """
 from dataclasses import dataclass, field
+
+from django.utils.html import format_html_join
 
 WIDTH, HEIGHT = 600, 200  # the viewBox; the SVG scales to its container
 LEFT, RIGHT, TOP, BOTTOM = 44, 8, 10, 26  # room for the axis labels
@@ -94,6 +97,14 @@ class FlowChart:
     def empty(self):
         return not self.bars
 
+    @property
+    def bars_svg(self):
+        return format_html_join("\n", '<g class="chart-period"><title>{}</title>{}</g>', (
+            (bar.title, format_html_join("", '<rect class="{}" x="{}" y="{}" width="{}" height="{}"/>', (
+                (rect.css_class, rect.x, rect.y, rect.width, rect.height) for rect in bar.rects)))
+            for bar in self.bars
+        ))
+
 
 def flow_chart(periods):
     """Stacked bars per period, delivered at the bottom, then deferred, then failed (``flow.FlowPeriod`` list)."""
@@ -140,6 +151,11 @@ class DepthChart:
     @property
     def empty(self):
         return not self.points
+
+    @property
+    def points_svg(self):
+        return format_html_join("\n", '<circle class="depth-point" cx="{}" cy="{}" r="2"><title>{}</title></circle>',
+                                ((point.x, point.y, point.title) for point in self.points))
 
 
 def depth_chart(samples):
