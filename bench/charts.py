@@ -72,7 +72,7 @@ def fill(events):
         if connection.vendor == "postgresql":
             cursor.execute(
                 f"INSERT INTO transport_trackingevent ({columns}) SELECT %s - s * interval '1 second', {values} "
-                f"FROM (SELECT {spread} FROM generate_series(1, %s) AS i) AS generated", [now, events])
+                f"FROM (SELECT {spread} FROM generate_series(1, %s::bigint) AS i) AS generated", [now, events])
         else:
             cursor.execute(
                 f"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < %s) "
