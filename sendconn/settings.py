@@ -72,7 +72,7 @@ def env_limit(name, default):
 
 
 def env_networks(name, default=""):
-    """``192.0.2.0/24,2001:db8::/32,10.0.0.1`` -> [ip_network]."""
+    """``192.0.2.10,10.0.0.0/8,::1`` -> [ip_network]; empty -> []."""
     networks = []
     for item in env_list(name, default):
         try:
@@ -105,16 +105,6 @@ def env_dns_servers(name):
         servers.append((address, number))
     return servers
 
-
-def env_networks(name):
-    """``192.0.2.10,10.0.0.0/8,::1`` -> [ip_network]; empty -> []."""
-    networks = []
-    for item in env_list(name):
-        try:
-            networks.append(ipaddress.ip_network(item, strict=False))
-        except ValueError:
-            raise ImproperlyConfigured(f"{name}: {item!r} isn't an IP address or network.") from None
-    return networks
 
 def env_role_groups(name):
     """``Role group=directory group;…`` -> {role group: [directory groups]}; a role group may come back.
