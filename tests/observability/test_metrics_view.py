@@ -1,6 +1,6 @@
 """/metrics: Prometheus counters after real deliveries (aiosmtpd sinks, the test nsd), the queue gauges read from
-the database, who may scrape, and the counts of several processes (smtpd, a prefork Celery worker, beat and
-gunicorn) added up.
+the database, who may scrape, and the counts of several processes (two smtpd listeners, a Celery worker, beat and
+two gunicorn workers) added up.
 
 Counters live in this test session's multiprocess folder and only grow, so the in-process tests compare before
 and after; the process test has a folder of its own and checks exact values.
