@@ -99,9 +99,11 @@ def verification_finished(status):
 
 
 def connect_task_signals():
-    """Sweeper runs counted from Celery's task signals; a pool process that stops takes its open sessions along."""
+    """Sweeper runs counted from Celery's task signals; a worker (the process of the threads pool, or a prefork
+    pool process) that stops takes its open sessions along."""
     celery_signals.task_success.connect(_sweep_succeeded, weak=False, dispatch_uid="sendconn.metrics.sweep_ok")
     celery_signals.task_failure.connect(_sweep_failed, weak=False, dispatch_uid="sendconn.metrics.sweep_failed")
+    celery_signals.worker_shutdown.connect(_process_stopped, weak=False, dispatch_uid="sendconn.metrics.worker_stopped")
     celery_signals.worker_process_shutdown.connect(
         _process_stopped, weak=False, dispatch_uid="sendconn.metrics.process_stopped"
     )

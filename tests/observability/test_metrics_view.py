@@ -191,7 +191,7 @@ def test_counts_of_smtpd_worker_and_beat_processes_add_up_on_the_web(tmp_path, n
         stack.cmdlet(f"New-SendConnector -Name 'To internet' -AddressSpaces * -Internet -Port {server.port}")
         web_port = stack.start_web(workers=2).port
         smtpd = stack.start_smtpd()
-        stack.start_worker(concurrency=2)
+        worker = stack.start_worker(concurrency=2)
         stack.start_beat()
         with smtplib.SMTP(smtpd.host, smtpd.port, timeout=30) as client:
             for number in range(3):
@@ -222,5 +222,10 @@ def test_counts_of_smtpd_worker_and_beat_processes_add_up_on_the_web(tmp_path, n
             names = [row[0] for row in database.execute(
                 "SELECT DISTINCT connector_name FROM observability_queuedepthsample ORDER BY connector_name")]
         assert names == ["", "To internet"]
+        # A worker that stops takes its share of the open-sessions gauge along.
+        metrics_dir = stack.var_dir / "metrics"
+        assert list(metrics_dir.glob(f"gauge_livesum_*-{worker.pid}.db"))
+        worker.stop()
+        assert not list(metrics_dir.glob(f"gauge_livesum_*-{worker.pid}.db"))
     finally:
         stack.stop()
