@@ -17,7 +17,7 @@ COPY . /app
 # Editable, so templates/ and static/ stay next to the code (settings.BASE_DIR is the source tree).
 RUN pip install -e . \
     && SECRET_KEY=build-only-collectstatic python manage.py collectstatic --noinput --verbosity 0 \
-    && mkdir -p "$SENDCONN_VAR_DIR/logs" && chown -R sendconn "$SENDCONN_VAR_DIR"
+    && mkdir -p "$SENDCONN_VAR_DIR/logs" "$SENDCONN_VAR_DIR/metrics" && chown -R sendconn "$SENDCONN_VAR_DIR"
 
 USER sendconn
 EXPOSE 8000

@@ -72,6 +72,17 @@ def env_limit(name, default):
         raise ImproperlyConfigured(f"{name} must be a whole number from 1, or unlimited, not {value!r}") from None
 
 
+def env_networks(name, default=""):
+    """``192.0.2.10,10.0.0.0/8,::1`` -> [ip_network]; empty -> []."""
+    networks = []
+    for item in env_list(name, default):
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ImproperlyConfigured(f"{name}: '{item}' isn't an IP address or network.") from None
+    return networks
+
+
 def env_dns_servers(name):
     """``ip[:port],ip[:port]`` (IPv6 as ``[addr]:port`` or a bare address) -> [(ip, port)]; empty -> []."""
     servers = []
@@ -95,16 +106,6 @@ def env_dns_servers(name):
         servers.append((address, number))
     return servers
 
-
-def env_networks(name):
-    """``192.0.2.10,10.0.0.0/8,::1`` -> [ip_network]; empty -> []."""
-    networks = []
-    for item in env_list(name):
-        try:
-            networks.append(ipaddress.ip_network(item, strict=False))
-        except ValueError:
-            raise ImproperlyConfigured(f"{name}: {item!r} isn't an IP address or network.") from None
-    return networks
 
 def env_role_groups(name):
     """``Role group=directory group;…`` -> {role group: [directory groups]}; a role group may come back.
@@ -179,6 +180,7 @@ INSTALLED_APPS = [
     "sendconn.shell",
     "sendconn.transport",
     "sendconn.ops",
+    "sendconn.observability",
 ]
 
 MIDDLEWARE = [
@@ -496,3 +498,15 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": SENDCONN_SWEEP_INTERVAL},  # a sweep that waited a whole interval is superseded
     },
 }
+
+# --- Observability: /metrics, /healthz, /readyz ---
+# Who may read /metrics: clients from these networks, or any client sending "Authorization: Bearer <token>".
+SENDCONN_METRICS_NETWORKS = env_networks("SENDCONN_METRICS_NETWORKS", "127.0.0.0/8,::1")
+SENDCONN_METRICS_TOKEN = os.environ.get("SENDCONN_METRICS_TOKEN", "")
+# prometheus_client's multiprocess mode: every process (gunicorn and Celery workers, smtpd listeners) writes its
+# counters to files here and /metrics adds them up. The client reads the variable when it is first imported,
+# which is after the settings in every process; set here rather than inherited, so processes of another var
+# dir never share the folder. `runall` empties it before starting the processes.
+SENDCONN_METRICS_DIR = VAR_DIR / "metrics"
+SENDCONN_METRICS_DIR.mkdir(parents=True, exist_ok=True)
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(SENDCONN_METRICS_DIR)

@@ -17,6 +17,7 @@ urlpatterns = [
     path("permissions/", include("sendconn.accounts.urls")),
     path("connectors/", include("sendconn.connectors.urls")),
     path("", include("sendconn.ops.urls")),
+    path("", include("sendconn.observability.urls")),
 ]
 
 handler403 = "sendconn.accounts.views.permission_denied"

@@ -7,9 +7,13 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+
+from tests.peers import free_port
+from tests.peers.stack import TransportStack
 
 REPO = Path(__file__).resolve().parent.parent
 SENDCONN_SERVICES = ("web", "worker", "beat", "smtpd")
@@ -114,3 +118,35 @@ def test_web_worker_and_smtpd_share_the_log_folder(model):
     for name in ("web", "worker", "smtpd"):
         mounts = {(volume["source"], volume["target"]) for volume in model["services"][name].get("volumes", [])}
         assert ("sendconn-logs", "/var/lib/sendconn/logs") in mounts, name
+
+
+def test_every_sendconn_container_shares_the_metrics_folder(model):
+    """prometheus_client's multiprocess files: web's /metrics adds up what workers, beat and smtpd counted."""
+    for name in SENDCONN_SERVICES:
+        mounts = {(volume["source"], volume["target"]) for volume in model["services"][name].get("volumes", [])}
+        assert ("sendconn-metrics", "/var/lib/sendconn/metrics") in mounts, name
+    assert '"$SENDCONN_VAR_DIR/metrics"' in (REPO / "Dockerfile").read_text()  # made for the sendconn user
+
+
+@pytest.mark.services
+def test_web_health_check_passes_only_when_readyz_does(model, tmp_path):
+    """The web container's health check, run as Docker would against gunicorn (port 8000 mapped to a free one):
+    healthy when migrated, unhealthy while the database is unreachable, which holds the other services back."""
+    test = model["services"]["web"]["healthcheck"]["test"]
+    assert test[0] == "CMD" and "/readyz" in " ".join(test)
+
+    def check(stack):
+        port = stack.start_web().port
+        command = [part.replace("127.0.0.1:8000", f"127.0.0.1:{port}") for part in test[1:]]
+        command[0] = sys.executable if command[0] == "python" else command[0]
+        return subprocess.run(command, capture_output=True, timeout=30).returncode
+
+    ready = TransportStack(tmp_path / "ready")
+    down = TransportStack(tmp_path / "down", database_url=f"postgres://sendconn@127.0.0.1:{free_port()}/sendconn")
+    try:
+        ready.migrate()
+        assert check(ready) == 0
+        assert check(down) != 0
+    finally:
+        ready.stop()
+        down.stop()

@@ -196,3 +196,25 @@ def test_manage_py_names_a_bad_setting_without_a_traceback(tmp_path):
 
     assert result.returncode == 1
     assert result.stderr.strip() == "Configuration error: SENDCONN_SMTP_PROCESSES must be a whole number, not 'two'"
+
+
+def test_metrics_networks_are_read_and_a_bad_one_is_named(tmp_path):
+    networks = read_settings(tmp_path, ["SENDCONN_METRICS_NETWORKS"], SECRET_KEY="k",
+                             SENDCONN_METRICS_NETWORKS="10.1.0.0/16, 2001:db8::1")["SENDCONN_METRICS_NETWORKS"]
+    assert networks == ["10.1.0.0/16", "2001:db8::1/128"]
+    assert read_settings(tmp_path, ["SENDCONN_METRICS_NETWORKS"], SECRET_KEY="k")["SENDCONN_METRICS_NETWORKS"] == [
+        "127.0.0.0/8", "::1/128"]
+
+    code = "import runpy, sys; sys.argv = ['manage.py', 'check']; runpy.run_path('manage.py', run_name='__main__')"
+    result = run_python(code, tmp_path, DEBUG="true", SENDCONN_METRICS_NETWORKS="loopback")
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "Configuration error: SENDCONN_METRICS_NETWORKS: 'loopback' isn't an IP address or network.")
+
+
+def test_each_var_dir_has_its_own_metrics_folder(tmp_path):
+    """prometheus_client's folder follows SENDCONN_VAR_DIR, whatever a parent process had set."""
+    code = "import os; from django.conf import settings; settings.DEBUG; print(os.environ['PROMETHEUS_MULTIPROC_DIR'])"
+    result = run_python(code, tmp_path, SECRET_KEY="k", PROMETHEUS_MULTIPROC_DIR="/elsewhere")
+    assert result.stdout.strip() == str(tmp_path / "var" / "metrics")
+    assert (tmp_path / "var" / "metrics").is_dir()

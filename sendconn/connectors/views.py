@@ -15,6 +15,7 @@ from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from sendconn.accounts import roles
+from sendconn.observability import charts, flow
 from sendconn.ops.verification import with_last_verification
 
 from . import selectors, services
@@ -91,7 +92,10 @@ def connector_list(request):
 @permission_required(roles.VIEW_CONNECTORS, raise_exception=True)
 def connector_detail(request, guid):
     connector = get_object_or_404(selectors.connectors_with_details(), guid=guid)
-    return render(request, "connectors/detail.html", _pane(connector, request.get_full_path()))
+    context = _pane(connector, request.get_full_path())
+    context["flow_chart"] = charts.flow_chart(flow.mail_flow(connector_name=connector.name))
+    context["depth_chart"] = charts.depth_chart(flow.queue_depth(connector_name=connector.name))
+    return render(request, "connectors/detail.html", context)
 
 
 def _back(request, connector):

@@ -35,6 +35,7 @@ from django.utils import timezone
 from sendconn.connectors.crypto import CredentialKeyError
 from sendconn.connectors.models import ProtocolLoggingLevel
 from sendconn.connectors.servers import local_server
+from sendconn.observability import metrics
 from sendconn.transport.dns import DnsError, dns_query_failed, get_resolver
 from sendconn.transport.protocol_log import ProtocolLog
 from sendconn.transport.routing import Router, recipient_domain
@@ -140,13 +141,15 @@ def _send_to_worker(run_id, queue):
         publish_run(run_id, queue)
     except Exception as error:  # the broker is down: say so on the run rather than leave it waiting
         log.exception("Can't send verification %s to %s", run_id, queue)
-        VerificationRun.objects.filter(pk=run_id, started_at__isnull=True).update(
+        failed = VerificationRun.objects.filter(pk=run_id, started_at__isnull=True).update(
             status=VerificationStatus.FAILED, finished_at=timezone.now(),
             error=f"451 4.3.2 The verification couldn't be sent to the queue {queue} [{type(error).__name__}]",
             hint="Check that the message broker (CELERY_BROKER_URL) is reachable, then verify again.",
         )
         VerificationStep.objects.filter(run_id=run_id, status=StepStatus.PENDING).update(
             status=StepStatus.SKIPPED, details="Not run: the verification never reached a worker.")
+        if failed:
+            metrics.verification_finished(VerificationStatus.FAILED)
 
 
 # --- reading runs ---------------------------------------------------------------------------------------------
@@ -276,6 +279,7 @@ class _Verification:
         self.run.finished_at = timezone.now()
         self.run.transcript = "\n".join(self.lines)
         self.run.save(update_fields=["status", "finished_at", "transcript"])
+        metrics.verification_finished(self.run.status)
 
 
 _STATE_FIELDS = ["status", "details", "started_at", "finished_at", "duration"]

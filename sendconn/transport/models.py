@@ -51,6 +51,10 @@ class RecipientStatus(models.TextChoices):
     UNREACHABLE = "Unreachable", "Unreachable"
 
 
+# The statuses of a recipient still waiting in a queue (Delivered and Failed are done).
+QUEUED_STATUSES = (RecipientStatus.READY, RecipientStatus.RETRY, RecipientStatus.SUSPENDED, RecipientStatus.UNREACHABLE)
+
+
 class Recipient(models.Model):
     """One recipient of a message and its delivery state.
 

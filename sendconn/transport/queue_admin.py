@@ -52,7 +52,8 @@ from . import sweeper, tracking, wakeups
 from .claims import DUE_STATUSES, claim, claim_token
 from .ledger import reroute_claimed
 from .models import (
-    Message, Recipient, RecipientStatus, SuspendedQueue, TrackingEvent, TrackingEventId, TrackingSource,
+    QUEUED_STATUSES, Message, Recipient, RecipientStatus, SuspendedQueue, TrackingEvent, TrackingEventId,
+    TrackingSource,
 )
 from .outcomes import Result
 from .queueing import UNREACHABLE_RESPONSE, queue_ndr
@@ -62,7 +63,6 @@ NEXT_HOP, SUBMISSION, UNREACHABLE = "NextHop", "Submission", "Unreachable"  # th
 ACTIVE, READY, RETRY, SUSPENDED = "Active", "Ready", "Retry", "Suspended"  # queue and message statuses
 QUEUE_STATUSES = (ACTIVE, READY, RETRY, SUSPENDED)
 
-QUEUED_STATUSES = (RecipientStatus.READY, RecipientStatus.RETRY, RecipientStatus.SUSPENDED, RecipientStatus.UNREACHABLE)
 MAX_MESSAGE_ID = 2**63 - 1  # Message ids are BigAutoField: a larger number names no message (and overflows SQLite)
 RATE_WINDOW = timedelta(minutes=1)  # IncomingRate / OutgoingRate: messages per second over the last minute
 REMOVED = Result.ours(550, "4.3.2", "QUEUE.Admin; message deleted by administrative action", TrackingSource.QUEUE)

@@ -30,6 +30,8 @@ from django.contrib.auth import authenticate
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, close_old_connections, connections
 
+from sendconn.observability import metrics
+
 from .addresses import is_helo_name, validate_smtp_address
 from .queueing import Submission, queue_messages
 from .routing import Router, recipient_domain
@@ -174,7 +176,9 @@ class SubmissionSMTP(PlainPathSMTP):
     }
 
     async def push(self, status):
-        await super().push(self.EXCHANGE_REPLIES.get(status, status) if isinstance(status, str) else status)
+        status = self.EXCHANGE_REPLIES.get(status, status) if isinstance(status, str) else status
+        metrics.smtpd_reply(status)
+        await super().push(status)
 
     async def _handle_client(self):
         """Serve the session within the connection limits; beyond them, answer 421 and close."""
@@ -372,6 +376,7 @@ class SubmissionHandler:
         except Exception:
             log.exception("Couldn't queue the message from %s", submission.client_ip)
             return TEMPORARY_ERROR_REPLY
+        metrics.smtpd_message_accepted()
         return (
             f"250 2.6.0 {message.message_id} [InternalId={message.pk}, Hostname={self.server.fqdn}] "
             f"Queued mail for delivery"

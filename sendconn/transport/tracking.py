@@ -14,6 +14,8 @@ from django.conf import settings
 from django.db.models import Max, Min
 from django.db.models.functions import Lower
 
+from sendconn.observability import flow, metrics
+
 from . import statements, tracking_log
 from .models import RecipientStatus, TrackingEvent, TrackingEventId
 
@@ -47,7 +49,11 @@ def event(event_id, source, message, recipient, *, recipient_status="", connecto
 
 
 def record(events):
+    """Store ``events`` in the caller's transaction, with the charts' per-period counts; the metrics count them
+    once it commits."""
     statements.insert(events)
+    flow.count_events(events)
+    metrics.count_tracked(events)
 
 
 def log_fields(entry):

@@ -121,3 +121,19 @@ def test_a_procfile_without_processes_is_refused(tmp_path):
 
     assert runall.finish() == 1
     assert "names no process (expected lines like 'web: gunicorn sendconn.wsgi')" in runall.output
+
+
+def test_counters_start_again_with_the_processes(tmp_path):
+    """prometheus_client's multiprocess folder is emptied before the processes start, as its docs require."""
+    folder = tmp_path / "var" / "metrics"
+    folder.mkdir(parents=True)
+    (folder / "counter_oldhost-123.db").write_bytes(b"\0" * 16)
+    listing = f"""sh -c 'echo "files: $(ls {folder} | wc -l)"; trap "exit 0" TERM; while :; do sleep 0.1; done'"""
+    runall = Runall(tmp_path, f"web: {listing}\n")
+    runall.wait_for("| files: ")
+
+    runall.popen.send_signal(signal.SIGTERM)
+
+    assert runall.finish() == 0
+    assert "web    | files: 0" in runall.output
+    assert not (folder / "counter_oldhost-123.db").exists()

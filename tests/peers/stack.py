@@ -8,6 +8,7 @@ delivery bench.
     stack.cmdlet("New-SendConnector -Name 'To internet' -AddressSpaces * -Internet -Port 2526")
     smtpd = stack.start_smtpd()          # smtpd.port
     worker = stack.start_worker()        # waits for "ready."
+    web = stack.start_web()              # gunicorn on web.port, once /healthz answers
     ...
     stack.stop()                         # SIGTERM every process (SIGKILL what doesn't stop)
 
@@ -21,6 +22,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -127,6 +129,22 @@ class TransportStack:
         process.wait_for_output("smtpd listening on")
         process.host, process.port = host, port
         return process
+
+    def start_web(self, workers=1, **env):
+        """gunicorn serving the console on a free port (``web.port``), once it answers /healthz."""
+        port = free_port()
+        process = self.start("web", [sys.executable, "-m", "gunicorn", "sendconn.wsgi", "--bind", f"127.0.0.1:{port}",
+                                     "--workers", str(workers), "--no-control-socket"], **env)
+        process.port = port
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5):
+                    return process
+            except OSError:
+                if time.monotonic() > deadline or not process.running:
+                    raise RuntimeError(f"gunicorn didn't answer /healthz\n{process.tail()}") from None
+                time.sleep(0.2)
 
     def start_worker(self, name="worker", concurrency=2, queues=None, pool="threads", cluster_events=False, **env):
         """A worker that waited for "ready."; ``cluster_events`` keeps gossip, mingle and heartbeats on, as in the

@@ -4,9 +4,9 @@ from django.shortcuts import render
 from django.views.decorators.http import require_safe
 
 from sendconn.accounts import roles
+from sendconn.observability import charts, flow
 
 from .. import overview, process_status
-
 
 
 @require_safe
@@ -23,5 +23,7 @@ def dashboard(request):
         "recent": overview.recent_outcomes(),
         "oldest": overview.oldest_waiting_message(),
         "processes": process_status.read(),  # (updated_at, [ProcessStatus]) or None
+        "flow_chart": charts.flow_chart(flow.mail_flow()),
+        "depth_chart": charts.depth_chart(flow.queue_depth()),
     }
     return render(request, "ops/dashboard.html", context)

@@ -23,6 +23,8 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from sendconn.observability import metrics
+
 from ... import process_status
 from ...process_status import ProcessState, ProcessStatus
 
@@ -78,6 +80,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, procfile, **options):
         processes = [Supervised(name, command) for name, command in read_procfile(procfile)]
+        # Counters start again with the processes: prometheus_client's multiprocess folder must start empty.
+        metrics.reset_directory(settings.SENDCONN_METRICS_DIR)
         self.width = max(len("runall"), *(len(process.name) for process in processes))
         self.output_lock = threading.Lock()
         self.signals = []
