@@ -39,6 +39,7 @@ from django.utils import timezone
 from sendconn.connectors.crypto import CredentialKeyError
 from sendconn.connectors.models import ProtocolLoggingLevel, SendConnector, TransportServer
 from sendconn.connectors.servers import local_server
+from sendconn.observability import metrics
 
 from . import wakeups
 from .addresses import validate_smtp_address
@@ -415,6 +416,7 @@ class DeliveryEngine:
     def _session(self, destination):
         """A session thread: jobs of one next hop over one connection at a time, until none is left."""
         connection = _Connection()
+        metrics.smtp_session_opened()
         try:
             while (job := self._next_job(destination, connection.is_open)) is not None:
                 plan = destination.plan
@@ -431,6 +433,7 @@ class DeliveryEngine:
             log.exception("Delivery engine: a session of %s stopped unexpectedly", destination.key[1])
         finally:
             connection.close()
+            metrics.smtp_session_closed()
             with self._lock:
                 destination.sessions -= 1
                 self._sessions -= 1
