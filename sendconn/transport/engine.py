@@ -6,9 +6,11 @@ thread per open SMTP session (network only: DNS, TCP, TLS, SMTP):
 
 - a wake-up makes the dispatcher check the connector and claim due rows of the next hop (``claims.claim_due``),
   a message with its claimed recipients being one *job* in the next hop's backlog;
-- sessions are started for a next hop while it has jobs nobody waits for, up to its concurrency *window*: one
-  message, one session; the window starts at 5 and grows by one with each delivery, shrinks by one with each
-  connection failure, and the next hop is *dead* once a whole window of connections failed in a row (Postfix's
+- sessions are started for a next hop while it has jobs nobody waits for and its backlog would take the sessions
+  it has longer than DRAIN_WITHIN to send (at the time a message has been taking there), up to its concurrency
+  *window*: one message, one session at most; the window starts at 5 and grows by one with each delivery, shrinks
+  by one with each connection failure, and the next hop is *dead* once a whole window of connections failed in a
+  row (Postfix's
   destination concurrency feedback, mail-delivery.md §4), or at once on a DNS failure: its jobs and new mail
   are then deferred with that reason for TransientFailureRetryInterval, without connecting;
 - every session takes jobs of its next hop one after another over one connection (SmtpMaxMessagesPerConnection
@@ -26,6 +28,7 @@ is blocking code shared with Verify delivery, and a blocked thread costs memory,
 measured well under the 512 MiB budget (README, "The delivery engine").
 """
 import logging
+import math
 import threading
 import time
 from collections import defaultdict, deque
@@ -54,6 +57,11 @@ from .smtp_client import SessionOptions, SmtpSession, SmtpSessionError
 log = logging.getLogger(__name__)
 
 INITIAL_CONCURRENCY = 5  # Postfix's initial_destination_concurrency
+# A next hop whose claims keep finding mail is looked at again every LOOK_AGAIN_AFTER seconds for LINGER_FOR
+# seconds after the last that did: wake-ups are coalesced (and may be lost), a busy next hop needn't wait for one.
+LOOK_AGAIN_AFTER = 0.1
+LINGER_FOR = 2.0
+DRAIN_WITHIN = 0.25  # seconds: more sessions are opened for a next hop whose backlog would take longer than this
 RECORD_EVERY = 10  # recipients: outcomes are recorded at least this often
 RECORD_WITHIN = 0.2  # seconds: and no outcome waits longer than this
 KEEP_IDLE_FOR = 30.0  # seconds a session with nothing to send waits for more before QUIT
@@ -133,14 +141,29 @@ class Destination:
         self.failures_in_a_row = 0
         self.dead_until = 0.0
         self.dead_result = None
-        self.claim_wanted = False  # woken, or the last claim left more behind
+        self.claim_wanted = False  # woken, or the last claim found rows: claim again once these are taken
+        self.more_waiting = False  # the last claim was a full batch: claim again before the backlog runs out
+        self.claimed_at = 0.0
+        self.linger_until = 0.0  # while mail keeps coming, look for more now and then without a wake-up
         self.handled = 0  # rows recorded (for deliver_now's answer)
         self.active_at = time.monotonic()
+        self.send_seconds = None  # how long a message takes to send here, connecting included
 
     @property
     def forgettable(self):
         return (not (self.jobs or self.sessions or self.claim_wanted or self.dead)
                 and time.monotonic() - self.active_at > FORGET_AFTER_SECONDS)
+
+    def sessions_wanted(self):
+        """Sessions that would send the backlog within DRAIN_WITHIN at the time a message has been taking here:
+        a far or slow server gets many, a near one few (opening a session costs as much as a message)."""
+        if self.send_seconds is None:
+            return len(self.jobs)  # nothing measured yet: one session per message, within the window
+        return math.ceil(len(self.jobs) * self.send_seconds / DRAIN_WITHIN)
+
+    def sent(self, seconds):
+        """A message took ``seconds`` (an exponentially weighted mean, so a change in the server shows soon)."""
+        self.send_seconds = seconds if self.send_seconds is None else 0.8 * self.send_seconds + 0.2 * seconds
 
     def cap(self, per_domain_limit):
         window = int(self.window)
@@ -250,21 +273,29 @@ class DeliveryEngine:
     def _dispatch(self, wait):
         with self._lock:
             if not self._woken and not self._record_due() and not self._claims_due():
-                self._dispatcher_wakes.wait(wait)
+                lingering = any(time.monotonic() < d.linger_until for d in self._destinations.values())
+                self._dispatcher_wakes.wait(min(wait, LOOK_AGAIN_AFTER) if lingering else wait)
             woken, self._woken = self._woken, set()
-            record = self._record_due()  # in batches: each record is a transaction smtpd's commits wait for
+        # Recording comes first and between claims: sessions that sent wait for it (_wait_until_recorded).
+        self._record_if_due()
         if time.monotonic() - self._heartbeat_at >= HEARTBEAT_SECONDS:
             self._heartbeat()
         if time.monotonic() - self._claims_renewed_at >= CLAIM_RENEWAL_SECONDS:
             self._renew_claims()
         for key in woken:
             self._on_wake(key)
+            self._record_if_due()
         for destination in list(self._destinations.values()):
             if self._claim_wanted_now(destination):
                 self._claim(destination)
-        if record:
-            self._record_finished()
+                self._record_if_due()
         self._start_sessions()
+
+    def _record_if_due(self):
+        with self._lock:
+            due = self._record_due()  # in batches: each record is a transaction smtpd's commits wait for
+        if due:
+            self._record_finished()
 
     def _on_wake(self, key):
         connector_id, next_hop_domain = key
@@ -285,7 +316,7 @@ class DeliveryEngine:
             if destination is None:
                 destination = self._destinations[key] = Destination(key, self._lock)
         self._refresh_plan(destination, connector)
-        destination.claim_wanted = True
+        destination.claim_wanted = destination.more_waiting = True
 
     def _refresh_plan(self, destination, connector):
         destination.checked_at = time.monotonic()
@@ -297,9 +328,17 @@ class DeliveryEngine:
         return any(self._claim_wanted_now(destination) for destination in self._destinations.values())
 
     def _claim_wanted_now(self, destination):
-        """Claim more while the next hop's backlog is shorter than what its sessions could take."""
-        return (destination.claim_wanted and not self._stopping
-                and len(destination.jobs) < max(1, destination.cap(self.max_per_destination)))
+        """Claim again when the sessions have taken the backlog, as a worker's rounds go on until a claim finds
+        nothing (mail that came meanwhile needs no wake-up); with more waiting, before they run out of it."""
+        if self._stopping:
+            return False
+        if not destination.claim_wanted:
+            now = time.monotonic()
+            return (now < destination.linger_until and not destination.jobs
+                    and now - destination.claimed_at >= LOOK_AGAIN_AFTER)
+        if destination.more_waiting:
+            return len(destination.jobs) < max(1, destination.cap(self.max_per_destination))
+        return not destination.jobs
 
     def _claim(self, destination):
         connector_id, next_hop_domain = destination.key
@@ -313,10 +352,12 @@ class DeliveryEngine:
             self._refresh_plan(destination, connector)
         batch = settings.SENDCONN_DELIVERY_BATCH_SIZE
         rows = claim_due(connector_id, next_hop_domain, self.token, batch)
-        destination.claim_wanted = len(rows) == batch
+        destination.claim_wanted, destination.more_waiting = bool(rows), len(rows) == batch
+        destination.claimed_at = time.monotonic()
         if not rows:
             return
-        destination.active_at = time.monotonic()
+        destination.active_at = destination.claimed_at
+        destination.linger_until = destination.claimed_at + LINGER_FOR
         by_message = defaultdict(list)
         for row in rows:
             by_message[row.message_id].append(row)
@@ -340,7 +381,7 @@ class DeliveryEngine:
                     continue
                 waiting = len(destination.jobs) - destination.idle
                 room = destination.cap(self.max_per_destination) - destination.sessions
-                for _ in range(max(0, min(waiting, room))):
+                for _ in range(max(0, min(waiting, room, destination.sessions_wanted() - destination.sessions))):
                     if self.max_sessions is not None and self._sessions >= self.max_sessions:
                         starved += 1
                         break
@@ -422,8 +463,11 @@ class DeliveryEngine:
                 plan = destination.plan
                 if connection.plan is not plan:
                     connection.close()
+                started = time.monotonic()
                 results, trouble = self._send(job, plan, connection, destination)
                 with self._lock:
+                    if trouble is None:
+                        destination.sent(time.monotonic() - started)
                     self._feedback(destination, trouble)
                     self._finish(job, results, plan)
                     self._wait_until_recorded()
@@ -450,8 +494,7 @@ class DeliveryEngine:
                         return None  # the window shrank
                     if destination.jobs:
                         job = destination.jobs.popleft()
-                        if destination.claim_wanted and len(destination.jobs) < destination.cap(
-                                self.max_per_destination):
+                        if self._claim_wanted_now(destination):
                             self._dispatcher_wakes.notify()  # time to claim more
                         return job
                     if not connected or self._starved:
