@@ -443,6 +443,11 @@ LOGGING = {
         "axes": {"level": "WARNING"},  # failed sign-ins and lockouts, not every successful one
         "axes.handlers.proxy": {"filters": ["axes_without_request"]},
         "axes.handlers.database": {"filters": ["axes_without_request"]},
+        # Celery's line per task received and done, and beat's per task sent: every wake-up and every sweep (each
+        # 15 s) at INFO would drown what matters; the sweep task says when it did something.
+        "celery.app.trace": {"level": "WARNING"},
+        "celery.worker.strategy": {"level": "WARNING"},
+        "celery.beat": {"level": "WARNING"},
     },
 }
 

@@ -64,7 +64,9 @@ LINGER_FOR = 2.0
 DRAIN_WITHIN = 0.25  # seconds: more sessions are opened for a next hop whose backlog would take longer than this
 RECORD_EVERY = 10  # recipients: outcomes are recorded at least this often
 RECORD_WITHIN = 0.2  # seconds: and no outcome waits longer than this
-KEEP_IDLE_FOR = 30.0  # seconds a session with nothing to send waits for more before QUIT
+# Seconds a session with nothing to send waits for more before QUIT: Postfix's smtp_connection_cache_time_limit.
+# Longer, and hundreds of idle connections sit on servers that host many domains (and have their own limits).
+KEEP_IDLE_FOR = 2.0
 HEARTBEAT_SECONDS = 5.0
 ENGINE_ALIVE_FOR = 3 * HEARTBEAT_SECONDS  # an engine silent longer than this no longer shares the limits
 CONNECTOR_CHECK_SECONDS = 1.0  # a next hop's connector is re-read at most this often while it is busy
@@ -148,6 +150,7 @@ class Destination:
         self.handled = 0  # rows recorded (for deliver_now's answer)
         self.active_at = time.monotonic()
         self.send_seconds = None  # how long a message takes to send here, connecting included
+        self.sending = {}  # session thread → when it began the message it is sending
 
     @property
     def forgettable(self):
@@ -157,9 +160,12 @@ class Destination:
     def sessions_wanted(self):
         """Sessions that would send the backlog within DRAIN_WITHIN at the time a message has been taking here:
         a far or slow server gets many, a near one few (opening a session costs as much as a message)."""
-        if self.send_seconds is None:
-            return len(self.jobs)  # nothing measured yet: one session per message, within the window
-        return math.ceil(len(self.jobs) * self.send_seconds / DRAIN_WITHIN)
+        seconds = self.send_seconds or 0.0
+        if self.sending:  # a message under way for longer says more than the mean: a slow or silent server
+            seconds = max(seconds, time.monotonic() - min(self.sending.values()))
+        if not seconds:
+            return 1  # nothing measured yet: the first message tells how far the server is
+        return math.ceil(len(self.jobs) * seconds / DRAIN_WITHIN)
 
     def sent(self, seconds):
         """A message took ``seconds`` (an exponentially weighted mean, so a change in the server shows soon)."""
@@ -463,9 +469,11 @@ class DeliveryEngine:
                 plan = destination.plan
                 if connection.plan is not plan:
                     connection.close()
-                started = time.monotonic()
+                with self._lock:
+                    started = destination.sending[threading.get_ident()] = time.monotonic()
                 results, trouble = self._send(job, plan, connection, destination)
                 with self._lock:
+                    destination.sending.pop(threading.get_ident(), None)
                     if trouble is None:
                         destination.sent(time.monotonic() - started)
                     self._feedback(destination, trouble)
