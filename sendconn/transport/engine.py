@@ -16,7 +16,8 @@ thread per open SMTP session (network only: DNS, TCP, TLS, SMTP):
 - every session takes jobs of its next hop one after another over one connection (SmtpMaxMessagesPerConnection
   messages, then a new one), and waits a while for more before it says QUIT;
 - outcomes go back to the dispatcher, which records them (``ledger.Ledger``) at least every RECORD_EVERY
-  recipients: a worker killed with SIGKILL sends again at most that many recipients it had sent and not recorded.
+  recipients; sessions that sent wait while MAX_UNRECORDED are unrecorded, so a worker killed with SIGKILL sends
+  again at most that many recipients, plus one message per session that was in the middle of one.
 - the server's MaxOutboundConnections and MaxPerDomainOutboundConnections (Set-TransportService) are shared among
   the live engines of the server, which register themselves (``DeliveryEngineRecord``) and heartbeat.
 
@@ -59,10 +60,13 @@ log = logging.getLogger(__name__)
 INITIAL_CONCURRENCY = 5  # Postfix's initial_destination_concurrency
 # A next hop whose claims keep finding mail is looked at again every LOOK_AGAIN_AFTER seconds for LINGER_FOR
 # seconds after the last that did: wake-ups are coalesced (and may be lost), a busy next hop needn't wait for one.
-LOOK_AGAIN_AFTER = 0.1
+LOOK_AGAIN_AFTER = 0.2
 LINGER_FOR = 2.0
 DRAIN_WITHIN = 0.25  # seconds: more sessions are opened for a next hop whose backlog would take longer than this
 RECORD_EVERY = 10  # recipients: outcomes are recorded at least this often
+# Sessions that sent wait while this many outcomes are unrecorded (the records behind one commit under way):
+# it bounds what a killed worker sends twice, without making every session wait for every commit.
+MAX_UNRECORDED = 4 * RECORD_EVERY
 RECORD_WITHIN = 0.2  # seconds: and no outcome waits longer than this
 # Seconds a session with nothing to send waits for more before QUIT: Postfix's smtp_connection_cache_time_limit.
 # Longer, and hundreds of idle connections sit on servers that host many domains (and have their own limits).
@@ -413,9 +417,9 @@ class DeliveryEngine:
             self._dispatcher_wakes.notify()
 
     def _wait_until_recorded(self):
-        """A session that sent a message waits while RECORD_EVERY recipients' outcomes are unrecorded: what a
+        """A session that sent a message waits while MAX_UNRECORDED recipients' outcomes are unrecorded: what a
         killed worker sent and had not recorded (and will send again) stays below that (called with the lock)."""
-        while self._unrecorded >= RECORD_EVERY and not self._stopping:
+        while self._unrecorded >= MAX_UNRECORDED and not self._stopping:
             self._recorded.wait(1.0)
 
     def _record_due(self):

@@ -1,7 +1,7 @@
 """Nothing is lost when a worker dies: SIGKILL the worker (its process and every session of its delivery engine) in
 the middle of a 500-message run, start a new worker, and every recipient still ends Delivered — at the sink exactly
 once, except at most the recipients the dead worker had sent and not yet recorded (their second copy is the price
-of never losing one, RFC 5321 §6.1): fewer than RECORD_EVERY finished ones, and one per session that was in the
+of never losing one, RFC 5321 §6.1): fewer than MAX_UNRECORDED finished ones, and one per session that was in the
 middle of a message. The successor, on the same host, releases the dead worker's claims at start-up, long before
 SENDCONN_CLAIM_TIMEOUT. The test prints how many were sent twice.
 
@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from sendconn.transport.engine import RECORD_EVERY
+from sendconn.transport.engine import MAX_UNRECORDED
 from tests.peers.smtp import SmtpSink
 from tests.peers.stack import TransportStack, empty_redis_db, fresh_database, query
 
@@ -107,7 +107,7 @@ def test_killing_a_worker_mid_run_loses_nothing(stack, sink, database_url, capsy
     assert set(counts) == {f"user{number}@implicit.test" for number in range(MESSAGES)}, report
     assert max(counts.values()) <= 2, report
     assert twice <= in_flight, report
-    assert len(twice) <= RECORD_EVERY + PER_DOMAIN, report
+    assert len(twice) <= MAX_UNRECORDED + PER_DOMAIN, report
     assert query(database_url, "SELECT count(*) FROM transport_recipient WHERE claimed_by <> ''") == [(0,)]
     released = "Released" in "".join(process.output() for process in stack.processes if process.name == "successor")
     assert released or not in_flight, "the dead worker's claims were released by its successor"
