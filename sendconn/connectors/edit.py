@@ -25,6 +25,7 @@ from .forms import (
     NetworkSettingsForm,
     SmartHostAuthenticationForm,
     SourceServerForm,
+    TlsForm,
     place_service_errors,
 )
 
@@ -34,6 +35,7 @@ FORM_TABS = {
     "general": "general",
     "network": "delivery",
     "authentication": "delivery",
+    "tls": "delivery",
     "address_space": "scoping",
     "source_server": "scoping",
 }
@@ -54,6 +56,7 @@ def _dialog_forms(connector):
         "general": (GeneralForm, {"connector": connector}),
         "network": (NetworkSettingsForm, {}),
         "authentication": (SmartHostAuthenticationForm, {"stored_credential": _stored_credential(connector)}),
+        "tls": (TlsForm, {}),
         "address_space": (AddressSpaceForm, {}),
         "source_server": (SourceServerForm, {}),
     }

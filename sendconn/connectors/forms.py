@@ -13,7 +13,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from . import selectors
-from .models import MB, ProtocolLoggingLevel, SmartHostAuthMechanism, Usage
+from .models import MB, ProtocolLoggingLevel, SmartHostAuthMechanism, TlsAuthLevel, Usage
 from .servers import resolve_transport_servers
 from .services import Credential
 from .validation import validate_name
@@ -345,6 +345,31 @@ class SmartHostAuthenticationForm(ConnectorForm):
             password = self.cleaned_data["password"] or self.options["stored_credential"].password
             params["authentication_credential"] = Credential(self.cleaned_data["username"].strip(), password)
         return params
+
+
+class TlsForm(ConnectorForm):
+    """The Delivery tab's transport layer security: RequireTLS, TlsAuthLevel and TlsDomain (the EAC leaves them to
+    the shell; here they are in the dialog, TlsDomain greyed out unless "Domain validation" is chosen)."""
+
+    require_tls = forms.BooleanField(label="Require TLS", required=False)
+    tls_auth_level = forms.ChoiceField(
+        label="TLS authentication level",
+        choices=[("", "None"), *TlsAuthLevel.choices],
+        required=False,
+        widget=ChoiceRadioSelect,
+    )
+    tls_domain = forms.CharField(label="TLS domain", required=False, max_length=255)
+    service_fields = {"require_tls": "require_tls", "tls_auth_level": "tls_auth_level", "tls_domain": "tls_domain"}
+
+    @classmethod
+    def initial_for(cls, connector):
+        return {"require_tls": connector.require_tls, "tls_auth_level": connector.tls_auth_level,
+                "tls_domain": connector.tls_domain}
+
+    def connector_params(self):
+        level = self.cleaned_data["tls_auth_level"] or None
+        domain = self.cleaned_data["tls_domain"].strip() if level == TlsAuthLevel.DOMAIN_VALIDATION else ""
+        return {"require_tls": self.cleaned_data["require_tls"], "tls_auth_level": level, "tls_domain": domain or None}
 
 
 class AddressSpaceForm(ConnectorForm):

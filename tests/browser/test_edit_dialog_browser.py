@@ -95,6 +95,13 @@ def test_fields_that_do_not_apply_are_greyed_out_in_the_dialog(admin_page, live_
     page.get_by_label("Exchange Server authentication").check()
     expect(page.get_by_label("User name")).to_be_disabled()
 
+    expect(page.get_by_label("TLS domain")).to_be_disabled()  # TLS authentication level None
+    for level in ("EncryptionOnly", "CertificateValidation"):
+        page.get_by_label(level, exact=True).check()
+        expect(page.get_by_label("TLS domain")).to_be_disabled()
+    page.get_by_label("DomainValidation", exact=True).check()
+    expect(page.get_by_label("TLS domain")).to_be_enabled()
+
 
 def test_greyed_out_input_is_kept_for_when_it_applies_again(admin_page, live_server):
     """Greyed out is not thrown away: the list survives a round trip with MX chosen, and Save ignores it."""

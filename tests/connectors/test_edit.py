@@ -198,6 +198,29 @@ def test_delivery_tab_switches_to_smart_hosts_with_basic_authentication(admin_cl
     )
 
 
+def test_delivery_tab_sets_tls_and_ignores_a_tls_domain_that_does_not_apply(admin_client, internet):
+    response = post_tab(admin_client, internet, "delivery", tls={
+        "require_tls": "on", "tls_auth_level": "DomainValidation", "tls_domain": "Mail.Fabrikam.com",
+    })
+    assert response.status_code == 302, errors(response)
+    connector = SendConnector.objects.get(pk=internet.pk)
+    assert (connector.require_tls, connector.tls_auth_level, connector.tls_domain) == (
+        True, "DomainValidation", "mail.fabrikam.com")
+
+    response = post_tab(admin_client, internet, "delivery", tls={"tls_auth_level": "EncryptionOnly",
+                                                                  "tls_domain": "typed.fabrikam.com"})
+    assert response.status_code == 302, errors(response)
+    connector = SendConnector.objects.get(pk=internet.pk)
+    assert (connector.tls_auth_level, connector.tls_domain) == ("EncryptionOnly", "")  # greyed out: not saved
+
+
+def test_delivery_tab_tls_rules_are_shown_next_to_the_fields(admin_client, internet):
+    response = post_tab(admin_client, internet, "delivery", tls={"require_tls": "", "tls_auth_level": "EncryptionOnly"})
+    assert response.status_code == 200
+    assert ("tls", "tls_auth_level") in errors(response)
+    assert SendConnector.objects.get(pk=internet.pk).tls_auth_level == ""
+
+
 @pytest.mark.parametrize("host", ["[999.1.1.1]", "999.1.1.1"])
 def test_delivery_tab_refuses_a_smart_host_that_is_no_ip_address(admin_client, internet, host):
     before = snapshot(internet)
