@@ -204,7 +204,6 @@ class DeliveryEngine:
         self._stopping = False
         self._thread = None
         self._heartbeat_at = 0.0
-        self._record = None
         self.keep_idle_for = KEEP_IDLE_FOR
         self.max_sessions = None  # this engine's share of MaxOutboundConnections (None: unlimited)
         self.max_per_destination = None  # and of MaxPerDomainOutboundConnections

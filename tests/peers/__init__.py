@@ -3,6 +3,17 @@ slapd (LDAP) and an OpenID Connect provider."""
 import socket
 
 
+class Peer:
+    """A server a test starts with ``with``: ``start()`` on entry, ``stop()`` on exit."""
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self.stop()
+
+
 def free_port(host="127.0.0.1", udp_too=False):
     """A port nobody listens on right now (TCP, and UDP when asked); the kernel picks it."""
     for _ in range(50):

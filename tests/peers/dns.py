@@ -19,7 +19,7 @@ import dns.message
 import dns.query
 import dns.rcode
 
-from . import free_port
+from . import Peer, free_port
 
 NSD = shutil.which("nsd") or "/usr/sbin/nsd"
 NSD_CONTROL = shutil.which("nsd-control") or "/usr/sbin/nsd-control"
@@ -72,7 +72,7 @@ class Zone:
         return "\n".join(header + self.records) + "\n"
 
 
-class NsdServer:
+class NsdServer(Peer):
     """nsd on 127.0.0.1:<free port> (UDP and TCP), in a temporary directory, stopped by the PID in its pidfile."""
 
     host = "127.0.0.1"
@@ -97,13 +97,6 @@ class NsdServer:
     def nameserver(self):
         """(ip, port), the form of settings.SENDCONN_DNS_SERVERS entries."""
         return (self.host, self.port)
-
-    def __enter__(self):
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info):
-        self.stop()
 
     def start(self):
         self.directory = Path(tempfile.mkdtemp(prefix="sendconn-nsd-"))

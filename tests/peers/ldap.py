@@ -16,7 +16,7 @@ from pathlib import Path
 
 import ldap
 
-from . import free_port
+from . import Peer, free_port
 
 SLAPD = shutil.which("slapd") or "/usr/sbin/slapd"
 SLAPADD = shutil.which("slapadd") or "/usr/sbin/slapadd"
@@ -28,7 +28,7 @@ def slapd_installed():
     return Path(SLAPD).exists() and (SCHEMA_DIR / "inetorgperson.schema").exists()
 
 
-class Slapd:
+class Slapd(Peer):
     def __init__(self, ldif, suffix, tls_cert=None, start_timeout=10.0):
         self.ldif = ldif
         self.suffix = suffix
@@ -47,13 +47,6 @@ class Slapd:
     @property
     def ldaps_uri(self):
         return f"ldaps://{self.host}:{self.ldaps_port}"
-
-    def __enter__(self):
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info):
-        self.stop()
 
     def start(self):
         self.directory = Path(tempfile.mkdtemp(prefix="sendconn-slapd-"))

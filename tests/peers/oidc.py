@@ -20,10 +20,12 @@ from urllib.parse import urljoin
 
 import requests
 
+from . import Peer
+
 REPO = Path(__file__).resolve().parents[2]
 
 
-class OidcProvider:
+class OidcProvider(Peer):
     def __init__(self, client_id, client_secret, redirect_uri, users, start_timeout=60.0):
         self.config = {"client_id": client_id, "client_secret": client_secret, "redirect_uri": redirect_uri,
                        "users": users}
@@ -44,13 +46,6 @@ class OidcProvider:
             "userinfo": f"{self.base_url}/userinfo",
             "jwks": f"{self.base_url}/jwks",
         }
-
-    def __enter__(self):
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info):
-        self.stop()
 
     def start(self):
         self.directory = tempfile.TemporaryDirectory(prefix="sendconn-oidc-")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from . import free_port
+from . import Peer, free_port
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 
@@ -42,7 +42,7 @@ def wait_until(what, condition, timeout=20):
         time.sleep(0.05)
 
 
-class PrivateRedis:
+class PrivateRedis(Peer):
     def __init__(self, directory):
         if not os.path.exists(REDIS_SERVER):
             pytest.skip("redis-server is not installed")
@@ -72,13 +72,6 @@ class PrivateRedis:
         self.stop()
         self.start()
 
-    def __enter__(self):
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info):
-        self.stop()
-
 
 def postgres_bin(program):
     found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{program}"))
@@ -87,7 +80,7 @@ def postgres_bin(program):
     return found[-1]
 
 
-class PrivatePostgres:
+class PrivatePostgres(Peer):
     """A throwaway cluster (trust authentication) owned by the postgres user when run as root (initdb refuses root)."""
 
     def __init__(self):
@@ -124,10 +117,6 @@ class PrivatePostgres:
         with psycopg.connect(self.url.replace("postgres://", "postgresql://"), autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         return self.url.rsplit("/", 1)[0] + f"/{name}"
-
-    def __enter__(self):
-        self.start()
-        return self
 
     def __exit__(self, *exc_info):
         if port_answers(self.port):

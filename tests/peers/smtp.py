@@ -16,7 +16,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from sendconn.transport.smtp_server import PlainPathSMTP
 
-from . import free_port
+from . import Peer, free_port
 
 
 class ReceivedMessage(NamedTuple):
@@ -27,7 +27,7 @@ class ReceivedMessage(NamedTuple):
     auth_user: str | None
 
 
-class SmtpSink:
+class SmtpSink(Peer):
     """An SMTP receiver. ``sessions`` counts TCP connections; ``messages`` holds accepted transactions.
 
     greeting_code: answer the connection with this code (e.g. 421, 554) and close it.
@@ -75,13 +75,6 @@ class SmtpSink:
         self.sessions = 0
         self.helo_names = []  # ("EHLO" | "HELO", name) per greeting command received
         self._controller = None
-
-    def __enter__(self):
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info):
-        self.stop()
 
     @property
     def address(self):

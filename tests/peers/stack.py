@@ -173,6 +173,19 @@ class TransportStack:
         return "\n".join(process.tail() for process in self.processes)
 
 
+@contextmanager
+def internet_stack(directory, sink, **kwargs):
+    """A migrated TransportStack (``kwargs`` as TransportStack's) with the seed's Internet connector sending to
+    ``sink``'s port; stopped after the block."""
+    stack = TransportStack(directory, **kwargs)
+    stack.migrate()
+    stack.cmdlet(f"New-SendConnector -Name 'To internet' -AddressSpaces * -Internet -Port {sink.port}")
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
 def manage(env, *args, timeout=300):
     """``manage.py *args`` in a child process with ``env``; its output, or RuntimeError if it failed."""
     result = subprocess.run([sys.executable, "manage.py", *args], cwd=REPO, env=env, capture_output=True, text=True,

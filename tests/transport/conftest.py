@@ -149,3 +149,10 @@ def sink():
     yield make
     for server in started:
         server.stop()
+
+
+@pytest.fixture
+def implicit_sink():
+    """An SMTP sink on implicit.test's address (127.0.0.5), for the tests that run sendconn's own processes."""
+    with SmtpSink("127.0.0.5") as server:
+        yield server

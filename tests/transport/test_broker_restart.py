@@ -13,8 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from tests.peers.servers import PrivateRedis
-from tests.peers.smtp import SmtpSink
-from tests.peers.stack import TransportStack, fresh_database, query
+from tests.peers.stack import fresh_database, internet_stack, query
 
 pytest.importorskip("psycopg")
 pytest.importorskip("redis")
@@ -38,21 +37,15 @@ def database_url():
 
 
 @pytest.fixture
-def sink():
-    with SmtpSink("127.0.0.5") as server:  # implicit.test in the test zone
-        yield server
+def sink(implicit_sink):
+    return implicit_sink
 
 
 @pytest.fixture
 def stack(tmp_path, database_url, redis_server, nsd, sink):
-    stack = TransportStack(tmp_path, database_url=database_url, broker_url=redis_server.url,
-                           SENDCONN_DNS_SERVERS=nsd.address, SENDCONN_SWEEP_INTERVAL=1)
-    stack.migrate()
-    stack.cmdlet(f"New-SendConnector -Name 'To internet' -AddressSpaces * -Internet -Port {sink.port}")
-    try:
+    with internet_stack(tmp_path, sink, database_url=database_url, broker_url=redis_server.url,
+                        SENDCONN_DNS_SERVERS=nsd.address, SENDCONN_SWEEP_INTERVAL=1) as stack:
         yield stack
-    finally:
-        stack.stop()
 
 
 def submit(smtpd, numbers):

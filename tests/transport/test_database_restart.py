@@ -15,8 +15,7 @@ import pytest
 
 from tests.peers import free_port
 from tests.peers.servers import PrivatePostgres, PrivateRedis
-from tests.peers.smtp import SmtpSink
-from tests.peers.stack import TransportStack, query
+from tests.peers.stack import internet_stack, query
 
 pytest.importorskip("psycopg")
 pytest.importorskip("redis")
@@ -47,22 +46,16 @@ def redis_server(tmp_path):
 
 
 @pytest.fixture
-def sink():
-    with SmtpSink("127.0.0.5") as server:  # implicit.test in the test zone
-        yield server
+def sink(implicit_sink):
+    return implicit_sink
 
 
 @pytest.fixture
 def stack(tmp_path, database_url, redis_server, nsd, sink):
-    stack = TransportStack(tmp_path, database_url=database_url, broker_url=redis_server.url,
-                           SENDCONN_DNS_SERVERS=nsd.address, SENDCONN_SWEEP_INTERVAL=1,
-                           SENDCONN_CLAIM_TIMEOUT=CLAIM_TIMEOUT, DEBUG="false")
-    stack.migrate()
-    stack.cmdlet(f"New-SendConnector -Name 'To internet' -AddressSpaces * -Internet -Port {sink.port}")
-    try:
+    with internet_stack(tmp_path, sink, database_url=database_url, broker_url=redis_server.url,
+                        SENDCONN_DNS_SERVERS=nsd.address, SENDCONN_SWEEP_INTERVAL=1,
+                        SENDCONN_CLAIM_TIMEOUT=CLAIM_TIMEOUT, DEBUG="false") as stack:
         yield stack
-    finally:
-        stack.stop()
 
 
 def start_web(stack):

@@ -15,8 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from sendconn.transport.engine import MAX_UNRECORDED
-from tests.peers.smtp import SmtpSink
-from tests.peers.stack import TransportStack, empty_redis_db, fresh_database, query
+from tests.peers.stack import empty_redis_db, fresh_database, internet_stack, query
 
 pytest.importorskip("psycopg")  # the stack's database and broker
 pytest.importorskip("redis")
@@ -42,23 +41,16 @@ def database_url():
 
 
 @pytest.fixture
-def sink():
-    with SmtpSink("127.0.0.5") as server:  # implicit.test in the test zone
-        yield server
+def sink(implicit_sink):
+    return implicit_sink
 
 
 @pytest.fixture
 def stack(tmp_path, database_url, broker, nsd, sink):
-    stack = TransportStack(tmp_path, database_url=database_url, broker_url=REDIS_URL, SENDCONN_DNS_SERVERS=nsd.address,
-                           SENDCONN_SWEEP_INTERVAL=1)
-    stack.migrate()
-    stack.cmdlet(f"New-SendConnector -Name 'To internet' -AddressSpaces * -Internet -Port {sink.port}")
-    stack.manage("shell", "-c", "from sendconn.connectors.models import TransportServer; "
-                                f"TransportServer.objects.update(max_per_domain_outbound_connections={PER_DOMAIN})")
-    try:
+    with internet_stack(tmp_path, sink, database_url=database_url, broker_url=REDIS_URL,
+                        SENDCONN_DNS_SERVERS=nsd.address, SENDCONN_SWEEP_INTERVAL=1) as stack:
+        stack.cmdlet(f"Set-TransportService EX01 -MaxPerDomainOutboundConnections {PER_DOMAIN}")
         yield stack
-    finally:
-        stack.stop()
 
 
 def received(sink):
