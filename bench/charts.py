@@ -9,6 +9,7 @@ and one connector's chart data and SVG (median of the runs) and prints each quer
 SQLite, EXPLAIN ANALYZE on PostgreSQL. For comparison it also times counting the same figures from the tracking
 events themselves. SQLite is a throwaway file; --postgres uses a fresh database on 127.0.0.1:5432, dropped after.
 """
+
 import argparse
 import os
 import random
@@ -21,8 +22,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CONNECTORS = ["To internet", "To partners", "To relay", "Fabrikam", "Tailspin"]
-OUTCOMES = [("SEND", "250 2.6.0 Queued mail for delivery", 80), ("DEFER", "451 4.4.0 DNS query failed", 12),
-            ("FAIL", "550 5.1.1 User unknown", 8)]
+OUTCOMES = [
+    ("SEND", "250 2.6.0 Queued mail for delivery", 80),
+    ("DEFER", "451 4.4.0 DNS query failed", 12),
+    ("FAIL", "550 5.1.1 User unknown", 8),
+]
 
 
 def setup_django(var_dir, database_url):
@@ -30,8 +34,12 @@ def setup_django(var_dir, database_url):
     os.environ.pop("DATABASE_URL", None)
     if database_url:
         os.environ["DATABASE_URL"] = database_url
-    os.environ.update(SENDCONN_VAR_DIR=var_dir, SECRET_KEY="bench-only-secret-key-not-for-production",
-                      DJANGO_SETTINGS_MODULE="sendconn.settings", LOG_LEVEL="WARNING")
+    os.environ.update(
+        SENDCONN_VAR_DIR=var_dir,
+        SECRET_KEY="bench-only-secret-key-not-for-production",
+        DJANGO_SETTINGS_MODULE="sendconn.settings",
+        LOG_LEVEL="WARNING",
+    )
     import django
 
     django.setup()
@@ -55,39 +63,55 @@ def fill(events):
     now = timezone.now()
     span = int(flow.KEPT.total_seconds()) - 600
     started = time.perf_counter()
-    shares = " ".join(f"WHEN r < {sum(weight for _, _, weight in OUTCOMES[:i + 1])} THEN '{event_id}'"
-                      for i, (event_id, _, _) in enumerate(OUTCOMES))
-    replies = " ".join(f"WHEN r < {sum(weight for _, _, weight in OUTCOMES[:i + 1])} THEN '{reply}'"
-                       for i, (_, reply, _) in enumerate(OUTCOMES))
+    shares = " ".join(
+        f"WHEN r < {sum(weight for _, _, weight in OUTCOMES[: i + 1])} THEN '{event_id}'"
+        for i, (event_id, _, _) in enumerate(OUTCOMES)
+    )
+    replies = " ".join(
+        f"WHEN r < {sum(weight for _, _, weight in OUTCOMES[: i + 1])} THEN '{reply}'"
+        for i, (_, reply, _) in enumerate(OUTCOMES)
+    )
     names = " ".join(f"WHEN {i} THEN '{name}'" for i, name in enumerate(CONNECTORS))
-    columns = ("timestamp, event_id, source, internal_message_id, message_id, sender, subject, recipient, "
-               "recipient_status, connector_name, server_name, remote_host, total_bytes")
-    values = (f"CASE {shares} END, 'SMTP', 1, '<bench@contoso.test>', 'julia@contoso.test', 'bench', "
-              f"'user' || s || '@implicit.test', CASE {replies} END, CASE c {names} END, 'EX01', 'implicit.test', 18")
+    columns = (
+        "timestamp, event_id, source, internal_message_id, message_id, sender, subject, recipient, "
+        "recipient_status, connector_name, server_name, remote_host, total_bytes"
+    )
+    values = (
+        f"CASE {shares} END, 'SMTP', 1, '<bench@contoso.test>', 'julia@contoso.test', 'bench', "
+        f"'user' || s || '@implicit.test', CASE {replies} END, CASE c {names} END, 'EX01', 'implicit.test', 18"
+    )
     # Spread by multiplicative hashing of the row number: random() would be drawn anew for every use of a column
     # once SQLite flattens the subquery.
-    spread = (f"i * 7919 %% 100 AS r, i * 104729 %% {len(CONNECTORS)} AS c, "
-              f"(i * 2654435761) %% {span} AS s")
+    spread = f"i * 7919 %% 100 AS r, i * 104729 %% {len(CONNECTORS)} AS c, (i * 2654435761) %% {span} AS s"
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute(
                 f"INSERT INTO transport_trackingevent ({columns}) SELECT %s - s * interval '1 second', {values} "
-                f"FROM (SELECT {spread} FROM generate_series(1, %s::bigint) AS i) AS generated", [now, events])
+                f"FROM (SELECT {spread} FROM generate_series(1, %s::bigint) AS i) AS generated",
+                [now, events],
+            )
         else:
             cursor.execute(
                 f"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < %s) "
                 f"INSERT INTO transport_trackingevent ({columns}) "
                 f"SELECT strftime('%%Y-%%m-%%d %%H:%%M:%%f', %s, '-' || s || ' seconds'), {values} "
-                f"FROM (SELECT {spread} FROM n)", [events, now.strftime("%Y-%m-%d %H:%M:%S")])
+                f"FROM (SELECT {spread} FROM n)",
+                [events, now.strftime("%Y-%m-%d %H:%M:%S")],
+            )
     print(f"made {events:,} tracking events in {time.perf_counter() - started:.0f} s")
     started = time.perf_counter()
     import_module("sendconn.observability.migrations.0002_count_recorded_events").count_recorded_events(apps, None)
     print(f"counted them per period in {time.perf_counter() - started:.0f} s")
     rng = random.Random(25)
     QueueDepthSample.objects.bulk_create(
-        [QueueDepthSample(period_start=start, connector_name=name, recipients=rng.randrange(500))
-         for start in flow.periods(now, flow.KEPT) for name in ["", *CONNECTORS]], batch_size=5000,
-        ignore_conflicts=True)
+        [
+            QueueDepthSample(period_start=start, connector_name=name, recipients=rng.randrange(500))
+            for start in flow.periods(now, flow.KEPT)
+            for name in ["", *CONNECTORS]
+        ],
+        batch_size=5000,
+        ignore_conflicts=True,
+    )
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
 
@@ -126,20 +150,27 @@ def measure(runs):
 
     def from_events(name=None):
         """The same periods counted from the tracking events (no per-period table): index range, Python buckets."""
-        events = TrackingEvent.objects.filter(timestamp__gte=flow.periods(timezone.now())[0],
-                                              event_id__in=flow.FLOW_EVENTS)
+        events = TrackingEvent.objects.filter(
+            timestamp__gte=flow.periods(timezone.now())[0], event_id__in=flow.FLOW_EVENTS
+        )
         if name:
             events = events.filter(connector_name=name)
-        return Counter((flow.period_start(at), event_id) for at, event_id in events.values_list("timestamp", "event_id"))
+        return Counter(
+            (flow.period_start(at), event_id) for at, event_id in events.values_list("timestamp", "event_id")
+        )
 
     since = timezone.now() - flow.WINDOW
-    print(f"database: {connection.vendor}; {TrackingEvent.objects.count():,} tracking events, "
-          f"{OutcomeCount.objects.count():,} per-period counts")
+    print(
+        f"database: {connection.vendor}; {TrackingEvent.objects.count():,} tracking events, "
+        f"{OutcomeCount.objects.count():,} per-period counts"
+    )
     for page, name in (("dashboard", None), ("connector page", "To partners")):
         drawn = data(name)
-        print(f"{page}: chart data {median_ms(lambda: data(name), runs):.1f} ms, "
-              f"SVG {median_ms(lambda: svg(drawn), runs):.1f} ms; "
-              f"the same from the events: {median_ms(lambda: from_events(name), 3):.0f} ms")
+        print(
+            f"{page}: chart data {median_ms(lambda: data(name), runs):.1f} ms, "
+            f"SVG {median_ms(lambda: svg(drawn), runs):.1f} ms; "
+            f"the same from the events: {median_ms(lambda: from_events(name), 3):.0f} ms"
+        )
     print("\nplan, dashboard mail flow:\n" + plan(flow.outcome_counts(since)))
     print("\nplan, connector page mail flow:\n" + plan(flow.outcome_counts(since, "To partners")))
 

@@ -8,6 +8,7 @@ connectors, one holding 10,000. The list page is rendered through Django's test 
 hits both sizes alike; each figure is the median of the runs, as wall-clock and CPU time. The last line is
 ``list_page_ratio=<10,000 / 10>`` by CPU time (target: 2 or less).
 """
+
 import argparse
 import gc
 import io
@@ -79,8 +80,12 @@ def add_connectors(count):
         )
         AddressSpace.objects.bulk_create(
             [
-                AddressSpace(connector=connector, domain=f"contoso{connector.name[-5:]}.test", cost=1,
-                             match_domain=f"contoso{connector.name[-5:]}.test")
+                AddressSpace(
+                    connector=connector,
+                    domain=f"contoso{connector.name[-5:]}.test",
+                    cost=1,
+                    match_domain=f"contoso{connector.name[-5:]}.test",
+                )
                 for connector in connectors
             ],
             batch_size=1000,
@@ -192,13 +197,17 @@ def report(figures):
     page = figures["list page"]
     ratio = page[LARGE]["cpu"] / page[SMALL]["cpu"]
     wall_ratio = page[LARGE]["wall"] / page[SMALL]["wall"]
-    print(f"list page ratio ({LARGE:,} / {SMALL}): {ratio:.2f} by CPU time, {wall_ratio:.2f} by wall time "
-          f"(target <= 2): {'OK' if ratio <= 2 else 'OVER TARGET'}")
+    print(
+        f"list page ratio ({LARGE:,} / {SMALL}): {ratio:.2f} by CPU time, {wall_ratio:.2f} by wall time "
+        f"(target <= 2): {'OK' if ratio <= 2 else 'OVER TARGET'}"
+    )
     shell = figures.get("Get-SendConnector")
     if shell:
         per_connector = (shell[LARGE]["cpu"] - shell[SMALL]["cpu"]) / (LARGE - SMALL)
-        print(f"Get-SendConnector ratio ({LARGE:,} / {SMALL}): {shell[LARGE]['cpu'] / shell[SMALL]['cpu']:.0f} by CPU "
-              f"time. It lists every connector, as Exchange's does (no paging): {per_connector:.3f} ms per connector.")
+        print(
+            f"Get-SendConnector ratio ({LARGE:,} / {SMALL}): {shell[LARGE]['cpu'] / shell[SMALL]['cpu']:.0f} by CPU "
+            f"time. It lists every connector, as Exchange's does (no paging): {per_connector:.3f} ms per connector."
+        )
     print(f"list_page_ratio={ratio:.2f}")
 
 

@@ -21,6 +21,7 @@ DNS queries per message, SMTP sessions opened, the workers' peak memory, the sin
 workload sent by a plain smtplib loop (one connection per message) straight to the sinks: the naive baseline.
 The last line is ``messages_per_second=<end-to-end rate>``.
 """
+
 import argparse
 import asyncio
 import contextlib
@@ -107,8 +108,11 @@ class Sinks:
         context = multiprocessing.get_context("spawn")
         self.counters = context.Array("d", 6, lock=False)
         self.ready, self.stop_event = context.Event(), context.Event()
-        self.process = context.Process(target=serve_sinks, args=(addresses, port, self.counters, self.ready,
-                                                                 self.stop_event, rtt_ms, silent), daemon=True)
+        self.process = context.Process(
+            target=serve_sinks,
+            args=(addresses, port, self.counters, self.ready, self.stop_event, rtt_ms, silent),
+            daemon=True,
+        )
         self.process.start()
         if not self.ready.wait(30):
             raise RuntimeError("the sinks did not start")
@@ -128,8 +132,10 @@ class Sinks:
 
 def silent_workload(count):
     """One message to each of ``count`` domains whose MX never greets."""
-    return [(f"held{number}@t{number}.{ZONE}", f"Subject: silent {number}\r\n\r\nx\r\n".encode())
-            for number in range(1, count + 1)]
+    return [
+        (f"held{number}@t{number}.{ZONE}", f"Subject: silent {number}\r\n\r\nx\r\n".encode())
+        for number in range(1, count + 1)
+    ]
 
 
 def common_port(addresses):
@@ -154,8 +160,10 @@ def workload(messages, domains, size, prefix="user"):
     items = []
     for number in range(messages):
         recipient = f"{prefix}{number}@d{number % domains + 1}.{ZONE}"
-        head = (f"From: {SENDER}\r\nTo: {recipient}\r\nSubject: bench message {number}\r\n"
-                f"Message-ID: <bench{number}@contoso.test>\r\n\r\n")
+        head = (
+            f"From: {SENDER}\r\nTo: {recipient}\r\nSubject: bench message {number}\r\n"
+            f"Message-ID: <bench{number}@contoso.test>\r\n\r\n"
+        )
         body_length = max(0, size - len(head))
         line = ("x" * 76 + "\r\n") * (body_length // 78 + 1)
         items.append((recipient, (head + line[:body_length]).encode()))
@@ -279,8 +287,13 @@ def peak_memory_kib(pid):
 
 def worker_answers(stack):
     """`celery inspect ping` (the filesystem broker has a control folder): the worker consumes its queues."""
-    ping = subprocess.run([sys.executable, "-m", "celery", "-A", "sendconn", "inspect", "ping", "--timeout", "2"],
-                          cwd=ROOT, env=stack.env, capture_output=True, text=True)
+    ping = subprocess.run(
+        [sys.executable, "-m", "celery", "-A", "sendconn", "inspect", "ping", "--timeout", "2"],
+        cwd=ROOT,
+        env=stack.env,
+        capture_output=True,
+        text=True,
+    )
     return ping.returncode == 0 and "pong" in ping.stdout
 
 
@@ -303,14 +316,24 @@ def main():
     parser.add_argument("--connections", type=int, default=4, help="parallel client connections to smtpd")
     parser.add_argument("--timeout", type=float, default=600, help="seconds to wait for the sinks")
     parser.add_argument("--smtpd-processes", type=int, help="SENDCONN_SMTP_PROCESSES (default: the product's)")
-    parser.add_argument("--scale-out", action="store_true",
-                        help="PostgreSQL (127.0.0.1:5432) and Redis (127.0.0.1:6379) instead of SQLite and the "
-                             "filesystem broker")
-    parser.add_argument("--no-drain", dest="drain", action="store_false",
-                        help="skip the queue-drain run (delivery alone, from a queue filled while no worker ran)")
+    parser.add_argument(
+        "--scale-out",
+        action="store_true",
+        help="PostgreSQL (127.0.0.1:5432) and Redis (127.0.0.1:6379) instead of SQLite and the filesystem broker",
+    )
+    parser.add_argument(
+        "--no-drain",
+        dest="drain",
+        action="store_false",
+        help="skip the queue-drain run (delivery alone, from a queue filled while no worker ran)",
+    )
     parser.add_argument("--rtt-ms", type=float, default=0.0, help="every MX this many ms away (a latency proxy)")
-    parser.add_argument("--silent", type=int, default=0,
-                        help="first mail one message to each of this many domains whose MX never greets")
+    parser.add_argument(
+        "--silent",
+        type=int,
+        default=0,
+        help="first mail one message to each of this many domains whose MX never greets",
+    )
     args = parser.parse_args()
     if not 1 <= args.domains <= 250:
         parser.error("--domains must be 1 to 250 (one loopback address each)")
@@ -324,8 +347,9 @@ def main():
         for n in range(1, args.silent + 1):
             zone.mx(f"t{n}", 10, "mx.silent")
     items = workload(args.messages, args.domains, args.size)
-    sink_port = common_port(addresses + [address.replace("127.0.1.", "127.0.2.") for address in addresses]
-                            + [SILENT_MX])
+    sink_port = common_port(
+        addresses + [address.replace("127.0.1.", "127.0.2.") for address in addresses] + [SILENT_MX]
+    )
 
     with contextlib.ExitStack() as resources:
         scratch = resources.enter_context(tempfile.TemporaryDirectory(prefix="sendconn-bench-"))
@@ -336,16 +360,22 @@ def main():
             resources.enter_context(empty_redis_db(SCALE_OUT_BROKER))
             tuning["broker_url"] = SCALE_OUT_BROKER
         sinks = Sinks(addresses, sink_port, args.rtt_ms, bool(args.silent))
-        stack = TransportStack(Path(scratch), SENDCONN_DNS_SERVERS=nsd.address, LOG_LEVEL="WARNING",
-                               SENDCONN_SMTP_LISTEN=f"127.0.0.1:{free_port()}", **tuning)
+        stack = TransportStack(
+            Path(scratch),
+            SENDCONN_DNS_SERVERS=nsd.address,
+            LOG_LEVEL="WARNING",
+            SENDCONN_SMTP_LISTEN=f"127.0.0.1:{free_port()}",
+            **tuning,
+        )
         try:
             stack.migrate()
             port_option = "" if sink_port == 25 else f" -Port {sink_port}"
             stack.cmdlet(f"New-SendConnector -Name 'To internet' -AddressSpaces * -Internet{port_option}")
             if args.drain:  # fill the queue while no worker runs: smtpd alone
                 smtpd = stack.start_smtpd()
-                started, ended = submit(smtpd.host, smtpd.port,
-                                        workload(args.messages, args.domains, args.size, "drain"), args.connections)
+                started, ended = submit(
+                    smtpd.host, smtpd.port, workload(args.messages, args.domains, args.size, "drain"), args.connections
+                )
                 accepted_alone = args.messages / (ended - started)
                 smtpd.stop()
             procfile = procfile_without_web(Path(scratch) / "Procfile")
@@ -360,8 +390,9 @@ def main():
             wait_for("the worker", lambda: worker_answers(stack), 60, runall)
             smtpd_host, smtpd_port = stack.env["SENDCONN_SMTP_LISTEN"].rsplit(":", 1)
             queries_before = nsd.query_count()
-            groups = {name: descendants(int(pid)) for name, pid in
-                      re.findall(r"(\w+) started \(pid (\d+)\)", runall.output())}
+            groups = {
+                name: descendants(int(pid)) for name, pid in re.findall(r"(\w+) started \(pid (\d+)\)", runall.output())
+            }
             groups.update(sinks=[sinks.process.pid], client=[os.getpid()], worker_main=[worker_pid])
             cpu_before = {name: cpu_seconds(pids) for name, pids in groups.items()}
 
@@ -382,31 +413,41 @@ def main():
 
         rate = args.messages / (last - first)
         mode = "scale-out: PostgreSQL, Redis" if args.scale_out else "embedded: SQLite, filesystem broker"
-        print(f"delivery bench ({mode}): {args.messages} messages of {args.size} bytes to {args.domains} domains, "
-              f"{args.connections} client connections, {os.cpu_count()} CPUs ({cpu_model()})")
+        print(
+            f"delivery bench ({mode}): {args.messages} messages of {args.size} bytes to {args.domains} domains, "
+            f"{args.connections} client connections, {os.cpu_count()} CPUs ({cpu_model()})"
+        )
         if args.rtt_ms or args.silent:
             print(f"every MX {args.rtt_ms:g} ms away; {args.silent} silent domains mailed first")
         print(f"end to end (first submission to last 250 at the sink): {last - first:.2f} s, {rate:.0f} messages/s")
         print(f"submission (accepted by smtpd, while delivering): {args.messages / (accepted - first):.0f} messages/s")
         if args.drain:
             print(f"submission alone (no worker running): {accepted_alone:.0f} messages/s")
-            print(f"queue drain (delivery alone, from {args.messages} queued while no worker ran): {drained:.0f} "
-                  f"messages/s over {drain_sessions} SMTP sessions")
+            print(
+                f"queue drain (delivery alone, from {args.messages} queued while no worker ran): {drained:.0f} "
+                f"messages/s over {drain_sessions} SMTP sessions"
+            )
         print(f"DNS queries: {queries} ({queries / args.messages:.3f} per message)")
         print(f"SMTP sessions opened: {sessions} ({args.messages / max(sessions, 1):.1f} messages per session)")
         print(f"duplicates at the sinks: {duplicates}")
-        print("CPU per message (ms): " + ", ".join(f"{name} {seconds * 1000 / args.messages:.2f}"
-                                                    for name, seconds in cpu.items()))
-        print(f"workers' peak memory (VmHWM): {sum(memory.values()) / 1024:.0f} MiB in {len(memory)} processes "
-              f"(largest {max(memory.values()) / 1024:.0f} MiB)")
+        print(
+            "CPU per message (ms): "
+            + ", ".join(f"{name} {seconds * 1000 / args.messages:.2f}" for name, seconds in cpu.items())
+        )
+        print(
+            f"workers' peak memory (VmHWM): {sum(memory.values()) / 1024:.0f} MiB in {len(memory)} processes "
+            f"(largest {max(memory.values()) / 1024:.0f} MiB)"
+        )
 
         sinks.reset()
         alone = sink_alone(items, sink_port, args.connections)
         print(f"sink alone, {args.connections} persistent connections: {args.messages / alone:.0f} messages/s")
         sinks.reset()
         naive = naive_loop(items, sink_port)
-        print(f"naive baseline, plain smtplib loop with a connection per message: {args.messages / naive:.0f} "
-              f"messages/s (no queue, no DNS, no durability)")
+        print(
+            f"naive baseline, plain smtplib loop with a connection per message: {args.messages / naive:.0f} "
+            f"messages/s (no queue, no DNS, no durability)"
+        )
         sinks.stop()
     print(f"messages_per_second={rate:.1f}")
 

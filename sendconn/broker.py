@@ -4,6 +4,7 @@ kombu (5.x) writes a message file in place while a consumer listing the folder m
 it empty; the worker then dies of a JSONDecodeError. Here the file is written under a name no consumer takes and
 renamed into place (atomic on one filesystem), so a consumer sees all of it or nothing.
 """
+
 import os
 import time
 import uuid

@@ -1,4 +1,5 @@
 """Logging filters for the processes' console logs."""
+
 import logging
 
 

@@ -1,5 +1,6 @@
 """How forms render: Django's own form templates, with the console's markup for one field (``templates/_field.html``),
 so ``{{ form.name.as_field_group }}`` gives the label, help text, widget and errors every page shows."""
+
 from django.forms.renderers import TemplatesSetting
 
 

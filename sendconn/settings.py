@@ -4,6 +4,7 @@ Embedded mode (no variables set): SQLite and a filesystem Celery broker under ``
 web + worker + sweeper with no server to install. ``DATABASE_URL`` and ``CELERY_BROKER_URL`` switch to
 PostgreSQL and Redis for the scale-out topology (see docker-compose.yml).
 """
+
 import ipaddress
 import os
 import socket
@@ -121,7 +122,8 @@ def env_role_groups(name):
         if known is None or not directory_group:
             raise ImproperlyConfigured(
                 f"{name}: {item.strip()!r} is not 'role group=directory group'. The role groups are "
-                + ", ".join(f'"{group}"' for group in ROLE_GROUPS) + "; separate pairs with ';'."
+                + ", ".join(f'"{group}"' for group in ROLE_GROUPS)
+                + "; separate pairs with ';'."
             )
         mapping.setdefault(known, []).append(directory_group)
     return mapping
@@ -292,8 +294,9 @@ SENDCONN_OIDC_PROVIDER_NAME = os.environ.get("SENDCONN_OIDC_PROVIDER_NAME") or "
 SENDCONN_OIDC_USERNAME_CLAIM = os.environ.get("SENDCONN_OIDC_USERNAME_CLAIM") or "preferred_username"
 SENDCONN_OIDC_GROUPS_CLAIM = os.environ.get("SENDCONN_OIDC_GROUPS_CLAIM") or "groups"
 SENDCONN_OIDC_ROLE_GROUPS = env_role_groups("SENDCONN_OIDC_ROLE_GROUPS")  # {role group: [group IDs or names]}
-if OIDC_RP_CLIENT_ID and not all((OIDC_OP_AUTHORIZATION_ENDPOINT, OIDC_OP_TOKEN_ENDPOINT, OIDC_OP_USER_ENDPOINT,
-                                  OIDC_OP_JWKS_ENDPOINT)):
+if OIDC_RP_CLIENT_ID and not all(
+    (OIDC_OP_AUTHORIZATION_ENDPOINT, OIDC_OP_TOKEN_ENDPOINT, OIDC_OP_USER_ENDPOINT, OIDC_OP_JWKS_ENDPOINT)
+):
     raise ImproperlyConfigured(
         "SENDCONN_OIDC_CLIENT_ID is set: set SENDCONN_OIDC_AUTHORIZATION_ENDPOINT, SENDCONN_OIDC_TOKEN_ENDPOINT, "
         "SENDCONN_OIDC_USERINFO_ENDPOINT and SENDCONN_OIDC_JWKS_ENDPOINT too (the provider's "

@@ -7,10 +7,16 @@ from sendconn.accounts import views as account_views
 urlpatterns = [
     path("", account_views.home, name="home"),
     path("login/", account_views.SignInView.as_view(), name="login"),
-    path("oidc/authenticate/", login_not_required(account_views.OIDCSignInView.as_view()),
-         name="oidc_authentication_init"),
-    path("oidc/callback/", login_not_required(account_views.OIDCCallbackView.as_view()),
-         name="oidc_authentication_callback"),
+    path(
+        "oidc/authenticate/",
+        login_not_required(account_views.OIDCSignInView.as_view()),
+        name="oidc_authentication_init",
+    ),
+    path(
+        "oidc/callback/",
+        login_not_required(account_views.OIDCCallbackView.as_view()),
+        name="oidc_authentication_callback",
+    ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("password/", auth_views.PasswordChangeView.as_view(), name="password_change"),
     path("password/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),

@@ -1,5 +1,6 @@
 """Shared fixtures: a user per role group with a signed-in client, a connector factory, and the transport's
 message tracking log directory and wake-ups kept inside the test."""
+
 import os
 
 import pytest
@@ -93,7 +94,9 @@ def make_connector(db):
     """``make_connector("To internet", address_spaces=["*"], usage="Internet")`` through the real service."""
 
     def make(name="To internet", address_spaces=("*",), **params):
-        return new_send_connector(Caller("tests", "Shell"), name=name, address_spaces=list(address_spaces), **params).connector
+        return new_send_connector(
+            Caller("tests", "Shell"), name=name, address_spaces=list(address_spaces), **params
+        ).connector
 
     return make
 

@@ -1,5 +1,6 @@
 """Queued mail for the queue, sweeper and queue viewer tests: messages through the real queue_message, then the
 recipient rows set to the state a test needs (Retry, Unreachable, claimed...)."""
+
 from datetime import timedelta
 
 from django.utils import timezone
@@ -11,8 +12,9 @@ SENDER = "julia@contoso.com"
 CONTENT = b"From: julia@contoso.com\r\nSubject: Quarterly report\r\nMessage-ID: <q3@contoso.com>\r\n\r\nHi\r\n"
 DEFERRED = "451 4.4.0 DNS query failed. The error was: SERVFAIL"
 # What queue_message gives a recipient no connector covers (a test parks routed rows there).
-UNREACHABLE = dict(status=RecipientStatus.UNREACHABLE, connector=None, next_hop_domain="",
-                   last_response=UNREACHABLE_RESPONSE)
+UNREACHABLE = dict(
+    status=RecipientStatus.UNREACHABLE, connector=None, next_hop_domain="", last_response=UNREACHABLE_RESPONSE
+)
 
 
 def queued(*recipients, sender=SENDER, age=None, **row_values):
@@ -29,5 +31,10 @@ def queued(*recipients, sender=SENDER, age=None, **row_values):
 def retry_values(attempt_count=1, attempted_ago=timedelta(0), retry_in=timedelta(minutes=5)):
     """Recipient row values after ``attempt_count`` attempts failed on DNS, the last one ``attempted_ago``."""
     attempted = timezone.now() - attempted_ago
-    return dict(status=RecipientStatus.RETRY, attempt_count=attempt_count, last_response=DEFERRED,
-                last_attempt_at=attempted, next_attempt_at=attempted + retry_in)
+    return dict(
+        status=RecipientStatus.RETRY,
+        attempt_count=attempt_count,
+        last_response=DEFERRED,
+        last_attempt_at=attempted,
+        next_attempt_at=attempted + retry_in,
+    )

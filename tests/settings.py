@@ -1,4 +1,5 @@
 """Test settings: sendconn's own settings with a fixed identity for the local transport server."""
+
 import os
 import tempfile
 

@@ -3,6 +3,7 @@
 Docker does not run on our machines, but `config` needs no engine: it validates the schema, the interpolation
 and references such as depends_on, and prints the resolved model we assert on.
 """
+
 import json
 import os
 import shutil
@@ -32,9 +33,22 @@ def run_compose(binary, *args, project=REPO, env_file=os.devnull, **env):
     """Compose on ``project``'s docker-compose.yml; by default a developer's own .env is not read."""
     clean = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "COMPOSE_FILE", "COMPOSE_PROJECT_NAME")}
     clean.update(env)
-    return subprocess.run([str(binary), "--project-directory", str(project), "--env-file", str(env_file),
-                           "-f", str(project / "docker-compose.yml"), *args],
-                          env=clean, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [
+            str(binary),
+            "--project-directory",
+            str(project),
+            "--env-file",
+            str(env_file),
+            "-f",
+            str(project / "docker-compose.yml"),
+            *args,
+        ],
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -83,8 +97,10 @@ def test_sendconn_services_wait_for_healthy_dependencies(model):
 def test_sendconn_services_share_postgres_redis_and_the_key(model):
     for name in SENDCONN_SERVICES:
         environment = model["services"][name]["environment"]
-        assert environment["DATABASE_URL"].startswith("postgres://sendconn:") and "@postgres:5432/" in (
-            environment["DATABASE_URL"])
+        assert (
+            environment["DATABASE_URL"].startswith("postgres://sendconn:")
+            and "@postgres:5432/" in (environment["DATABASE_URL"])
+        )
         assert environment["CELERY_BROKER_URL"] == "redis://redis:6379/0"
         assert environment["SECRET_KEY"] == "compose-test-key"
 

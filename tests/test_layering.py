@@ -3,6 +3,7 @@ downwards — transport imports neither the shell nor ops (the doors sit on top 
 
     python -m tests.test_layering      # prints the graph between packages and any cycle
 """
+
 import ast
 import collections
 from pathlib import Path
@@ -88,7 +89,9 @@ def test_no_module_imports_itself_back():
 
 def test_lower_packages_import_nothing_above_them():
     upward = sorted(
-        (module, target) for module, targets in import_graph().items() for target in targets
+        (module, target)
+        for module, targets in import_graph().items()
+        for target in targets
         if package_of(target) in NOT_BELOW.get(package_of(module), ())
     )
     assert upward == []
@@ -96,7 +99,9 @@ def test_lower_packages_import_nothing_above_them():
 
 if __name__ == "__main__":
     edges = collections.Counter(
-        (package_of(module), package_of(target)) for module, targets in import_graph().items() for target in targets
+        (package_of(module), package_of(target))
+        for module, targets in import_graph().items()
+        for target in targets
         if package_of(module) != package_of(target)
     )
     for (source, target), count in sorted(edges.items()):

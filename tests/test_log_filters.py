@@ -1,4 +1,5 @@
 """A refused request is logged in one line; a server error keeps its traceback."""
+
 import logging
 import sys
 
@@ -22,7 +23,13 @@ def test_a_server_error_keeps_its_traceback():
         raise RuntimeError("boom")
     except RuntimeError:
         record = logging.getLogger("django.request").makeRecord(
-            "django.request", logging.ERROR, __file__, 1, "Internal Server Error: /", (), sys.exc_info(),
+            "django.request",
+            logging.ERROR,
+            __file__,
+            1,
+            "Internal Server Error: /",
+            (),
+            sys.exc_info(),
             extra={"status_code": 500},
         )
     assert RefusalsWithoutTraceback().filter(record) and record.exc_info is not None

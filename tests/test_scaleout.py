@@ -5,6 +5,7 @@ sharing only a fresh PostgreSQL database and a Redis db. An admin signs in and c
 web UI; the worker registered itself as a transport server at start-up, consumes its own server queue, and a
 diagnostic task sent to that queue reads the connector back from the database.
 """
+
 import os
 import re
 import secrets
@@ -57,8 +58,13 @@ def base_env(database_url, broker_url):
 
 def machine_env(base_env, var_dir, server_name, fqdn, site):
     """The environment of one machine of the topology: shared database, broker and key; its own identity."""
-    return {**base_env, "SENDCONN_VAR_DIR": str(var_dir), "SENDCONN_SERVER_NAME": server_name,
-            "SENDCONN_SERVER_FQDN": fqdn, "SENDCONN_SITE": site}
+    return {
+        **base_env,
+        "SENDCONN_VAR_DIR": str(var_dir),
+        "SENDCONN_SERVER_NAME": server_name,
+        "SENDCONN_SERVER_FQDN": fqdn,
+        "SENDCONN_SITE": site,
+    }
 
 
 def assert_running(process):
@@ -84,8 +90,24 @@ def web(base_env, tmp_path_factory):
     manage(env, "migrate", "--noinput")
     password = re.search(r"Created user 'admin' .* with password: (\S+)", manage(env, "bootstrap")).group(1)
     port = free_port()
-    process = Process("web", [sys.executable, "-m", "gunicorn", "sendconn.wsgi", "--bind", f"127.0.0.1:{port}",
-                              "--workers", "1", "--access-logfile", "-", "--no-control-socket"], env, var_dir)
+    process = Process(
+        "web",
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "sendconn.wsgi",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "1",
+            "--access-logfile",
+            "-",
+            "--no-control-socket",
+        ],
+        env,
+        var_dir,
+    )
     url = f"http://127.0.0.1:{port}"
 
     def answers():
@@ -106,9 +128,27 @@ def worker(base_env, web, tmp_path_factory):
     """A Celery worker on another "machine": no -Q, so its server queue comes from start-up registration."""
     var_dir = tmp_path_factory.mktemp("worker-machine")
     env = machine_env(base_env, var_dir, WORKER_SERVER, WORKER_FQDN, WORKER_SITE)
-    process = Process("worker", [sys.executable, "-m", "celery", "-A", "sendconn", "worker", "--pool", "prefork",
-                                 "--concurrency", "1", "--hostname", f"scaleout-{secrets.token_hex(3)}@%h",
-                                 "--loglevel", "INFO"], env, var_dir)
+    process = Process(
+        "worker",
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "sendconn",
+            "worker",
+            "--pool",
+            "prefork",
+            "--concurrency",
+            "1",
+            "--hostname",
+            f"scaleout-{secrets.token_hex(3)}@%h",
+            "--loglevel",
+            "INFO",
+        ],
+        env,
+        var_dir,
+    )
     try:
         wait_for("the worker to consume its queues", lambda: "ready." in process.output(), process)
         yield process
@@ -188,8 +228,9 @@ class Browser:
         if button is not None:
             assert button in form["buttons"], f"no button {button!r} on {self.page.url}: {form['buttons']}"
             fields.append((button, form["buttons"][button]))
-        response = self.session.post(urljoin(self.page.url, form["action"]), data=fields, timeout=30,
-                                     headers={"Referer": self.page.url})
+        response = self.session.post(
+            urljoin(self.page.url, form["action"]), data=fields, timeout=30, headers={"Referer": self.page.url}
+        )
         return self._load(response)
 
     def _load(self, response):
@@ -216,8 +257,9 @@ def test_connector_created_in_the_web_is_visible_to_a_worker_on_its_server_queue
     try:
         # A task for another server's queue waits there: this worker only takes its own queue (and celery).
         client.send_task("sendconn.connectors.tasks.ping_connectors", queue="server.ex99")
-        reply = client.send_task("sendconn.connectors.tasks.ping_connectors", kwargs={"identity": "To internet"},
-                                 queue="server.ex02").get(timeout=60)
+        reply = client.send_task(
+            "sendconn.connectors.tasks.ping_connectors", kwargs={"identity": "To internet"}, queue="server.ex02"
+        ).get(timeout=60)
         assert redis.Redis.from_url(base_env["CELERY_BROKER_URL"]).llen("server.ex99") == 1
     finally:
         client.close()
@@ -239,8 +281,10 @@ def create_connector_in_the_web(browser):
     wizard = lambda button=None, **fields: browser.submit(button, having="wizard_instance", **fields)  # noqa: E731
     wizard(**{"name-name": "To internet", "name-usage": "Internet"})
     wizard(**{"network-routing": "mx"})
-    wizard("save_address_space", **{"address_space-space_type": "SMTP", "address_space-space_domain": "*",
-                                    "address_space-space_cost": "1"})
+    wizard(
+        "save_address_space",
+        **{"address_space-space_type": "SMTP", "address_space-space_domain": "*", "address_space-space_cost": "1"},
+    )
     wizard()
     wizard("add_source_servers", **{"source_server-selected_servers": [WORKER_SERVER]})
     wizard()  # Finish

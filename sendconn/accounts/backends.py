@@ -5,6 +5,7 @@ is removed from the directory group loses the role at their next sign-in. Local 
 here) are never signed in nor changed by a directory: the bootstrap admin keeps working whatever the directory
 says or however unreachable it is.
 """
+
 import logging
 
 import ldap
@@ -36,8 +37,10 @@ _GROUP_TYPES = {
 def is_local_account(username):
     """A user with a password here: only the local password signs them in."""
     return (
-        get_user_model().objects.filter(username__iexact=username)
-        .exclude(password__startswith=UNUSABLE_PASSWORD_PREFIX).exists()
+        get_user_model()
+        .objects.filter(username__iexact=username)
+        .exclude(password__startswith=UNUSABLE_PASSWORD_PREFIX)
+        .exists()
     )
 
 
@@ -45,7 +48,8 @@ def mapped_role_groups(directory_groups, role_group_map, normalize):
     """The role groups whose mapped directory groups include one of ``directory_groups``."""
     member_of = {normalize(group) for group in directory_groups}
     return [
-        role_group for role_group, mapped in role_group_map.items()
+        role_group
+        for role_group, mapped in role_group_map.items()
         if any(normalize(group) in member_of for group in mapped)
     ]
 
@@ -76,21 +80,23 @@ class DirectoryBackend(LDAPBackend):
                 options[ldap.OPT_X_TLS_REQUIRE_CERT] = ldap.OPT_X_TLS_DEMAND
                 options[ldap.OPT_X_TLS_NEWCTX] = 0  # last: applies the TLS options above to this connection
             group_type, group_filter = _GROUP_TYPES[settings.SENDCONN_LDAP_GROUP_TYPE]
-            self._settings = ldap_config.LDAPSettings(defaults={
-                "SERVER_URI": settings.SENDCONN_LDAP_SERVER_URI,
-                "BIND_DN": settings.SENDCONN_LDAP_BIND_DN,
-                "BIND_PASSWORD": settings.SENDCONN_LDAP_BIND_PASSWORD,
-                "START_TLS": settings.SENDCONN_LDAP_START_TLS,
-                "CONNECTION_OPTIONS": options,
-                "USER_SEARCH": ldap_config.LDAPSearch(
-                    settings.SENDCONN_LDAP_USER_SEARCH_BASE, ldap.SCOPE_SUBTREE, settings.SENDCONN_LDAP_USER_FILTER
-                ),
-                "GROUP_SEARCH": ldap_config.LDAPSearch(
-                    settings.SENDCONN_LDAP_GROUP_SEARCH_BASE, ldap.SCOPE_SUBTREE, group_filter
-                ),
-                "GROUP_TYPE": group_type(),
-                "USER_ATTR_MAP": {"first_name": "givenName", "last_name": "sn", "email": "mail"},
-            })
+            self._settings = ldap_config.LDAPSettings(
+                defaults={
+                    "SERVER_URI": settings.SENDCONN_LDAP_SERVER_URI,
+                    "BIND_DN": settings.SENDCONN_LDAP_BIND_DN,
+                    "BIND_PASSWORD": settings.SENDCONN_LDAP_BIND_PASSWORD,
+                    "START_TLS": settings.SENDCONN_LDAP_START_TLS,
+                    "CONNECTION_OPTIONS": options,
+                    "USER_SEARCH": ldap_config.LDAPSearch(
+                        settings.SENDCONN_LDAP_USER_SEARCH_BASE, ldap.SCOPE_SUBTREE, settings.SENDCONN_LDAP_USER_FILTER
+                    ),
+                    "GROUP_SEARCH": ldap_config.LDAPSearch(
+                        settings.SENDCONN_LDAP_GROUP_SEARCH_BASE, ldap.SCOPE_SUBTREE, group_filter
+                    ),
+                    "GROUP_TYPE": group_type(),
+                    "USER_ATTR_MAP": {"first_name": "givenName", "last_name": "sn", "email": "mail"},
+                }
+            )
         return self._settings
 
     def get_group_permissions(self, user, obj=None):

@@ -1,4 +1,5 @@
 """Forms of sign-in and of the permissions page (a role group's new member, a new user)."""
+
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
@@ -21,7 +22,9 @@ class AddMemberForm(forms.Form):
 class NewUserForm(forms.Form):
     username = forms.CharField(label="User name", max_length=150)
     password = forms.CharField(
-        label="Password", required=False, strip=False,
+        label="Password",
+        required=False,
+        strip=False,
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
         help_text="Leave it empty to generate a one-time password, shown once on the next page.",
     )

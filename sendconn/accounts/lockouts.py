@@ -4,6 +4,7 @@ Axes counts failed sign-ins per user name and per client address (settings.AXES_
 request comes from (REMOTE_ADDR unless a trusted proxy forwarded it), an audit log entry when a name or an
 address gets locked out, the lockouts in force, and lifting one (Organization Management, audited).
 """
+
 import ipaddress
 from dataclasses import dataclass
 from datetime import datetime
@@ -81,7 +82,9 @@ def audit_lockout(sender, request, username, ip_address, **kwargs):
     name = username or ""
     # Nobody signed in acted: the caller is the address the attempts came from, whatever name they gave.
     audit.record_line(
-        Caller(ip_address, AdminAuditLogEntry.Source.WEB), LOCKOUT_EVENT, name or ip_address,
+        Caller(ip_address, AdminAuditLogEntry.Source.WEB),
+        LOCKOUT_EVENT,
+        name or ip_address,
         f"Sign-in locked for {_minutes(settings.AXES_COOLOFF_TIME)} minutes after "
         f"{settings.AXES_FAILURE_LIMIT} failed attempts: user name {audit.quote(name) if name else '(none)'}, "
         f"address {ip_address}",
@@ -110,9 +113,13 @@ def current_lockouts():
     recent = AccessAttempt.objects.filter(attempt_time__gte=timezone.now() - settings.AXES_COOLOFF_TIME)
     lockouts = []
     for kind in (USER_NAME, ADDRESS):
-        rows = (recent.exclude(**{f"{kind}__isnull": True}).values(kind)
-                .annotate(failures=Sum("failures_since_start"), last_failure=Max("attempt_time"))
-                .filter(failures__gte=settings.AXES_FAILURE_LIMIT).order_by(kind))
+        rows = (
+            recent.exclude(**{f"{kind}__isnull": True})
+            .values(kind)
+            .annotate(failures=Sum("failures_since_start"), last_failure=Max("attempt_time"))
+            .filter(failures__gte=settings.AXES_FAILURE_LIMIT)
+            .order_by(kind)
+        )
         lockouts += [Lockout(kind, row[kind], row["failures"], row["last_failure"]) for row in rows]
     return lockouts
 
@@ -122,7 +129,6 @@ def clear_lockout(caller, kind, value):
     if kind not in PARAMETER:
         raise ValidationError(f"Unknown kind of lockout: {kind!r}.")
     if not any(lockout.kind == kind and lockout.value == value for lockout in current_lockouts()):
-        raise ValidationError(f"{'The user name' if kind == USER_NAME else 'The address'} \"{value}\" "
-                              "isn't locked out.")
+        raise ValidationError(f'{"The user name" if kind == USER_NAME else "The address"} "{value}" isn\'t locked out.')
     reset(**({"username": value} if kind == USER_NAME else {"ip": value}))
     audit.record_line(caller, CLEAR_CMDLET, value, f"{CLEAR_CMDLET} -{PARAMETER[kind]} {audit.quote(value)}")

@@ -2,6 +2,7 @@
 
 Groups are created by a migration; permissions are Django's, so views check ``user.has_perm``.
 """
+
 ORGANIZATION_MANAGEMENT = "Organization Management"
 SERVER_MANAGEMENT = "Server Management"
 VIEW_ONLY_ORGANIZATION_MANAGEMENT = "View-Only Organization Management"
@@ -38,14 +39,31 @@ QUEUE_READER = (VIEW_QUEUES, VIEW_QUEUED_MESSAGES, VIEW_MESSAGE_TRACKING)
 # Group → permission codenames ("app_label.codename"); a later feature adds its own in a migration.
 GROUP_PERMISSIONS = {
     ORGANIZATION_MANAGEMENT: (
-        VIEW_CONNECTORS, ADD_CONNECTORS, CHANGE_CONNECTORS, DELETE_CONNECTORS, VERIFY_CONNECTORS,
-        VIEW_AUDIT_LOG, MANAGE_ROLE_GROUPS, "connectors.view_transportserver", *QUEUE_READER, MANAGE_QUEUES,
-    ),
-    SERVER_MANAGEMENT: (
-        VIEW_CONNECTORS, VERIFY_CONNECTORS, VIEW_AUDIT_LOG, "connectors.view_transportserver", *QUEUE_READER,
+        VIEW_CONNECTORS,
+        ADD_CONNECTORS,
+        CHANGE_CONNECTORS,
+        DELETE_CONNECTORS,
+        VERIFY_CONNECTORS,
+        VIEW_AUDIT_LOG,
+        MANAGE_ROLE_GROUPS,
+        "connectors.view_transportserver",
+        *QUEUE_READER,
         MANAGE_QUEUES,
     ),
-    VIEW_ONLY_ORGANIZATION_MANAGEMENT: (VIEW_CONNECTORS, VIEW_AUDIT_LOG, "connectors.view_transportserver", *QUEUE_READER),
+    SERVER_MANAGEMENT: (
+        VIEW_CONNECTORS,
+        VERIFY_CONNECTORS,
+        VIEW_AUDIT_LOG,
+        "connectors.view_transportserver",
+        *QUEUE_READER,
+        MANAGE_QUEUES,
+    ),
+    VIEW_ONLY_ORGANIZATION_MANAGEMENT: (
+        VIEW_CONNECTORS,
+        VIEW_AUDIT_LOG,
+        "connectors.view_transportserver",
+        *QUEUE_READER,
+    ),
 }
 
 

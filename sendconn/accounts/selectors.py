@@ -1,4 +1,5 @@
 """Reads for the permissions page and the shell: role groups, their members, users, their audit log."""
+
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
@@ -11,8 +12,13 @@ from .roles import ROLE_GROUP_DESCRIPTIONS, ROLE_GROUPS
 
 # What services and lockouts write to the admin audit log.
 PERMISSION_CMDLETS = (
-    "Add-RoleGroupMember", "Remove-RoleGroupMember", "New-ADUser", "Disable-ADAccount", "Enable-ADAccount",
-    LOCKOUT_EVENT, CLEAR_CMDLET,
+    "Add-RoleGroupMember",
+    "Remove-RoleGroupMember",
+    "New-ADUser",
+    "Disable-ADAccount",
+    "Enable-ADAccount",
+    LOCKOUT_EVENT,
+    CLEAR_CMDLET,
 )
 
 
@@ -45,8 +51,9 @@ def role_groups():
 
 def users():
     """Every user, by name, with ``role_groups`` (their role groups' names)."""
-    role_group_names = Prefetch("groups", queryset=Group.objects.filter(name__in=ROLE_GROUPS).order_by("name"),
-                                to_attr="role_groups")
+    role_group_names = Prefetch(
+        "groups", queryset=Group.objects.filter(name__in=ROLE_GROUPS).order_by("name"), to_attr="role_groups"
+    )
     return get_user_model().objects.order_by("username").prefetch_related(role_group_names)
 
 

@@ -3,6 +3,7 @@
 Every change is written to the admin audit log as the command an Exchange administrator would run:
 Add-/Remove-RoleGroupMember for membership, the Active Directory cmdlets for user accounts.
 """
+
 import secrets
 from dataclasses import dataclass
 

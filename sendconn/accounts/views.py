@@ -1,5 +1,6 @@
 """The home redirect, the error pages, sign-in (local, directory, OpenID Connect), and permissions (role groups,
 users, sign-in lockouts)."""
+
 import logging
 import sys
 
@@ -50,12 +51,14 @@ def server_error(request):
     role flags would need the database. Connections are checked before each request (CONN_HEALTH_CHECKS), so
     reloading the page works again as soon as the database is back."""
     if isinstance(sys.exc_info()[1], OperationalError | InterfaceError):
-        return HttpResponse(loader.render_to_string("503_database.html"), status=503,
-                            headers={"Retry-After": str(DATABASE_RETRY_AFTER)})
+        return HttpResponse(
+            loader.render_to_string("503_database.html"), status=503, headers={"Retry-After": str(DATABASE_RETRY_AFTER)}
+        )
     return defaults.server_error(request)
 
 
 # --- permissions › admin roles, users, sign-in lockouts: Organization Management only ---
+
 
 def _caller(request):
     return Caller(request.user.username, AdminAuditLogEntry.Source.WEB)
@@ -82,9 +85,15 @@ def admin_roles(request, group_id=None):
     selected = next((group for group in groups if group_id in (None, group.pk)), None)  # the first by default
     if selected is None:
         raise Http404("The role group couldn't be found.")
-    return render(request, "accounts/admin_roles.html", {
-        "groups": groups, "selected": selected, "form": AddMemberForm(group=selected),
-    })
+    return render(
+        request,
+        "accounts/admin_roles.html",
+        {
+            "groups": groups,
+            "selected": selected,
+            "form": AddMemberForm(group=selected),
+        },
+    )
 
 
 def _group_or_404(group_id):
@@ -101,8 +110,11 @@ def add_member(request, group_id):
     form = AddMemberForm(request.POST, group=group)
     if form.is_valid():
         member = form.cleaned_data["member"]
-        _run(request, lambda: services.add_role_group_member(_caller(request), group.name, member),
-             f'"{member}" is now a member of "{group.name}".')
+        _run(
+            request,
+            lambda: services.add_role_group_member(_caller(request), group.name, member),
+            f'"{member}" is now a member of "{group.name}".',
+        )
     else:
         messages.error(request, "Select a user to add.")
     return redirect("permissions:role-group", group.pk)
@@ -113,8 +125,11 @@ def add_member(request, group_id):
 def remove_member(request, group_id):
     group = _group_or_404(group_id)
     member = request.POST.get("member", "")
-    _run(request, lambda: services.remove_role_group_member(_caller(request), group.name, member),
-         f'"{member}" is no longer a member of "{group.name}".')
+    _run(
+        request,
+        lambda: services.remove_role_group_member(_caller(request), group.name, member),
+        f'"{member}" is no longer a member of "{group.name}".',
+    )
     return redirect("permissions:role-group", group.pk)
 
 
@@ -126,8 +141,9 @@ def user_list(request):
     created = None
     if form.is_valid():
         try:
-            created = services.new_user(_caller(request), form.cleaned_data["username"],
-                                        form.cleaned_data["password"] or None)
+            created = services.new_user(
+                _caller(request), form.cleaned_data["username"], form.cleaned_data["password"] or None
+            )
         except ValidationError as error:
             form.add_error(None, error)  # the service names the field
         else:
@@ -142,8 +158,11 @@ def set_user_enabled(request, user_id, enabled):
     if enabled:
         _run(request, lambda: services.enable_user(_caller(request), user.username), f'"{user.username}" is enabled.')
     else:
-        _run(request, lambda: services.disable_user(_caller(request), user.username),
-             f'"{user.username}" is disabled and can no longer sign in.')
+        _run(
+            request,
+            lambda: services.disable_user(_caller(request), user.username),
+            f'"{user.username}" is disabled and can no longer sign in.',
+        )
     return redirect("permissions:users")
 
 
@@ -166,6 +185,8 @@ def clear_lockout(request):
     kind, value = request.POST.get("kind", ""), request.POST.get("value", "")
     _run(request, lambda: lockouts.clear_lockout(_caller(request), kind, value), f'"{value}" may sign in again.')
     return redirect("permissions:lockouts")
+
+
 class SignInView(LoginView):
     """User name and password (local accounts, then the directory), and "Sign in with …" when OpenID Connect
     is configured."""
@@ -198,14 +219,15 @@ class OIDCCallbackView(OIDCAuthenticationCallbackView):
         except requests.RequestException as error:
             logger.warning("%s can't be reached: %s", settings.SENDCONN_OIDC_PROVIDER_NAME, error)
             messages.error(
-                request, f"{settings.SENDCONN_OIDC_PROVIDER_NAME} can't be reached, so you couldn't be signed in. "
-                "Try again in a few minutes; local accounts can still sign in."
+                request,
+                f"{settings.SENDCONN_OIDC_PROVIDER_NAME} can't be reached, so you couldn't be signed in. "
+                "Try again in a few minutes; local accounts can still sign in.",
             )
             return redirect(settings.LOGIN_URL)
 
     def login_failure(self):
         messages.error(
-            self.request, f"{settings.SENDCONN_OIDC_PROVIDER_NAME} didn't sign you in. Try again, or sign in with "
-            "a local account."
+            self.request,
+            f"{settings.SENDCONN_OIDC_PROVIDER_NAME} didn't sign you in. Try again, or sign in with a local account.",
         )
         return redirect(settings.LOGIN_URL)

@@ -3,8 +3,9 @@
 Entries about other objects than connectors (queues, role groups, users, sign-in lockouts) have no connector
 GUID; ``record_command`` writes them.
 """
+
 from .models import AdminAuditLogEntry
-from .properties import EXCHANGE_NAMES, ERROR_POLICY_FLAGS, error_policies_text, exchange_value
+from .properties import ERROR_POLICY_FLAGS, EXCHANGE_NAMES, error_policies_text, exchange_value
 
 
 def quote(text):

@@ -1,4 +1,5 @@
 """Encryption at rest for smart-host passwords (Fernet: AES-128-CBC + HMAC-SHA256)."""
+
 import base64
 import hashlib
 

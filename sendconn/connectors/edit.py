@@ -6,6 +6,7 @@ is still there on another: with JavaScript the tabs switch in place; without it 
 the form again, unsaved, on that tab. The Delivery and Scoping tabs reuse the wizard's forms, so an entry is judged
 the same way in both places.
 """
+
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.core.exceptions import ValidationError
@@ -117,11 +118,15 @@ def edit_connector(request, guid, tab):
             # A form that doesn't apply is shown as typed, without its problems; the first tab with a problem opens.
             forms = {prefix: form if form in applying else form.redisplay() for prefix, form in forms.items()}
             tab = next((FORM_TABS[prefix] for prefix, form in forms.items() if form in applying and form.errors), tab)
-    return render(request, "connectors/edit/edit.html", {
-        "connector": connector,
-        "tab": tab,
-        "tabs": TABS.items(),
-        "forms": forms,
-        "page_errors": page_errors,
-        "list_url": _list_url(connector),
-    })
+    return render(
+        request,
+        "connectors/edit/edit.html",
+        {
+            "connector": connector,
+            "tab": tab,
+            "tabs": TABS.items(),
+            "forms": forms,
+            "page_errors": page_errors,
+            "list_url": _list_url(connector),
+        },
+    )

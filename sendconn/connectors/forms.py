@@ -7,6 +7,7 @@ Lists (smart hosts, address spaces, source servers) are edited with real submit 
 and travel between submits in hidden inputs, so the pages work with JavaScript off. ``edit_lists()`` applies
 the button that was pressed and returns the form to show again, without saving or moving to another page.
 """
+
 import re
 
 from django import forms
@@ -32,8 +33,7 @@ USAGE_DESCRIPTIONS = {
     Usage.INTERNAL: "Send mail to other Exchange servers in your organization or forest, usually through smart hosts",
     Usage.INTERNET: "Send mail to the internet using MX records",
     Usage.PARTNER: (
-        "Send mail to partner domains; only servers that authenticate with TLS certificates for domain-secured "
-        "domains"
+        "Send mail to partner domains; only servers that authenticate with TLS certificates for domain-secured domains"
     ),
 }
 
@@ -212,7 +212,8 @@ class NetworkSettingsForm(ConnectorForm):
     )
     smart_hosts = HiddenListField(label="Smart hosts")
     new_smart_host = forms.CharField(
-        label="IP address or fully qualified domain name (FQDN)", required=False,
+        label="IP address or fully qualified domain name (FQDN)",
+        required=False,
         help_text="For example 192.168.3.2 or smtp.contoso.com. Enter the host only: the port is the connector's Port.",
     )
     use_external_dns_servers_enabled = forms.BooleanField(
@@ -363,8 +364,11 @@ class TlsForm(ConnectorForm):
 
     @classmethod
     def initial_for(cls, connector):
-        return {"require_tls": connector.require_tls, "tls_auth_level": connector.tls_auth_level,
-                "tls_domain": connector.tls_domain}
+        return {
+            "require_tls": connector.require_tls,
+            "tls_auth_level": connector.tls_auth_level,
+            "tls_domain": connector.tls_domain,
+        }
 
     def connector_params(self):
         level = self.cleaned_data["tls_auth_level"] or None
@@ -379,7 +383,9 @@ class AddressSpaceForm(ConnectorForm):
     space_index = forms.CharField(required=False, widget=forms.HiddenInput)  # the entry the dialog edits
     space_type = forms.CharField(label="Type", initial="SMTP", required=False, max_length=32)
     space_domain = forms.CharField(
-        label="Fully Qualified Domain Name (FQDN)", required=False, max_length=1024,
+        label="Fully Qualified Domain Name (FQDN)",
+        required=False,
+        max_length=1024,
         help_text="* for all domains, contoso.com for one domain, *.contoso.com for a domain and its subdomains.",
     )
     space_cost = forms.CharField(
@@ -434,6 +440,7 @@ class AddressSpaceForm(ConnectorForm):
 
     def _dialog_value(self, data):
         """The address space the "Add domain" dialog describes, or the errors of its fields."""
+
         def typed(field):
             return (data.get(self.add_prefix(field)) or "").strip()
 
@@ -583,12 +590,15 @@ class GeneralForm(ConnectorForm):
     frontend_proxy_enabled = forms.BooleanField(label="Proxy through client access server", required=False)
     protocol_logging_level = forms.ChoiceField(label="Protocol logging level", choices=ProtocolLoggingLevel.choices)
     max_message_size = forms.CharField(
-        label="Maximum send message size (MB)", required=False,
+        label="Maximum send message size (MB)",
+        required=False,
         widget=forms.NumberInput(attrs={"min": 0, "step": "any"}),
     )
     no_size_limit = forms.BooleanField(label="No limit", required=False)
     fqdn = forms.CharField(
-        label="FQDN", required=False, max_length=255,
+        label="FQDN",
+        required=False,
+        max_length=255,
         help_text="Specify the FQDN this connector will provide in response to HELO or EHLO",
     )
     option_names = ("connector",)

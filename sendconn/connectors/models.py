@@ -2,6 +2,7 @@
 
 Field names are Python's; Exchange's property names live in ``properties.py``.
 """
+
 import uuid
 from datetime import timedelta
 
@@ -110,7 +111,9 @@ class SendConnector(models.Model):
     ignore_starttls = models.BooleanField(default=False)
     domain_secure_enabled = models.BooleanField(default=False)
     frontend_proxy_enabled = models.BooleanField(default=False)
-    max_message_size = models.BigIntegerField(null=True, blank=True, default=DEFAULT_MAX_MESSAGE_SIZE)  # None = unlimited
+    max_message_size = models.BigIntegerField(
+        null=True, blank=True, default=DEFAULT_MAX_MESSAGE_SIZE
+    )  # None = unlimited
     connection_inactivity_timeout = models.DurationField(default=DEFAULT_INACTIVITY_TIMEOUT)
     smtp_max_messages_per_connection = models.PositiveIntegerField(default=20)
     protocol_logging_level = models.CharField(

@@ -3,8 +3,9 @@
 The one map between the two vocabularies: cmdlets parse parameters through it, the audit log's command lines
 render through it, and ``connector_properties`` is what Get-SendConnector returns.
 """
+
 import re
-from datetime import timezone as dt_timezone
+from datetime import UTC
 
 from django.conf import settings
 from django.utils import timezone
@@ -97,8 +98,10 @@ def distinguished_name(connector_name):
     """Where Exchange keeps a Send connector in the configuration partition."""
     escaped = re.sub(r'([,+"\\<>;=#])', r"\\\1", connector_name)
     domain = ",".join(f"DC={part}" for part in _directory_domain().split("."))
-    return (f"CN={escaped},CN=SMTP Send Connectors,CN={ROUTING_GROUP},CN=Routing Groups,CN={ADMINISTRATIVE_GROUP},"
-            f"CN=Administrative Groups,CN={ORGANIZATION},CN=Microsoft Exchange,CN=Services,CN=Configuration,{domain}")
+    return (
+        f"CN={escaped},CN=SMTP Send Connectors,CN={ROUTING_GROUP},CN=Routing Groups,CN={ADMINISTRATIVE_GROUP},"
+        f"CN=Administrative Groups,CN={ORGANIZATION},CN=Microsoft Exchange,CN=Services,CN=Configuration,{domain}"
+    )
 
 
 def connector_properties(connector):
@@ -107,7 +110,7 @@ def connector_properties(connector):
     smart_hosts = [str(host) for host in connector.smart_hosts.all()]
     servers = [server.name for server in connector.source_transport_servers.all()]
     changed, created = timezone.localtime(connector.changed_at), timezone.localtime(connector.created_at)
-    utc = dt_timezone.utc
+    utc = UTC
     return {
         "AddressSpaces": [str(space) for space in connector.address_spaces.all()],
         "AuthenticationCredential": PS_CREDENTIAL if connector.has_credential else None,

@@ -1,4 +1,5 @@
 """Reads of Send connectors, shaped for the pages and cmdlets that show them (constant query counts)."""
+
 import uuid
 
 from django.db.models import Prefetch, Q, Value

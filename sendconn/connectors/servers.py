@@ -1,4 +1,5 @@
 """Transport servers: each worker registers the machine it runs on; connectors name them as source servers."""
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -55,14 +56,24 @@ def _validate_connection_limits(server):
     for field, name in CONNECTION_LIMITS.items():
         value = getattr(server, field)
         if value is not None and not 1 <= value <= MAX_INT32:
-            raise ValidationError({field: [f"{name}: the value {value} is out of range. Enter a whole number from 1 "
-                                           f"through {MAX_INT32}, or unlimited."]})
+            raise ValidationError(
+                {
+                    field: [
+                        f"{name}: the value {value} is out of range. Enter a whole number from 1 "
+                        f"through {MAX_INT32}, or unlimited."
+                    ]
+                }
+            )
     total, per_domain = server.max_outbound_connections, server.max_per_domain_outbound_connections
     if total is not None and (per_domain is None or per_domain > total):
-        raise ValidationError({"max_per_domain_outbound_connections": [
-            f"The value of the MaxOutboundConnections parameter ({format_unlimited(total)}) must be greater than or "
-            f"equal to the value of the MaxPerDomainOutboundConnections parameter ({format_unlimited(per_domain)})."
-        ]})
+        raise ValidationError(
+            {
+                "max_per_domain_outbound_connections": [
+                    f"The value of the MaxOutboundConnections parameter ({format_unlimited(total)}) must be greater than or "
+                    f"equal to the value of the MaxPerDomainOutboundConnections parameter ({format_unlimited(per_domain)})."
+                ]
+            }
+        )
 
 
 def set_transport_service(caller, server, **limits):
@@ -78,8 +89,14 @@ def set_transport_service(caller, server, **limits):
         _validate_connection_limits(server)
         server.save(update_fields=list(limits))
         given = "".join(
-            f" -{name} {format_unlimited(limits[field])}" for field, name in CONNECTION_LIMITS.items() if field in limits
+            f" -{name} {format_unlimited(limits[field])}"
+            for field, name in CONNECTION_LIMITS.items()
+            if field in limits
         )
-        audit.record_line(caller, "Set-TransportService",
-                          server.name, f"Set-TransportService -Identity {audit.quote(server.name)}{given}")
+        audit.record_line(
+            caller,
+            "Set-TransportService",
+            server.name,
+            f"Set-TransportService -Identity {audit.quote(server.name)}{given}",
+        )
     return server

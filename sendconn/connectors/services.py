@@ -5,6 +5,7 @@ Parameters use the Python field names of ``SendConnector`` plus ``address_spaces
 (a ``Credential`` or None). Each call validates the complete resulting connector, saves it in one
 transaction and writes the admin audit log entry; on error nothing is saved.
 """
+
 from dataclasses import dataclass, field
 
 from django.core.exceptions import ValidationError
@@ -32,12 +33,35 @@ from .values import (
 )
 
 SCALAR_FIELDS = (
-    "name", "usage", "enabled", "comment", "dns_routing_enabled", "use_external_dns_servers_enabled",
-    "is_scoped_connector", "port", "smart_host_auth_mechanism", "fqdn", "force_helo", "require_tls",
-    "tls_auth_level", "tls_domain", "ignore_starttls", "domain_secure_enabled", "frontend_proxy_enabled",
-    "max_message_size", "connection_inactivity_timeout", "smtp_max_messages_per_connection",
-    "protocol_logging_level", "downgrade_dns_failures", "downgrade_custom_failures", "upgrade_custom_failures",
-    "connector_type", "cloud_services_mail_enabled", "tls_certificate_name", "source_ip_address", "require_oorg",
+    "name",
+    "usage",
+    "enabled",
+    "comment",
+    "dns_routing_enabled",
+    "use_external_dns_servers_enabled",
+    "is_scoped_connector",
+    "port",
+    "smart_host_auth_mechanism",
+    "fqdn",
+    "force_helo",
+    "require_tls",
+    "tls_auth_level",
+    "tls_domain",
+    "ignore_starttls",
+    "domain_secure_enabled",
+    "frontend_proxy_enabled",
+    "max_message_size",
+    "connection_inactivity_timeout",
+    "smtp_max_messages_per_connection",
+    "protocol_logging_level",
+    "downgrade_dns_failures",
+    "downgrade_custom_failures",
+    "upgrade_custom_failures",
+    "connector_type",
+    "cloud_services_mail_enabled",
+    "tls_certificate_name",
+    "source_ip_address",
+    "require_oorg",
 )
 LIST_FIELDS = ("address_spaces", "smart_hosts", "source_transport_servers")
 SETTABLE = set(SCALAR_FIELDS) | set(LIST_FIELDS) | {"authentication_credential"}
@@ -77,8 +101,10 @@ def _normalise(params):
                 params[key] = [item if isinstance(item, value_type) else parse(item) for item in params[key] or []]
             except ValidationError as error:
                 raise ValidationError({key: error.messages}) from None
-    for key, parse in (("tls_certificate_name", parse_tls_certificate_name),
-                       ("source_ip_address", parse_source_ip_address)):
+    for key, parse in (
+        ("tls_certificate_name", parse_tls_certificate_name),
+        ("source_ip_address", parse_source_ip_address),
+    ):
         if key in params:
             try:
                 params[key] = parse(params[key])
@@ -112,8 +138,9 @@ def _state_of(connector):
 
 def _changed(before, params):
     """``params`` without the values the connector already had."""
-    changed = {key: value for key, value in params.items() if key != "authentication_credential"
-               and before[key] != value}
+    changed = {
+        key: value for key, value in params.items() if key != "authentication_credential" and before[key] != value
+    }
     if "authentication_credential" in params:
         credential = params["authentication_credential"]
         given = (credential.username, credential.password) if credential else ("", "")
@@ -136,8 +163,11 @@ def _apply(state, params):
             state["smart_host_auth_mechanism"] = SmartHostAuthMechanism.NONE
         if "authentication_credential" not in params:
             state["auth_username"] = state["auth_password"] = ""
-    if state["smart_host_auth_mechanism"] in (SmartHostAuthMechanism.NONE, SmartHostAuthMechanism.EXCHANGE_SERVER,
-                                              SmartHostAuthMechanism.EXTERNAL_AUTHORITATIVE):
+    if state["smart_host_auth_mechanism"] in (
+        SmartHostAuthMechanism.NONE,
+        SmartHostAuthMechanism.EXCHANGE_SERVER,
+        SmartHostAuthMechanism.EXTERNAL_AUTHORITATIVE,
+    ):
         if "authentication_credential" not in params:
             state["auth_username"] = state["auth_password"] = ""
     return state
@@ -152,12 +182,18 @@ def _save(connector, state):
         connector.save()
     except IntegrityError:
         # A concurrent create with the same name won the race after validation.
-        raise ValidationError({"name": [f'A Send connector with the name "{connector.name}" already exists.']}) from None
+        raise ValidationError(
+            {"name": [f'A Send connector with the name "{connector.name}" already exists.']}
+        ) from None
     connector.address_spaces.all().delete()
     AddressSpace.objects.bulk_create(
         AddressSpace(
-            connector=connector, address_type=space.address_type, domain=space.domain, cost=space.cost,
-            is_wildcard=space.is_wildcard, match_domain=space.match_domain,
+            connector=connector,
+            address_type=space.address_type,
+            domain=space.domain,
+            cost=space.cost,
+            is_wildcard=space.is_wildcard,
+            match_domain=space.match_domain,
         )
         for space in state["address_spaces"]
     )
@@ -174,7 +210,11 @@ def new_state(usage=None, **given):
     usage = usage or Usage.CUSTOM
     state = {name: SendConnector._meta.get_field(name).get_default() for name in SCALAR_FIELDS}
     state.update(
-        usage=usage, address_spaces=[], smart_hosts=[], auth_username="", auth_password="",
+        usage=usage,
+        address_spaces=[],
+        smart_hosts=[],
+        auth_username="",
+        auth_password="",
         max_message_size=None if usage == Usage.INTERNAL else DEFAULT_MAX_MESSAGE_SIZE,
     )
     if usage == Usage.PARTNER:
@@ -187,7 +227,9 @@ def new_state(usage=None, **given):
 def new_send_connector(caller, *, name, address_spaces, usage=None, **params):
     """New-SendConnector: create a connector with Exchange's defaults for ``usage`` (Custom when omitted)."""
     if usage is not None and usage not in Usage.values:
-        raise ValidationError({"usage": [f'"{usage}" isn\'t a valid usage type. Use Custom, Internal, Internet or Partner.']})
+        raise ValidationError(
+            {"usage": [f'"{usage}" isn\'t a valid usage type. Use Custom, Internal, Internet or Partner.']}
+        )
     given = _normalise({"name": name, "address_spaces": address_spaces, **params})
     with transaction.atomic():
         state = new_state(usage, **given)

@@ -1,4 +1,5 @@
 """Diagnostics a worker runs on request: what a transport server sees of the connector configuration."""
+
 from celery import shared_task
 from django.conf import settings
 

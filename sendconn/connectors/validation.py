@@ -4,6 +4,7 @@
 the edit dialog and the cmdlets cannot disagree. Errors are keyed by Python field name; ``None`` for rules
 that involve several fields.
 """
+
 from django.core.exceptions import ValidationError
 
 from .models import ConnectorType, SendConnector, SmartHostAuthMechanism, TlsAuthLevel
@@ -60,7 +61,9 @@ def validate_connector(state, existing=None):
     for space in spaces:
         key = (space.address_type.lower(), space.domain.lower())
         if key in seen:
-            problems.add("address_spaces", f'The address space "{space.address_type}:{space.domain}" is listed more than once.')
+            problems.add(
+                "address_spaces", f'The address space "{space.address_type}:{space.domain}" is listed more than once.'
+            )
         seen.add(key)
         if not space.is_smtp and dns:
             problems.add(
@@ -129,7 +132,9 @@ def validate_connector(state, existing=None):
         if len(state["tls_domain"]) > 255:
             problems.add("tls_domain", "TlsDomain can't be longer than 255 characters.")
         if state["tls_domain"] == "*":
-            problems.add("tls_domain", 'TlsDomain can\'t be "*". Specify a domain such as contoso.com or *.contoso.com.')
+            problems.add(
+                "tls_domain", 'TlsDomain can\'t be "*". Specify a domain such as contoso.com or *.contoso.com.'
+            )
     elif tls_level == TlsAuthLevel.DOMAIN_VALIDATION and not dns:
         problems.add(
             "tls_domain",
@@ -164,7 +169,9 @@ def validate_connector(state, existing=None):
     if state["smtp_max_messages_per_connection"] < 0:
         problems.add("smtp_max_messages_per_connection", "SmtpMaxMessagesPerConnection can't be negative.")
     if state["connector_type"] not in ConnectorType.values:
-        problems.add("connector_type", f'"{state["connector_type"]}" isn\'t a valid ConnectorType. Use Default or XPremises.')
+        problems.add(
+            "connector_type", f'"{state["connector_type"]}" isn\'t a valid ConnectorType. Use Default or XPremises.'
+        )
     if not state["source_transport_servers"]:
         problems.add("source_transport_servers", "Add at least one source server.")
     problems.raise_if_any()

@@ -3,6 +3,7 @@
 Every parser raises ``django.core.exceptions.ValidationError`` with a message an Exchange admin recognises;
 the wizard, the edit dialog and the cmdlets all call these, so one input is judged the same everywhere.
 """
+
 import ipaddress
 import re
 from dataclasses import dataclass
@@ -63,7 +64,9 @@ def validate_host_name(value, what="FQDN"):
         if not label:
             raise ValidationError(f'"{value}" isn\'t a valid {what}: it contains an empty label ("..").')
         if len(label) > 63:
-            raise ValidationError(f'"{value}" isn\'t a valid {what}: the label "{label[:20]}…" is longer than 63 characters.')
+            raise ValidationError(
+                f'"{value}" isn\'t a valid {what}: the label "{label[:20]}…" is longer than 63 characters.'
+            )
         if not _LABEL.match(label):
             raise ValidationError(
                 f'"{value}" isn\'t a valid {what}. Use letters, digits and hyphens, for example mail.contoso.com.'
@@ -112,7 +115,7 @@ def parse_address_space(text, cost=None):
     if not sep:
         domain_text, cost_text = rest, (cost if cost is not None else 1)
     if not domain_text.strip():
-        raise ValidationError(f'The {address_type} address space can\'t be empty.')
+        raise ValidationError(f"The {address_type} address space can't be empty.")
     return AddressSpaceValue(address_type, domain_text.strip(), parse_cost(cost_text))
 
 
@@ -124,7 +127,9 @@ def parse_smart_host(text):
     if not raw:
         raise ValidationError("The smart host can't be empty.")
     if any(ch.isspace() for ch in raw):
-        raise ValidationError(f'"{raw}" isn\'t a valid smart host: it contains spaces. Enter one IP address or FQDN per entry.')
+        raise ValidationError(
+            f'"{raw}" isn\'t a valid smart host: it contains spaces. Enter one IP address or FQDN per entry.'
+        )
     bracketed = raw.startswith("[") and raw.endswith("]")
     literal = raw[1:-1] if bracketed else raw
     try:
@@ -132,12 +137,15 @@ def parse_smart_host(text):
     except ValueError:
         pass
     if bracketed:
-        raise ValidationError(f'"{raw}" isn\'t a valid smart host: [ ] can only enclose an IP address, such as '
-                              f'[192.168.1.25].')
+        raise ValidationError(
+            f'"{raw}" isn\'t a valid smart host: [ ] can only enclose an IP address, such as [192.168.1.25].'
+        )
     if literal.rstrip(".").rpartition(".")[2].isdecimal():
-        raise ValidationError(f'"{raw}" isn\'t a valid smart host: it isn\'t a valid IP address, and an FQDN can\'t '
-                              f'end with a number. Enter an IP address such as 192.168.1.25 or an FQDN such as '
-                              f'mail.contoso.com.')
+        raise ValidationError(
+            f"\"{raw}\" isn't a valid smart host: it isn't a valid IP address, and an FQDN can't "
+            f"end with a number. Enter an IP address such as 192.168.1.25 or an FQDN such as "
+            f"mail.contoso.com."
+        )
     if ":" in raw:
         raise ValidationError(
             f'"{raw}" isn\'t a valid smart host. Enter the host without a port; set the port with the Port parameter.'
@@ -163,7 +171,9 @@ def parse_byte_quantity(value):
     if size % 1024:
         size += 1024 - size % 1024  # Exchange rounds byte values up to whole kilobytes.
     if size > MAX_MESSAGE_SIZE_BYTES:
-        raise ValidationError(f'"{value}" is too large. The maximum size is {format_byte_quantity(MAX_MESSAGE_SIZE_BYTES)}.')
+        raise ValidationError(
+            f'"{value}" is too large. The maximum size is {format_byte_quantity(MAX_MESSAGE_SIZE_BYTES)}.'
+        )
     return size
 
 
@@ -241,8 +251,11 @@ def parse_tls_certificate_name(value):
     if not text:
         return ""
     match = _X509_IDENTIFIER.match(text)
-    if not match or not match.group("subject").strip() or (match.group("issuer") is not None
-                                                           and not match.group("issuer").strip()):
+    if (
+        not match
+        or not match.group("subject").strip()
+        or (match.group("issuer") is not None and not match.group("issuer").strip())
+    ):
         raise ValidationError(
             f'"{value}" isn\'t a valid certificate name. Use <I>issuer<S>subject with the Issuer and Subject of '
             f'Get-ExchangeCertificate, for example "<I>CN=Contoso CA, DC=contoso, DC=com<S>CN=mail.contoso.com".'
@@ -263,7 +276,7 @@ def parse_source_ip_address(value):
         ) from None
     if address.is_multicast or address == ipaddress.IPv4Address("255.255.255.255"):
         raise ValidationError(
-            f'The source IP address "{text}" isn\'t valid: a multicast or broadcast address can\'t be a local '
+            f"The source IP address \"{text}\" isn't valid: a multicast or broadcast address can't be a local "
             "endpoint. Specify one of the server's addresses, or 0.0.0.0 for any."
         )
     return str(address)

@@ -3,6 +3,7 @@
 Reads go through ``selectors`` (a constant number of queries per page), writes through ``services`` (the same
 functions the cmdlets call, so every change lands in the admin audit log).
 """
+
 import uuid
 
 from django.contrib import messages

@@ -5,6 +5,7 @@ session storage: two browser tabs running the wizard at once never see each othe
 with submit buttons that re-show the same page (see ``forms``), so JavaScript is optional. Finish calls
 ``services.new_send_connector`` once; a refusal (say, the name was taken meanwhile) re-shows the page concerned.
 """
+
 import re
 import secrets
 import time
@@ -125,7 +126,9 @@ class NewSendConnectorWizard(SessionWizardView):
             self.instance_id = request.POST.get("wizard_instance", "")
             known = INSTANCE_ID.fullmatch(self.instance_id) and f"wizard_{self.get_prefix(request)}" in request.session
             if not known:
-                messages.error(request, "This New send connector wizard has already finished or has expired. Start again.")
+                messages.error(
+                    request, "This New send connector wizard has already finished or has expired. Start again."
+                )
                 return redirect("connectors:new")
         else:
             self.instance_id = secrets.token_urlsafe(16)

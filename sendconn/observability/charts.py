@@ -4,6 +4,7 @@ No JavaScript and no style attributes (the Content-Security-Policy allows neithe
 that static/sendconn.css colours, and every period a <title> that the browser shows on hover. The hundreds of
 bars and points are joined here (``bars_svg``, ``points_svg``): a template loop over them took four times longer.
 """
+
 from dataclasses import dataclass, field
 
 from django.utils.html import format_html_join
@@ -75,12 +76,14 @@ def _axes(starts, maximum):
     step = nice_step(maximum / GRIDLINES)
     top = step * GRIDLINES
     plot_height = chart.bottom - chart.top
-    chart.ticks = [Tick(round(chart.bottom - plot_height * line / GRIDLINES, 1), str(step * line))
-                   for line in range(GRIDLINES + 1)]
+    chart.ticks = [
+        Tick(round(chart.bottom - plot_height * line / GRIDLINES, 1), str(step * line)) for line in range(GRIDLINES + 1)
+    ]
     width = (chart.right - chart.left) / len(starts)
     chart.time_labels = [
         TimeLabel(round(chart.left + width * index, 1), f"{start:%H:%M}")
-        for index, start in enumerate(starts) if start.minute == 0 and start.hour % LABEL_HOURS == 0
+        for index, start in enumerate(starts)
+        if start.minute == 0 and start.hour % LABEL_HOURS == 0
     ]
     return chart, top, width
 
@@ -99,11 +102,21 @@ class FlowChart:
 
     @property
     def bars_svg(self):
-        return format_html_join("\n", '<g class="chart-period"><title>{}</title>{}</g>', (
-            (bar.title, format_html_join("", '<rect class="{}" x="{}" y="{}" width="{}" height="{}"/>', (
-                (rect.css_class, rect.x, rect.y, rect.width, rect.height) for rect in bar.rects)))
-            for bar in self.bars
-        ))
+        return format_html_join(
+            "\n",
+            '<g class="chart-period"><title>{}</title>{}</g>',
+            (
+                (
+                    bar.title,
+                    format_html_join(
+                        "",
+                        '<rect class="{}" x="{}" y="{}" width="{}" height="{}"/>',
+                        ((rect.css_class, rect.x, rect.y, rect.width, rect.height) for rect in bar.rects),
+                    ),
+                )
+                for bar in self.bars
+            ),
+        )
 
 
 def flow_chart(periods):
@@ -115,18 +128,25 @@ def flow_chart(periods):
         if not period.total:
             continue
         x, base, rects = round(axes.left + step * index, 2), axes.bottom, []
-        for css_class, count in (("flow-delivered", period.delivered), ("flow-deferred", period.deferred),
-                                 ("flow-failed", period.failed)):
+        for css_class, count in (
+            ("flow-delivered", period.delivered),
+            ("flow-deferred", period.deferred),
+            ("flow-failed", period.failed),
+        ):
             if count:
                 height = count * scale
                 base -= height
                 rects.append(Rect(css_class, x, round(base, 2), round(max(step - 0.4, 0.6), 2), round(height, 2)))
-        bars.append(Bar(
-            f"{period.start:%H:%M} UTC: {period.delivered} delivered, {period.deferred} deferred, "
-            f"{period.failed} failed", rects,
-        ))
+        bars.append(
+            Bar(
+                f"{period.start:%H:%M} UTC: {period.delivered} delivered, {period.deferred} deferred, "
+                f"{period.failed} failed",
+                rects,
+            )
+        )
     return FlowChart(
-        axes, bars,
+        axes,
+        bars,
         delivered=sum(p.delivered for p in periods),
         deferred=sum(p.deferred for p in periods),
         failed=sum(p.failed for p in periods),
@@ -154,8 +174,11 @@ class DepthChart:
 
     @property
     def points_svg(self):
-        return format_html_join("\n", '<circle class="depth-point" cx="{}" cy="{}" r="2"><title>{}</title></circle>',
-                                ((point.x, point.y, point.title) for point in self.points))
+        return format_html_join(
+            "\n",
+            '<circle class="depth-point" cx="{}" cy="{}" r="2"><title>{}</title></circle>',
+            ((point.x, point.y, point.title) for point in self.points),
+        )
 
 
 def depth_chart(samples):
@@ -174,7 +197,9 @@ def depth_chart(samples):
         y = round(axes.bottom - sample.recipients * scale, 2)
         run.append(f"{'L' if run else 'M'}{x},{y}")
         waiting = sample.recipients
-        points.append(Point(x, y, f"{sample.start:%H:%M} UTC: {waiting} recipient{'s' if waiting != 1 else ''} waiting"))
+        points.append(
+            Point(x, y, f"{sample.start:%H:%M} UTC: {waiting} recipient{'s' if waiting != 1 else ''} waiting")
+        )
     if run:
         lines.append(" ".join(run))
     return DepthChart(axes, lines, points, latest=depths[-1] if depths else None, peak=max(depths, default=0))

@@ -4,6 +4,7 @@
 ``sample_queue_depth`` stores the queues' depth once per period (the sweeper calls it); ``mail_flow`` and
 ``queue_depth`` read a window of periods back for the dashboard and the connector page.
 """
+
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -59,7 +60,8 @@ def count_events(events):
     """
     counts = Counter(
         (period_start(entry.timestamp), entry.connector_name, entry.event_id, status_class(entry.recipient_status))
-        for entry in events if entry.event_id in FLOW_EVENTS
+        for entry in events
+        if entry.event_id in FLOW_EVENTS
     )
     if not counts:
         return
@@ -142,8 +144,12 @@ def mail_flow(now=None, connector_name=None, window=WINDOW):
     for row in outcome_counts(starts[0], connector_name):
         counts[row["period_start"], row["event_id"]] += row["count"]
     return [
-        FlowPeriod(start, counts[start, TrackingEventId.SEND], counts[start, TrackingEventId.DEFER],
-                   counts[start, TrackingEventId.FAIL])
+        FlowPeriod(
+            start,
+            counts[start, TrackingEventId.SEND],
+            counts[start, TrackingEventId.DEFER],
+            counts[start, TrackingEventId.FAIL],
+        )
         for start in starts
     ]
 

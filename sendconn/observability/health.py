@@ -1,4 +1,5 @@
 """Readiness: can this process serve? The database answers with every migration applied, the broker answers."""
+
 import logging
 
 from django.db import DEFAULT_DB_ALIAS, connections

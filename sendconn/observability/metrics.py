@@ -6,6 +6,7 @@ as they are now, read from the database. Files are named by host and process id,
 compose topology can share the folder. Delivery outcomes are counted from the tracking events once their
 transaction commits: a rolled-back transaction counts nothing.
 """
+
 import os
 import socket
 
@@ -34,24 +35,31 @@ values.ValueClass = values.MultiProcessValue(process_identifier)
 OUTCOMES = {TrackingEventId.SEND: "delivered", TrackingEventId.DEFER: "deferred", TrackingEventId.FAIL: "failed"}
 
 recipients_total = Counter(
-    "sendconn_recipients", "Recipients delivered, deferred or failed, by Send connector and enhanced status class.",
+    "sendconn_recipients",
+    "Recipients delivered, deferred or failed, by Send connector and enhanced status class.",
     ["connector", "outcome", "status_class"],
 )
 delivery_latency = Histogram(
-    "sendconn_delivery_latency_seconds", "Time from submission to the remote server's 250, per delivered recipient.",
+    "sendconn_delivery_latency_seconds",
+    "Time from submission to the remote server's 250, per delivered recipient.",
     ["connector"],
     buckets=(1, 5, 15, 30, 60, 300, 900, 1800, 3600, 4 * 3600, 12 * 3600, 24 * 3600, 48 * 3600),
 )
 smtp_sessions_open = Gauge(
-    "sendconn_smtp_sessions_open", "Outbound SMTP sessions open now.", multiprocess_mode="livesum",
+    "sendconn_smtp_sessions_open",
+    "Outbound SMTP sessions open now.",
+    multiprocess_mode="livesum",
 )
 smtpd_accepted = Counter("sendconn_smtpd_accepted_messages", "Messages smtpd accepted (250 after DATA).")
 smtpd_refused = Counter(
-    "sendconn_smtpd_refused", "Commands smtpd refused, by reply code (550 5.7.54 Unable to relay is 550).",
+    "sendconn_smtpd_refused",
+    "Commands smtpd refused, by reply code (550 5.7.54 Unable to relay is 550).",
     ["code"],
 )
 verify_delivery_runs = Counter(
-    "sendconn_verify_delivery_runs", "Verify delivery runs finished, by result (Succeeded, Failed).", ["result"],
+    "sendconn_verify_delivery_runs",
+    "Verify delivery runs finished, by result (Succeeded, Failed).",
+    ["result"],
 )
 sweeper_runs = Counter("sendconn_sweeper_runs", "Queue sweeper runs, by result (success, failure).", ["result"])
 
@@ -139,11 +147,13 @@ class QueueCollector:
 
     def collect(self):
         messages = GaugeMetricFamily(
-            "sendconn_queue_messages", "Messages waiting, by Send connector, next hop and status "
-            "(the Unreachable queue has no connector).", labels=["connector", "next_hop", "status"],
+            "sendconn_queue_messages",
+            "Messages waiting, by Send connector, next hop and status (the Unreachable queue has no connector).",
+            labels=["connector", "next_hop", "status"],
         )
         oldest = GaugeMetricFamily(
-            "sendconn_queue_oldest_message_age_seconds", "Age of the oldest message waiting, by connector and next hop.",
+            "sendconn_queue_oldest_message_age_seconds",
+            "Age of the oldest message waiting, by connector and next hop.",
             labels=["connector", "next_hop"],
         )
         now = timezone.now()

@@ -1,4 +1,5 @@
 """Mail flow and queue depth per five minutes, kept for the charts: a few rows per period whatever the traffic."""
+
 from django.db import models
 
 from sendconn.transport.models import TrackingEventId

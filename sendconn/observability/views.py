@@ -2,6 +2,7 @@
 
 None of them needs a session: a scraper or a kubelet has no login.
 """
+
 import hmac
 import ipaddress
 
@@ -35,12 +36,16 @@ def may_read_metrics(request):
 def metrics_view(request):
     if not may_read_metrics(request):
         if settings.SENDCONN_METRICS_TOKEN:
-            response = HttpResponse("401 Unauthorized: send the metrics bearer token.\n", status=401,
-                                    content_type="text/plain")
+            response = HttpResponse(
+                "401 Unauthorized: send the metrics bearer token.\n", status=401, content_type="text/plain"
+            )
             response["WWW-Authenticate"] = 'Bearer realm="sendconn metrics"'
             return response
-        return HttpResponse("403 Forbidden: /metrics answers the networks in SENDCONN_METRICS_NETWORKS.\n",
-                            status=403, content_type="text/plain")
+        return HttpResponse(
+            "403 Forbidden: /metrics answers the networks in SENDCONN_METRICS_NETWORKS.\n",
+            status=403,
+            content_type="text/plain",
+        )
     return HttpResponse(metrics.exposition(), content_type=CONTENT_TYPE_LATEST)
 
 

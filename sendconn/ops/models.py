@@ -1,4 +1,5 @@
 """Operations data: verify-delivery runs and their steps (Exchange Online's "Validate this connector")."""
+
 from django.db import models
 from django.utils import timezone
 
@@ -40,8 +41,9 @@ class VerificationRun(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     status = models.CharField(max_length=16, choices=VerificationStatus.choices, default=VerificationStatus.RUNNING)
     recipients = models.JSONField(default=list)  # [str]: the test recipients' SMTP addresses
-    failed_step = models.ForeignKey("VerificationStep", on_delete=models.SET_NULL, null=True, blank=True,
-                                    related_name="+")
+    failed_step = models.ForeignKey(
+        "VerificationStep", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     error = models.TextField(blank=True)  # Exchange-style reply: "450 4.4.316 Connection refused"
     hint = models.TextField(blank=True)  # one line: what to check
     transcript = models.TextField(blank=True)  # the SMTP conversation, protocol-log style

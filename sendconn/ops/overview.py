@@ -1,4 +1,5 @@
 """The dashboard's numbers, each one aggregate query whatever the size of the queue or the tracking log."""
+
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -22,8 +23,11 @@ def connector_counts():
         disabled_count=Count("pk", filter=Q(enabled=False)),
         failing_count=Count("pk", filter=Q(last_verification_status=VerificationStatus.FAILED)),
     )
-    return {"enabled": counts["enabled_count"], "disabled": counts["disabled_count"],
-            "failing": counts["failing_count"]}
+    return {
+        "enabled": counts["enabled_count"],
+        "disabled": counts["disabled_count"],
+        "failing": counts["failing_count"],
+    }
 
 
 def failing_connectors(limit=FAILING_SHOWN):

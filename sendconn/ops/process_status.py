@@ -4,6 +4,7 @@ runall rewrites ``$SENDCONN_VAR_DIR/processes.json`` whenever a process starts, 
 when it shares the var dir with runall (embedded mode); elsewhere (Docker Compose, a web on another host) there is
 no such file and nothing is known here of the other processes.
 """
+
 import json
 import os
 from dataclasses import asdict, dataclass
@@ -43,8 +44,13 @@ def write(processes, updated_at):
     path = status_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{FILE_NAME}.{os.getpid()}")
-    temporary.write_text(json.dumps({"updated_at": updated_at, "processes": [asdict(process) for process in processes]},
-                                    default=datetime.isoformat, indent=1))
+    temporary.write_text(
+        json.dumps(
+            {"updated_at": updated_at, "processes": [asdict(process) for process in processes]},
+            default=datetime.isoformat,
+            indent=1,
+        )
+    )
     os.replace(temporary, path)
 
 

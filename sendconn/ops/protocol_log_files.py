@@ -4,12 +4,13 @@ Only names the log writer creates (``SENDyyyymmdd-nnnn.log``) directly inside ``
 ever opened, so no request can reach another file. Files are streamed row by row (``protocol_log.iter_rows``):
 a day's sessions are kept as small summaries, and only the rows of the one session shown are held.
 """
+
 import ipaddress
 import os
 import re
 import stat
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from django.conf import settings
@@ -61,7 +62,7 @@ def _log_file(directory, name):
         return None
     if not inside or not stat.S_ISREG(info.st_mode):
         return None
-    modified = datetime.fromtimestamp(info.st_mtime, tz=timezone.utc)
+    modified = datetime.fromtimestamp(info.st_mtime, tz=UTC)
     return LogFile(name, day, int(match[2]), info.st_size, modified, path)
 
 

@@ -3,8 +3,9 @@
 ``clean_*`` normalise what was typed the way Get-MessageTrackingLog reads its parameters, so a search from the
 browser and from the shell find the same entries.
 """
+
 import re
-from datetime import timezone as dt_timezone
+from datetime import UTC
 
 from django import forms
 from django.core.exceptions import ValidationError
@@ -44,17 +45,20 @@ class UtcDateTimeField(forms.DateTimeField):
     def to_python(self, value):
         if isinstance(value, str):
             value = re.sub(r"\s*UTC$", "", value.strip(), flags=re.IGNORECASE)
-        with timezone.override(dt_timezone.utc):
+        with timezone.override(UTC):
             return super().to_python(value)
 
     def prepare_value(self, value):
-        with timezone.override(dt_timezone.utc):
+        with timezone.override(UTC):
             return super().prepare_value(value)
 
 
 def _date_time_field(label):
     return UtcDateTimeField(
-        label=label, required=False, help_text=DATE_TIME_HELP, error_messages={"invalid": DATE_TIME_INVALID},
+        label=label,
+        required=False,
+        help_text=DATE_TIME_HELP,
+        error_messages={"invalid": DATE_TIME_INVALID},
     )
 
 
@@ -66,7 +70,9 @@ class TrackingSearchForm(forms.Form):
     message_id = forms.CharField(label="Message ID", required=False, max_length=998)
     subject = forms.CharField(label="Subject", required=False, max_length=998, help_text="Part of the subject.")
     event_id = forms.ChoiceField(
-        label="Event", required=False, choices=[("", "Any event"), *TrackingEventId.choices],
+        label="Event",
+        required=False,
+        choices=[("", "Any event"), *TrackingEventId.choices],
     )
     start = _date_time_field("Start")
     end = _date_time_field("End")
@@ -83,8 +89,9 @@ class TrackingSearchForm(forms.Form):
     def clean_message_id(self):
         typed = self.cleaned_data["message_id"].strip()
         if any(character.isspace() for character in typed):
-            raise ValidationError(f'"{typed}" isn\'t a valid Message-ID. Copy it from the message header, such as '
-                                  "<1234@contoso.com>.")
+            raise ValidationError(
+                f'"{typed}" isn\'t a valid Message-ID. Copy it from the message header, such as <1234@contoso.com>.'
+            )
         return normalise_message_id(typed) if typed else None
 
     def clean_subject(self):
@@ -129,15 +136,17 @@ class SessionSearchForm(forms.Form):
         address, port = split_endpoint(typed)
         port_typed = "]:" in typed if typed.startswith("[") else typed.count(":") == 1
         if address is None or (port_typed and not (port and port <= 65535)):
-            raise ValidationError(f'"{typed}" isn\'t a valid IP address. Enter one such as 192.168.1.10 or '
-                                  "192.168.1.10:25.")
+            raise ValidationError(
+                f'"{typed}" isn\'t a valid IP address. Enter one such as 192.168.1.10 or 192.168.1.10:25.'
+            )
         return address, port
 
     def clean_session_id(self):
         typed = self.cleaned_data["session_id"].strip()
         if typed and not re.fullmatch(r"[0-9A-Fa-f]+", typed):
-            raise ValidationError(f'"{typed}" isn\'t a valid session ID. A session ID is hexadecimal, such as '
-                                  "08DC6F1A2B3C4D5E.")
+            raise ValidationError(
+                f'"{typed}" isn\'t a valid session ID. A session ID is hexadecimal, such as 08DC6F1A2B3C4D5E.'
+            )
         return typed.upper()
 
     def session_filter(self):

@@ -1,4 +1,5 @@
 """The verify-delivery task, sent to the ``verify.<server>`` queue of one of the connector's source servers."""
+
 from celery import shared_task
 
 from . import verification

@@ -13,8 +13,9 @@ urlpatterns = [
     # Queue viewer. Identities contain backslashes (EX01\contoso.com, EX01\contoso.com\1234): <path:> keeps
     # them whole, so the action patterns come before the queue page's.
     path("queues/", queues.queue_list, name="queues"),
-    path("queues/<path:identity>/messages/<int:message_id>/<slug:action>/", queues.message_action,
-         name="message-action"),
+    path(
+        "queues/<path:identity>/messages/<int:message_id>/<slug:action>/", queues.message_action, name="message-action"
+    ),
     path("queues/<path:identity>/actions/<slug:action>/", queues.queue_action, name="queue-action"),
     path("queues/<path:identity>/", queues.queue_detail, name="queue"),
     # Message tracking

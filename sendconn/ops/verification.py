@@ -15,6 +15,7 @@ A failure names its step, gets the same response the queue would show for it (``
 the SMTP session, which the Send protocol log records when the connector's ProtocolLoggingLevel is Verbose (as
 it records the connector's deliveries).
 """
+
 import logging
 import re
 import time
@@ -112,13 +113,20 @@ def start_verification(caller, connector, recipients, *, run_here=False):
         raise ValidationError({"recipients": error.messages}) from None
     server = local_server() if run_here else choose_server(list(connector.source_transport_servers.all()))
     if server is None:
-        raise ValidationError({"source_transport_servers": [
-            f"The Send connector '{connector.name}' has no source server to send the test message from."
-        ]})
+        raise ValidationError(
+            {
+                "source_transport_servers": [
+                    f"The Send connector '{connector.name}' has no source server to send the test message from."
+                ]
+            }
+        )
     with transaction.atomic():
         run = VerificationRun.objects.create(
-            connector=connector, connector_name=connector.name, requested_by=caller.username,
-            server_name=server.name, recipients=addresses,
+            connector=connector,
+            connector_name=connector.name,
+            requested_by=caller.username,
+            server_name=server.name,
+            recipients=addresses,
         )
         VerificationStep.objects.bulk_create(
             VerificationStep(run=run, position=position, name=name, next_hop=hop)
@@ -142,12 +150,14 @@ def _send_to_worker(run_id, queue):
     except Exception as error:  # the broker is down: say so on the run rather than leave it waiting
         log.exception("Can't send verification %s to %s", run_id, queue)
         failed = VerificationRun.objects.filter(pk=run_id, started_at__isnull=True).update(
-            status=VerificationStatus.FAILED, finished_at=timezone.now(),
+            status=VerificationStatus.FAILED,
+            finished_at=timezone.now(),
             error=f"451 4.3.2 The verification couldn't be sent to the queue {queue} [{type(error).__name__}]",
             hint="Check that the message broker (CELERY_BROKER_URL) is reachable, then verify again.",
         )
         VerificationStep.objects.filter(run_id=run_id, status=StepStatus.PENDING).update(
-            status=StepStatus.SKIPPED, details="Not run: the verification never reached a worker.")
+            status=StepStatus.SKIPPED, details="Not run: the verification never reached a worker."
+        )
         if failed:
             metrics.verification_finished(VerificationStatus.FAILED)
 
@@ -163,10 +173,12 @@ def remembered_recipients(connector):
 def with_last_verification(connectors):
     """Annotate each connector with its latest run (status, requested at, by whom, id): no extra query."""
     latest = VerificationRun.objects.filter(connector=OuterRef("pk")).order_by("-requested_at", "-id")
-    return connectors.annotate(**{
-        f"last_verification_{name}": Subquery(latest.values(column)[:1])
-        for name, column in (("status", "status"), ("at", "requested_at"), ("by", "requested_by"), ("id", "pk"))
-    })
+    return connectors.annotate(
+        **{
+            f"last_verification_{name}": Subquery(latest.values(column)[:1])
+            for name, column in (("status", "status"), ("at", "requested_at"), ("by", "requested_by"), ("id", "pk"))
+        }
+    )
 
 
 def runs_for(connector):
@@ -214,23 +226,28 @@ class _Verification:
             hops = next_hops(self.connector, self.run.recipients, self.server)
             planned = list(dict.fromkeys(step.next_hop for step in self.steps))
             if list(hops) != planned:
-                self._fail_unstarted("450 4.4.317 Cannot connect to remote server [the Send connector's routing "
-                                     "changed since the verification was requested]",
-                                     "Verify again: the connector now routes these recipients differently.")
+                self._fail_unstarted(
+                    "450 4.4.317 Cannot connect to remote server [the Send connector's routing "
+                    "changed since the verification was requested]",
+                    "Verify again: the connector now routes these recipients differently.",
+                )
             else:
                 for hop, recipients in hops.items():
                     _Hop(self, hop, recipients, [s for s in self.steps if s.next_hop == hop]).execute()
         except Exception as error:  # a bug or a time limit: the run must still end, with what happened
             log.exception("Verification %s of %s failed unexpectedly", self.run.pk, self.run.connector_name)
-            self._fail_unstarted(f"451 4.3.0 Other or undefined mail system status [{type(error).__name__}]",
-                                 "The verification stopped unexpectedly; the worker's log on "
-                                 f"{self.server.name} has the details.")
+            self._fail_unstarted(
+                f"451 4.3.0 Other or undefined mail system status [{type(error).__name__}]",
+                f"The verification stopped unexpectedly; the worker's log on {self.server.name} has the details.",
+            )
         self.finish()
 
     def abandon(self):
         self.lines = self.run.transcript.splitlines()
-        self._fail_unstarted("451 4.3.0 The worker running the verification stopped before it finished",
-                             f"Check the transport service (Celery worker) on {self.run.server_name}, then verify again.")
+        self._fail_unstarted(
+            "451 4.3.0 The worker running the verification stopped before it finished",
+            f"Check the transport service (Celery worker) on {self.run.server_name}, then verify again.",
+        )
         self.finish()
 
     def _fail_unstarted(self, error, hint):
@@ -338,8 +355,11 @@ class _Hop:
             self._begin(StepName.EHLO)
         else:  # the same host again, without TLS
             self.exchange = []
-            self._save(connection, StepStatus.SUCCEEDED,
-                       f"{connection.details}\nConnected again in {took} to continue without TLS")
+            self._save(
+                connection,
+                StepStatus.SUCCEEDED,
+                f"{connection.details}\nConnected again in {took} to continue without TLS",
+            )
 
     def event(self, kind, data="", context=""):
         if self.protocol is not None:
@@ -358,14 +378,19 @@ class _Hop:
             self._save(self.steps[StepName.EHLO], StepStatus.SUCCEEDED, self._ehlo_details())
             tls = self.steps[StepName.TLS]
             if self.tls_failure and not options.require_tls:
-                self._save(tls, StepStatus.SKIPPED, f"STARTTLS failed to negotiate ({self.tls_failure}); the message "
-                                                    "goes in the clear, as the connector doesn't require TLS.")
+                self._save(
+                    tls,
+                    StepStatus.SKIPPED,
+                    f"STARTTLS failed to negotiate ({self.tls_failure}); the message "
+                    "goes in the clear, as the connector doesn't require TLS.",
+                )
             elif options.require_tls or ("starttls" in session.extensions and not options.ignore_starttls):
                 self._begin(StepName.TLS)  # negotiated next; fails at once when required but not offered
                 return
             else:
-                reason = ("IgnoreSTARTTLS is $true" if options.ignore_starttls
-                          else "the remote server didn't offer STARTTLS")
+                reason = (
+                    "IgnoreSTARTTLS is $true" if options.ignore_starttls else "the remote server didn't offer STARTTLS"
+                )
                 self._save(tls, StepStatus.SKIPPED, f"Not used: {reason}, and the connector doesn't require TLS.")
             self._authentication_next()
         elif stage == STARTTLS:
@@ -375,17 +400,23 @@ class _Hop:
             sent = next((line for line in reversed(self.exchange) if line.startswith("> AUTH ")), "> AUTH")
             mechanism = sent.split()[2] if len(sent.split()) > 2 else ""
             reply = next((line[2:] for line in reversed(self.exchange) if line.startswith("< 235")), "235")
-            self._save(self.steps[StepName.AUTHENTICATION], StepStatus.SUCCEEDED,
-                       f"Authenticated as {session.authenticated_as} with AUTH {mechanism}: {reply}\n"
-                       f"Mechanism on the connector: {options.auth_mechanism}")
+            self._save(
+                self.steps[StepName.AUTHENTICATION],
+                StepStatus.SUCCEEDED,
+                f"Authenticated as {session.authenticated_as} with AUTH {mechanism}: {reply}\n"
+                f"Mechanism on the connector: {options.auth_mechanism}",
+            )
 
     def _authentication_next(self):
         if self.options.basic_auth:
             self._begin(StepName.AUTHENTICATION)
         else:
             mechanism = self.connector.smart_host_auth_mechanism
-            reason = ("No smart host authentication is configured." if mechanism == "None"
-                      else f"{mechanism}: no SMTP authentication is sent.")
+            reason = (
+                "No smart host authentication is configured."
+                if mechanism == "None"
+                else f"{mechanism}: no SMTP authentication is sent."
+            )
             self._save(self.steps[StepName.AUTHENTICATION], StepStatus.SKIPPED, reason)
 
     # --- the steps ---
@@ -402,14 +433,18 @@ class _Hop:
             return
         try:
             self.options = SessionOptions.for_connector(
-                self.connector, self.verification.server.fqdn, connect_timeout=settings.SENDCONN_VERIFY_TIMEOUT,
+                self.connector,
+                self.verification.server.fqdn,
+                connect_timeout=settings.SENDCONN_VERIFY_TIMEOUT,
                 command_timeout=settings.SENDCONN_VERIFY_TIMEOUT,
             )
         except CredentialKeyError as error:
-            self._fail(self.steps[StepName.AUTHENTICATION],
-                       f"451 4.7.0 The smart host credential can't be decrypted [{error}]",
-                       "The credential key changed (SENDCONN_CREDENTIAL_KEY or SECRET_KEY): enter the smart host "
-                       "password again with Set-SendConnector -AuthenticationCredential.")
+            self._fail(
+                self.steps[StepName.AUTHENTICATION],
+                f"451 4.7.0 The smart host credential can't be decrypted [{error}]",
+                "The credential key changed (SENDCONN_CREDENTIAL_KEY or SECRET_KEY): enter the smart host "
+                "password again with Set-SendConnector -AuthenticationCredential.",
+            )
             return
         failures = []
         for target in targets[: self.options.max_addresses]:
@@ -439,8 +474,11 @@ class _Hop:
         self.attempts = [line for failure, line in zip(failures, self.attempts) if failure is not furthest]
         connection = self.steps[StepName.CONNECTION]
         if furthest.step.name != StepName.CONNECTION and self.attempts:
-            self._save(connection, StepStatus.SUCCEEDED,
-                       "\n".join([connection.summary, "Other addresses tried:", *self.attempts]))
+            self._save(
+                connection,
+                StepStatus.SUCCEEDED,
+                "\n".join([connection.summary, "Other addresses tried:", *self.attempts]),
+            )
         error = furthest.error
         self._fail(furthest.step, error.response, hint_for(error.reply, furthest.step.name, self), detail=error.detail)
 
@@ -457,8 +495,9 @@ class _Hop:
         footer = f"Looked up with the {which} of {self.verification.server.name}: {servers}"
         if connector.dns_routing_enabled:
             try:
-                targets = resolver.resolve_mx(self.next_hop, port=connector.port,
-                                              downgrade_dns_failures=connector.downgrade_dns_failures)
+                targets = resolver.resolve_mx(
+                    self.next_hop, port=connector.port, downgrade_dns_failures=connector.downgrade_dns_failures
+                )
             except DnsError as error:  # the queue's words for the same failure
                 self._fail(step, error.response, hint_for_dns(self), detail=footer)
                 return None
@@ -496,8 +535,9 @@ class _Hop:
                 self._save(self.steps[name], StepStatus.PENDING, "")
         self._begin(StepName.CONNECTION)
         domain = self.next_hop if self.connector.dns_routing_enabled else ""
-        self.session = SmtpSession([target], self.options, transcript=self, recipient_domain=domain,
-                                   on_stage=self.on_stage)
+        self.session = SmtpSession(
+            [target], self.options, transcript=self, recipient_domain=domain, on_stage=self.on_stage
+        )
 
     def _end_protocol_session(self):
         if self.protocol is not None:
@@ -513,18 +553,27 @@ class _Hop:
         said = self.exchange[:]
         failed = [(address, reply) for address, reply in outcome.per_recipient.items() if not reply.is_success]
         if outcome.error is not None:
-            self._fail(step, outcome.error.response, hint_for(outcome.error.reply, StepName.SEND, self),
-                       detail="\n".join(said))
+            self._fail(
+                step, outcome.error.response, hint_for(outcome.error.reply, StepName.SEND, self), detail="\n".join(said)
+            )
         elif failed:
             address, reply = failed[0]
-            self._fail(step, str(reply), hint_for(reply, StepName.SEND, self),
-                       detail="\n".join([f"{a}: {r}" for a, r in failed] + said))
+            self._fail(
+                step,
+                str(reply),
+                hint_for(reply, StepName.SEND, self),
+                detail="\n".join([f"{a}: {r}" for a, r in failed] + said),
+            )
         else:
             reply = outcome.per_recipient[self.recipients[0]]
             queue_id = remote_queue_id(reply.text)
-            lines = [f"Accepted for {len(self.recipients)} recipient(s) by {self.target.hostname}: {reply}",
-                     f"Remote queue ID: {queue_id}" if queue_id else "The remote server's reply names no queue ID.",
-                     f"Message-ID: {message_id}", f"From: {sender}", *said]
+            lines = [
+                f"Accepted for {len(self.recipients)} recipient(s) by {self.target.hostname}: {reply}",
+                f"Remote queue ID: {queue_id}" if queue_id else "The remote server's reply names no queue ID.",
+                f"Message-ID: {message_id}",
+                f"From: {sender}",
+                *said,
+            ]
             self._save(step, StepStatus.SUCCEEDED, "\n".join(lines))
 
     def _ehlo_details(self):
@@ -545,19 +594,21 @@ class _Hop:
             "EncryptionOnly": "Not validated: TlsAuthLevel EncryptionOnly only requires encryption.",
             "CertificateValidation": "Validated: the certificate chain is trusted (TlsAuthLevel CertificateValidation).",
             "DomainValidation": "Validated: the chain is trusted and the certificate names "
-                                f"{options.tls_domain or self.next_hop} (TlsAuthLevel DomainValidation).",
+            f"{options.tls_domain or self.next_hop} (TlsAuthLevel DomainValidation).",
         }[level]
         expiry = tls.peer_not_after.strftime("%Y-%m-%d %H:%M:%S UTC") if tls.peer_not_after else "unknown"
-        return "\n".join([
-            f"{tls.protocol} with {tls.cipher} ({tls.bits} bits)",
-            outcome,
-            f"Certificate subject: {tls.peer_subject}",
-            f"Certificate issuer: {tls.peer_issuer}",
-            f"Certificate expires: {expiry}",
-            f"Certificate names: {', '.join(tls.peer_names) or 'none'}",
-            f"Certificate thumbprint: {tls.peer_thumbprint}",
-            f"Extensions after STARTTLS: {', '.join(k.upper() for k in self.session.extensions) or 'none'}",
-        ])
+        return "\n".join(
+            [
+                f"{tls.protocol} with {tls.cipher} ({tls.bits} bits)",
+                outcome,
+                f"Certificate subject: {tls.peer_subject}",
+                f"Certificate issuer: {tls.peer_issuer}",
+                f"Certificate expires: {expiry}",
+                f"Certificate names: {', '.join(tls.peer_names) or 'none'}",
+                f"Certificate thumbprint: {tls.peer_thumbprint}",
+                f"Extensions after STARTTLS: {', '.join(k.upper() for k in self.session.extensions) or 'none'}",
+            ]
+        )
 
     def _running(self):
         return next((s for s in self.steps.values() if s.status == StepStatus.RUNNING), self.steps[StepName.CONNECTION])
@@ -574,7 +625,7 @@ class _Hop:
             lines.append(detail)
         self._save(step, StepStatus.FAILED, "\n".join(dict.fromkeys(lines)), error=error, hint=hint)
         steps = list(self.steps.values())
-        for later in steps[steps.index(step) + 1:]:
+        for later in steps[steps.index(step) + 1 :]:
             if later.status in (StepStatus.PENDING, StepStatus.RUNNING):
                 self._save(later, StepStatus.SKIPPED, "Not run: an earlier step failed.")
 
@@ -594,7 +645,7 @@ def test_message(run, sender, recipients, server):
     message["X-Sendconn-Verification"] = f"{run.connector_name}; run {run.pk}; requested by {run.requested_by}"
     message.set_content(
         f"This is a test message from sendconn. {run.requested_by} asked {server.name} to send it through the Send "
-        f"connector \"{run.connector_name}\" to check that the connector delivers mail.\n\n"
+        f'connector "{run.connector_name}" to check that the connector delivers mail.\n\n'
         "No action is needed. You can delete this message.\n"
     )
     return message.as_bytes(policy=SMTP), message_id
@@ -619,10 +670,14 @@ def remote_queue_id(text):
 
 def hint_for_dns(hop):
     if hop.connector.dns_routing_enabled:
-        return (f"Check the MX records of {hop.next_hop} and that {hop.verification.server.name} can reach its DNS "
-                "servers (the external ones when UseExternalDNSServersEnabled is $true).")
-    return (f"Check that the smart host names resolve from {hop.verification.server.name}'s DNS servers, or enter "
-            "the smart hosts as IP addresses.")
+        return (
+            f"Check the MX records of {hop.next_hop} and that {hop.verification.server.name} can reach its DNS "
+            "servers (the external ones when UseExternalDNSServersEnabled is $true)."
+        )
+    return (
+        f"Check that the smart host names resolve from {hop.verification.server.name}'s DNS servers, or enter "
+        "the smart hosts as IP addresses."
+    )
 
 
 def hint_for(reply, step_name, hop):
@@ -632,29 +687,45 @@ def hint_for(reply, step_name, hop):
     server = hop.verification.server.name
     status = reply.enhanced_status
     if status == "4.4.315":
-        return (f"Check that port {port} is open from {server} to {where} (firewalls, ISPs that block port "
-                f"{port}) and that the remote server answers.")
+        return (
+            f"Check that port {port} is open from {server} to {where} (firewalls, ISPs that block port "
+            f"{port}) and that the remote server answers."
+        )
     if status == "4.4.316":
-        return (f"Nothing accepts connections on {hop.target.endpoint}: check the address of {where} and the "
-                f"connector's Port ({port}).")
+        return (
+            f"Nothing accepts connections on {hop.target.endpoint}: check the address of {where} and the "
+            f"connector's Port ({port})."
+        )
     if status == "4.4.318":
-        return ("The remote server dropped the connection: check its logs and limits, and any firewall or proxy "
-                "that inspects SMTP on the way.")
+        return (
+            "The remote server dropped the connection: check its logs and limits, and any firewall or proxy "
+            "that inspects SMTP on the way."
+        )
     if status == "4.7.320":
-        return (f"The certificate of {where} fails TlsAuthLevel {hop.options.tls_auth_level}: install one from a "
-                "trusted CA (valid, with the right name) on the remote server, or trust its CA in "
-                "SENDCONN_TLS_CA_FILE.")
+        return (
+            f"The certificate of {where} fails TlsAuthLevel {hop.options.tls_auth_level}: install one from a "
+            "trusted CA (valid, with the right name) on the remote server, or trust its CA in "
+            "SENDCONN_TLS_CA_FILE."
+        )
     if step_name == StepName.TLS:
-        return ("RequireTLS is $true: the remote server must offer STARTTLS and negotiate TLS; check its TLS "
-                "configuration, or turn RequireTLS off.")
+        return (
+            "RequireTLS is $true: the remote server must offer STARTTLS and negotiate TLS; check its TLS "
+            "configuration, or turn RequireTLS off."
+        )
     if step_name == StepName.AUTHENTICATION:
-        return ("Check the smart host user name and password (Set-SendConnector -AuthenticationCredential) and "
-                "that the smart host accepts AUTH PLAIN or LOGIN from this server (after STARTTLS with "
-                "BasicAuthRequireTLS).")
+        return (
+            "Check the smart host user name and password (Set-SendConnector -AuthenticationCredential) and "
+            "that the smart host accepts AUTH PLAIN or LOGIN from this server (after STARTTLS with "
+            "BasicAuthRequireTLS)."
+        )
     if step_name == StepName.EHLO:
-        return (f"The remote server refused the session: check that it accepts mail from {server}'s address and "
-                f"the HELO name {hop.options.helo_name} (the connector's FQDN).")
+        return (
+            f"The remote server refused the session: check that it accepts mail from {server}'s address and "
+            f"the HELO name {hop.options.helo_name} (the connector's FQDN)."
+        )
     if step_name == StepName.SEND:
-        return ("The remote server refused the test message: check the recipient addresses and that the remote "
-                f"server accepts mail for them from {server} (relay permission, sender restrictions).")
+        return (
+            "The remote server refused the test message: check the recipient addresses and that the remote "
+            f"server accepts mail for them from {server} (relay permission, sender restrictions)."
+        )
     return f"Check that {where} is an SMTP server that accepts connections from {server} on port {port}."

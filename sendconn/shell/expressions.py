@@ -9,11 +9,26 @@ their case-sensitive ``-c…`` and explicit ``-i…`` forms). As in PowerShell, 
 converts the other side first (a size such as ``35 MB (36,700,160 bytes)`` compares with ``10MB``). Anything
 else raises ``ExpressionError`` saying what isn't understood.
 """
+
 import fnmatch
 import re
 
-COMPARISONS = ("eq", "ne", "gt", "ge", "lt", "le", "like", "notlike", "match", "notmatch", "contains", "notcontains",
-               "in", "notin")
+COMPARISONS = (
+    "eq",
+    "ne",
+    "gt",
+    "ge",
+    "lt",
+    "le",
+    "like",
+    "notlike",
+    "match",
+    "notmatch",
+    "contains",
+    "notcontains",
+    "in",
+    "notin",
+)
 LOGICAL = ("and", "or", "xor", "not")
 NUMBER_SUFFIXES = {"kb": 1024, "mb": 1024**2, "gb": 1024**3, "tb": 1024**4}
 _TOKEN = re.compile(
@@ -111,8 +126,10 @@ class _Evaluator:
             case_sensitive = name.startswith("c") and name[1:] in COMPARISONS
             base = name[1:] if (name[:1] in ("c", "i") and name[1:] in COMPARISONS) else name
             if base not in COMPARISONS:
-                raise ExpressionError(f"The operator '-{name}' isn't supported in filters. Use -eq, -ne, -like, "
-                                      "-match, -contains, -gt, -lt, -and, -or or -not.")
+                raise ExpressionError(
+                    f"The operator '-{name}' isn't supported in filters. Use -eq, -ne, -like, "
+                    "-match, -contains, -gt, -lt, -and, -or or -not."
+                )
             self.position += 1
             right = self.operand()
             return compare(base, left, right, case_sensitive)

@@ -3,6 +3,7 @@
 Cmdlets return ``Record``s: ordered ``{Exchange property name: value}`` with the columns of their default
 table view. Values are what ``sendconn.connectors.properties`` produces (str, int, bool, None, lists of str).
 """
+
 import fnmatch
 import json
 
@@ -62,7 +63,8 @@ def format_table(records, columns=None):
 
     def line(cells):
         return " ".join(
-            cell.rjust(width) if align_right else cell.ljust(width) for cell, width, align_right in zip(cells, widths, right)
+            cell.rjust(width) if align_right else cell.ljust(width)
+            for cell, width, align_right in zip(cells, widths, right)
         ).rstrip()
 
     return ["", line(columns), line(["-" * len(column) for column in columns]), *(line(row) for row in rows), ""]

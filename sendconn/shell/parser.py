@@ -15,6 +15,7 @@ The result is a list of ``Statement``: an optional variable to assign, a value t
 Syntax errors, a variable used before a statement sets it included, raise ``ParseError`` with PowerShell's
 wording and the offset of the offending character.
 """
+
 import re
 from dataclasses import dataclass, field
 
@@ -177,8 +178,8 @@ class _Parser:
             if variable is None and not isinstance(source, Variable):
                 # PowerShell would print the value; here it is a ';' that should have been quoted.
                 raise ParseError(
-                    f"Unexpected token '{self.text[start:self.pos]}' in expression or statement. To pass a value "
-                    f'that contains \';\', such as "SMTP:contoso.com;1", put it in quotes.',
+                    f"Unexpected token '{self.text[start : self.pos]}' in expression or statement. To pass a value "
+                    f"that contains ';', such as \"SMTP:contoso.com;1\", put it in quotes.",
                     self.separator if self.separator is not None else start,
                 )
             self.skip_blanks()
@@ -231,7 +232,7 @@ class _Parser:
             name_start = self.pos
             while not self.at_end() and self.peek() not in WORD_END + ":" + SINGLE_QUOTES + DOUBLE_QUOTES:
                 self.pos += 1
-            name = self.text[name_start:self.pos]
+            name = self.text[name_start : self.pos]
             value = NO_VALUE
             if self.peek() == ":":
                 self.pos += 1
@@ -259,7 +260,7 @@ class _Parser:
                 raise ParseError("Missing argument in parameter list.", self.pos)
             items.append(self.primary())
         value = items if len(items) > 1 else items[0]
-        return Argument(value, self.text[start:self.pos], start)
+        return Argument(value, self.text[start : self.pos], start)
 
     def primary(self):
         ch = self.peek()
@@ -286,14 +287,15 @@ class _Parser:
         name_start = self.pos
         while not self.at_end() and (self.peek().isalnum() or self.peek() in "_:"):
             self.pos += 1
-        name = self.text[name_start:self.pos]
+        name = self.text[name_start : self.pos]
         if name.lower() in CONSTANTS:
             return CONSTANTS[name.lower()]
         if name.lower() not in self.assigned:
             raise ParseError(f"The variable '${name}' cannot be retrieved because it has not been set.", start)
         if self.peek() in (".", "["):
-            raise ParseError(f"Only the whole variable '${name}' can be used here, not its properties or items.",
-                             self.pos)
+            raise ParseError(
+                f"Only the whole variable '${name}' can be used here, not its properties or items.", self.pos
+            )
         return Variable(name)
 
     def bare_word(self, quoted_ok=False):
@@ -382,7 +384,7 @@ class _Parser:
                     raise ParseError("Missing closing ')' in expression.", start)
                 self.unexpected()
             self.pos += 1
-            return SubExpression(pipeline, self.text[start:self.pos])
+            return SubExpression(pipeline, self.text[start : self.pos])
         return self.array_body(")", "Missing closing ')' in expression.", start)
 
     def array_body(self, closing, missing, start=None):
@@ -443,7 +445,7 @@ class _Parser:
         start = self.pos
         while not self.at_end() and (self.peek().isalnum() or self.peek() in "_-"):
             self.pos += 1
-        return self.text[start:self.pos]
+        return self.text[start : self.pos]
 
     def script_block(self):
         start = self.pos
@@ -462,5 +464,5 @@ class _Parser:
             elif ch == "}":
                 depth -= 1
                 if depth == 0:
-                    return ScriptBlock(self.text[start + 1:self.pos - 1].strip())
+                    return ScriptBlock(self.text[start + 1 : self.pos - 1].strip())
         raise ParseError("Missing closing '}' in statement block or type definition.", start)

@@ -35,6 +35,7 @@ The function gets an ``Invocation``: ``params`` (the given parameters by declare
 ``output.Record`` (shown as a table, a list or JSON) or ``str`` lines. On failure it raises ``CmdletError``
 or django's ``ValidationError``; the runner prints the message in Exchange's form and exits 1.
 """
+
 import re
 from dataclasses import dataclass, field
 
@@ -101,7 +102,9 @@ def integer(value, session):
     _not_a_list(value, "System.Int32")
     text_value = str(value).strip()
     if not re.fullmatch(r"[-+]?\d+", text_value):
-        raise ValidationError(f'Cannot convert value "{value}" to type "System.Int32". Error: "Input string was not in a correct format."')
+        raise ValidationError(
+            f'Cannot convert value "{value}" to type "System.Int32". Error: "Input string was not in a correct format."'
+        )
     number = int(text_value)
     if not -(2**31) <= number < 2**31:
         raise ValidationError(
@@ -139,7 +142,7 @@ def choice(values, type_name, nullable=False):
                 return allowed
         raise ValidationError(
             f'Cannot convert value "{value}" to type "{type_name}". Error: "Unable to match the identifier name '
-            f'{value} to a valid enumerator name. Specify one of the following enumerator names and try again: '
+            f"{value} to a valid enumerator name. Specify one of the following enumerator names and try again: "
             f'{", ".join(values)}"'
         )
 
@@ -300,7 +303,10 @@ class Cmdlet:
             return parameter.convert(value, session)
         except ValidationError as error:
             raise CmdletError(
-                [f"Cannot process argument transformation on parameter '{parameter.name}'. {message}" for message in error.messages]
+                [
+                    f"Cannot process argument transformation on parameter '{parameter.name}'. {message}"
+                    for message in error.messages
+                ]
             ) from None
 
     def invoke(self, command, piped, session):
@@ -315,7 +321,8 @@ class Cmdlet:
                 "take pipeline input."
             )
         missing = [
-            parameter.name for parameter in self.parameters
+            parameter.name
+            for parameter in self.parameters
             if parameter.mandatory and parameter not in given and not (per_object and parameter is pipeline_parameter)
         ]
         if missing:

@@ -4,6 +4,7 @@
 line did what it said; 1 means an error was printed on stderr (or a confirmation was declined) and nothing
 was changed by the failing command.
 """
+
 import getpass
 import sys
 
@@ -73,8 +74,10 @@ class Session:
         while True:
             answer = self.ask('[Y] Yes  [A] Yes to All  [N] No  [L] No to All (default is "N"): ')
             if answer is None:
-                self.stderr.write("No answer was read from standard input, so nothing was changed. "
-                                  "Add -Confirm:$false to run the command without asking.\n")
+                self.stderr.write(
+                    "No answer was read from standard input, so nothing was changed. "
+                    "Add -Confirm:$false to run the command without asking.\n"
+                )
                 choice = "n"
             else:
                 choice = answer.strip().lower()[:1] or "n"
@@ -133,7 +136,7 @@ def run_pipeline(commands, session, objects=None):
 
 def parse_error_text(line, error):
     """PowerShell's parser error: where, the line with a marker under the spot, then the message."""
-    before = line[:error.offset]
+    before = line[: error.offset]
     number = before.count("\n") + 1
     column = len(before) - (before.rfind("\n") + 1)
     text = line.split("\n")[number - 1].rstrip("\r")

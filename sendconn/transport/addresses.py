@@ -5,6 +5,7 @@ An address is RFC 5321's Mailbox (RFC 6531 UTF-8 allowed in the local part) that
 ``<…>``: no control character anywhere, and no ``<`` or ``>`` even inside a quoted local part. Its domain is a
 host name or an address literal (``[192.0.2.1]``, ``[IPv6:2001:db8::1]``).
 """
+
 import ipaddress
 import re
 

@@ -6,6 +6,7 @@ the ledger with the outcome. A claimer that dies leaves its rows claimed: a deli
 host releases the claims of processes that are gone (``release_claims_of_dead_processes``), and the sweeper
 releases any claim older than SENDCONN_CLAIM_TIMEOUT as the last resort (a machine that never comes back).
 """
+
 import logging
 import os
 import socket
@@ -73,17 +74,23 @@ def claim_due(connector_id, next_hop_domain, token, limit):
     """
     now = timezone.now()
     q = connection.ops.quote_name
-    due = (f"{q('connector_id')} = %s AND {q('next_hop_domain')} = %s AND {q('status')} IN (%s, %s) "
-           f"AND {q('next_attempt_at')} <= %s AND {q('claimed_by')} = %s")
+    due = (
+        f"{q('connector_id')} = %s AND {q('next_hop_domain')} = %s AND {q('status')} IN (%s, %s) "
+        f"AND {q('next_attempt_at')} <= %s AND {q('claimed_by')} = %s"
+    )
     due_params = [connector_id, next_hop_domain, *DUE_STATUSES, _db_datetime(now), ""]
-    not_suspended = (f"NOT EXISTS (SELECT 1 FROM {q(SuspendedQueue._meta.db_table)} "
-                     f"WHERE {q('connector_id')} = %s AND {q('next_hop_domain')} = %s)")
+    not_suspended = (
+        f"NOT EXISTS (SELECT 1 FROM {q(SuspendedQueue._meta.db_table)} "
+        f"WHERE {q('connector_id')} = %s AND {q('next_hop_domain')} = %s)"
+    )
     table = q(Recipient._meta.db_table)
     skip_locked = connection.features.has_select_for_update_skip_locked
     with transaction.atomic() if skip_locked else nullcontext(), connection.cursor() as cursor:
         lock = " FOR UPDATE SKIP LOCKED" if skip_locked else ""
-        cursor.execute(f"SELECT {q('id')} FROM {table} WHERE {due} AND {not_suspended} ORDER BY {q('id')} "
-                       f"LIMIT %s{lock}", [*due_params, connector_id, next_hop_domain, limit])
+        cursor.execute(
+            f"SELECT {q('id')} FROM {table} WHERE {due} AND {not_suspended} ORDER BY {q('id')} LIMIT %s{lock}",
+            [*due_params, connector_id, next_hop_domain, limit],
+        )
         ids = [row[0] for row in cursor.fetchall()]
         if not ids:
             return []
@@ -111,14 +118,19 @@ def _db_datetime(moment):
 
 def in_suspended_queue():
     """True for a Recipient row whose delivery queue Suspend-Queue stopped."""
-    return Exists(SuspendedQueue.objects.filter(connector_id=OuterRef("connector_id"),
-                                                next_hop_domain=OuterRef("next_hop_domain")))
+    return Exists(
+        SuspendedQueue.objects.filter(
+            connector_id=OuterRef("connector_id"), next_hop_domain=OuterRef("next_hop_domain")
+        )
+    )
 
 
 def due_rows(connector_id, next_hop_domain, now=None):
     """The rows of the next hop that may be sent now (none while its queue is suspended)."""
     return Recipient.objects.filter(
-        connector_id=connector_id, next_hop_domain=next_hop_domain, status__in=DUE_STATUSES,
+        connector_id=connector_id,
+        next_hop_domain=next_hop_domain,
+        status__in=DUE_STATUSES,
         next_attempt_at__lte=now or timezone.now(),
     ).exclude(in_suspended_queue())
 
@@ -129,14 +141,21 @@ def release_claims_of_dead_processes(server_name=None):
     Returns how many rows were released."""
     server_name = server_name or settings.SENDCONN_SERVER_NAME
     host = socket.gethostname()
-    holders = (Recipient.objects.filter(claimed_by__startswith=f"{server_name}/{host}:")
-               .order_by().values_list("claimed_by", flat=True).distinct())
+    holders = (
+        Recipient.objects.filter(claimed_by__startswith=f"{server_name}/{host}:")
+        .order_by()
+        .values_list("claimed_by", flat=True)
+        .distinct()
+    )
     dead = [token for token in holders if (holder := holder_process(token)) and not _running(holder[1])]
     if not dead:
         return 0
     released = Recipient.objects.filter(claimed_by__in=dead).update(claimed_by="", claimed_at=None)
-    log.warning("Released %d recipient(s) claimed by %d process(es) of this host that stopped before recording "
-                "them", released, len(dead))
+    log.warning(
+        "Released %d recipient(s) claimed by %d process(es) of this host that stopped before recording them",
+        released,
+        len(dead),
+    )
     return released
 
 

@@ -5,6 +5,7 @@
 (no search list). Answers, NXDOMAIN included, are cached by their TTL in one LRU cache per resolver set, shared
 by the process; SERVFAIL, REFUSED and timeouts are never cached (dnspython doesn't, and neither do we).
 """
+
 import ipaddress
 import itertools
 import random
@@ -199,12 +200,11 @@ class MxResolver:
         except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
             raise
         except dns.exception.Timeout:
-            raise dns_query_failed(
-                f"{dns.rdatatype.to_text(rdtype)} lookup for {domain} timed out", domain
-            ) from None
+            raise dns_query_failed(f"{dns.rdatatype.to_text(rdtype)} lookup for {domain} timed out", domain) from None
         except dns.resolver.NoNameservers as error:
-            raise dns_query_failed(f"{_rcodes(error)} for the {dns.rdatatype.to_text(rdtype)} lookup of {domain}",
-                                   domain) from None
+            raise dns_query_failed(
+                f"{_rcodes(error)} for the {dns.rdatatype.to_text(rdtype)} lookup of {domain}", domain
+            ) from None
         except dns.exception.DNSException as error:
             raise dns_query_failed(f"{dns.rdatatype.to_text(rdtype)} lookup for {domain}: {error}", domain) from None
 

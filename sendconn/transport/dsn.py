@@ -9,10 +9,11 @@ sender, which ``should_send_ndr`` must allow first. Three parts, as RFC 6522 ord
 3. the original as message/rfc822 when under Postfix's bounce_size_limit, else text/rfc822-headers
    (always headers only for a delay notice, as Postfix's delay warning and Exchange's delay DSN do).
 """
+
 import email
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email import policy
 from email.message import Message
 from email.mime.base import MIMEBase
@@ -136,7 +137,7 @@ def _build_report(
     report["From"] = f"Mail Delivery System <{postmaster_address or f'postmaster@{reporting_mta}'}>"
     report["To"] = envelope_sender.strip().strip("<>")
     report["Subject"] = f"{'Undeliverable' if action == 'failed' else 'Delivery delayed'}: {subject}".rstrip()
-    report["Date"] = format_datetime(datetime.now(timezone.utc))
+    report["Date"] = format_datetime(datetime.now(UTC))
     report["Message-ID"] = make_msgid(domain=reporting_mta)
     report["Auto-Submitted"] = "auto-replied"
     if original_id:
@@ -219,4 +220,4 @@ def _diagnostics(recipients, reporting_mta):
 
 def _date(moment):
     """RFC 5322 date; naive datetimes are taken as UTC."""
-    return format_datetime(moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc))
+    return format_datetime(moment if moment.tzinfo else moment.replace(tzinfo=UTC))

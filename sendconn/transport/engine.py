@@ -28,6 +28,7 @@ Threads, not asyncio: the SMTP client (STARTTLS, AUTH, pipelining, next MX after
 is blocking code shared with Verify delivery, and a blocked thread costs memory, not CPU: 1,000 idle sessions
 measured well under the 512 MiB budget (README, "The delivery engine").
 """
+
 import logging
 import math
 import threading
@@ -114,20 +115,33 @@ class Plan:
             options = SessionOptions.for_connector(connector, settings.SENDCONN_SERVER_FQDN)
         except CredentialKeyError as error:
             failure = Result.ours(451, "4.7.0", f"The smart host credential can't be decrypted [{error}]")
-        hosts = () if connector.dns_routing_enabled else tuple(
-            connector.smart_hosts.order_by("position").values_list("host", flat=True))
+        hosts = (
+            ()
+            if connector.dns_routing_enabled
+            else tuple(connector.smart_hosts.order_by("position").values_list("host", flat=True))
+        )
         return cls(
-            connector.pk, connector.name, next_hop_domain, options, failure, connector.dns_routing_enabled, hosts,
-            connector.port, connector.use_external_dns_servers_enabled, connector.downgrade_dns_failures,
-            connector.protocol_logging_level == ProtocolLoggingLevel.VERBOSE, connector.max_message_size,
+            connector.pk,
+            connector.name,
+            next_hop_domain,
+            options,
+            failure,
+            connector.dns_routing_enabled,
+            hosts,
+            connector.port,
+            connector.use_external_dns_servers_enabled,
+            connector.downgrade_dns_failures,
+            connector.protocol_logging_level == ProtocolLoggingLevel.VERBOSE,
+            connector.max_message_size,
         )
 
     def resolve(self):
         """The targets to try, in order (DnsError when there are none)."""
         resolver = get_resolver(self.external_dns)
         if self.dns_routing:
-            return resolver.resolve_mx(self.next_hop_domain, port=self.port,
-                                       downgrade_dns_failures=self.downgrade_dns_failures)
+            return resolver.resolve_mx(
+                self.next_hop_domain, port=self.port, downgrade_dns_failures=self.downgrade_dns_failures
+            )
         return resolver.resolve_smart_hosts(list(self.smart_hosts), port=self.port)
 
 
@@ -158,8 +172,10 @@ class Destination:
 
     @property
     def forgettable(self):
-        return (not (self.jobs or self.sessions or self.claim_wanted or self.dead)
-                and time.monotonic() - self.active_at > FORGET_AFTER_SECONDS)
+        return (
+            not (self.jobs or self.sessions or self.claim_wanted or self.dead)
+            and time.monotonic() - self.active_at > FORGET_AFTER_SECONDS
+        )
 
     def sessions_wanted(self):
         """Sessions that would send the backlog within DRAIN_WITHIN at the time a message has been taking here:
@@ -235,8 +251,13 @@ class DeliveryEngine:
                     continue
                 if destination is None:
                     return self._rerouted.pop(key, 0)
-                busy = (destination.claim_wanted and not destination.dead or destination.jobs
-                        or destination.sessions > destination.idle or self._finished)
+                busy = (
+                    destination.claim_wanted
+                    and not destination.dead
+                    or destination.jobs
+                    or destination.sessions > destination.idle
+                    or self._finished
+                )
                 if not busy:
                     return destination.handled - handled_before + self._rerouted.pop(key, 0)
 
@@ -343,8 +364,11 @@ class DeliveryEngine:
             return False
         if not destination.claim_wanted:
             now = time.monotonic()
-            return (now < destination.linger_until and not destination.jobs
-                    and now - destination.claimed_at >= LOOK_AGAIN_AFTER)
+            return (
+                now < destination.linger_until
+                and not destination.jobs
+                and now - destination.claimed_at >= LOOK_AGAIN_AFTER
+            )
         if destination.more_waiting:
             return len(destination.jobs) < max(1, destination.cap(self.max_per_destination))
         return not destination.jobs
@@ -396,8 +420,9 @@ class DeliveryEngine:
                         break
                     destination.sessions += 1
                     self._sessions += 1
-                    threading.Thread(target=self._session, args=(destination,), daemon=True,
-                                     name=f"smtp-{destination.key[1]}").start()
+                    threading.Thread(
+                        target=self._session, args=(destination,), daemon=True, name=f"smtp-{destination.key[1]}"
+                    ).start()
             self._starved = starved
             if starved:  # idle sessions of other next hops make room
                 for destination in self._destinations.values():
@@ -425,7 +450,8 @@ class DeliveryEngine:
         return self._finished and (
             self._unrecorded >= RECORD_EVERY
             or time.monotonic() - self._oldest_finished >= RECORD_WITHIN
-            or self._idle == self._sessions)  # no session is sending: nothing to batch with
+            or self._idle == self._sessions
+        )  # no session is sending: nothing to batch with
 
     def _record_finished(self):
         with self._lock:
@@ -459,7 +485,7 @@ class DeliveryEngine:
             ids = [row.pk for job in self._held.values() for row in job.rows]
         now = timezone.now()
         for start in range(0, len(ids), 500):
-            Recipient.objects.filter(id__in=ids[start:start + 500], claimed_by=self.token).update(claimed_at=now)
+            Recipient.objects.filter(id__in=ids[start : start + 500], claimed_by=self.token).update(claimed_at=now)
 
     # --- sessions -------------------------------------------------------------------------------------------
 
@@ -539,7 +565,9 @@ class DeliveryEngine:
         destination.window = max(1.0, destination.window - 1)
         if immediately_dead or destination.failures_in_a_row >= destination.window:
             destination.dead_result = result
-            destination.dead_until = time.monotonic() + settings.SENDCONN_TRANSIENT_FAILURE_RETRY_INTERVAL.total_seconds()
+            destination.dead_until = (
+                time.monotonic() + settings.SENDCONN_TRANSIENT_FAILURE_RETRY_INTERVAL.total_seconds()
+            )
             destination.window = float(INITIAL_CONCURRENCY)
             destination.failures_in_a_row = 0
             for job in destination.jobs:
@@ -575,8 +603,7 @@ class DeliveryEngine:
                 failure = Result.from_dns_error(error)
                 return {**results, **{row.pk: failure for row in sendable}}, (failure, True)
         try:
-            outcome = connection.session.send(message.sender, [row.address for row in sendable],
-                                              bytes(message.content))
+            outcome = connection.session.send(message.sender, [row.address for row in sendable], bytes(message.content))
         except SmtpSessionError as error:  # no target would take a connection
             failure = Result.from_session_error(error)
             return {**results, **{row.pk: failure for row in sendable}}, (failure, False)
@@ -601,10 +628,15 @@ class DeliveryEngine:
         server = local_server()
         TransportServer.objects.filter(pk=server.pk).update(last_seen_at=now)  # wake-ups go to servers seen lately
         DeliveryEngineRecord.objects.update_or_create(
-            token=self.token, defaults={"server": server, "heartbeat_at": now, "sessions_open": self._sessions})
-        alive = list(DeliveryEngineRecord.objects.filter(
-            server=server, heartbeat_at__gte=now - timedelta(seconds=ENGINE_ALIVE_FOR))
-            .order_by("token").values_list("token", flat=True))
+            token=self.token, defaults={"server": server, "heartbeat_at": now, "sessions_open": self._sessions}
+        )
+        alive = list(
+            DeliveryEngineRecord.objects.filter(
+                server=server, heartbeat_at__gte=now - timedelta(seconds=ENGINE_ALIVE_FOR)
+            )
+            .order_by("token")
+            .values_list("token", flat=True)
+        )
         index, count = alive.index(self.token), len(alive)
         self.max_sessions = share(server.max_outbound_connections, count, index)
         self.max_per_destination = share(server.max_per_domain_outbound_connections, count, index)
@@ -675,8 +707,10 @@ def current_connector(connector_id):
     read instead of the whole row through the ORM."""
     quote = connection.ops.quote_name
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {quote('changed_at')} FROM {quote(SendConnector._meta.db_table)} "
-                       f"WHERE {quote('id')} = %s", [connector_id])
+        cursor.execute(
+            f"SELECT {quote('changed_at')} FROM {quote(SendConnector._meta.db_table)} WHERE {quote('id')} = %s",
+            [connector_id],
+        )
         stored = cursor.fetchone()
     if stored is None:
         _connectors.pop(connector_id, None)

@@ -6,6 +6,7 @@ releasing the rows' claims; then the tracking log file and the wake-ups of re-ro
 while still claimed with the ledger's token: if a claim was released under us (the claimer was presumed dead),
 the new claimer's outcome stands.
 """
+
 import logging
 from collections import defaultdict
 
@@ -25,8 +26,18 @@ from .routing import Router
 log = logging.getLogger(__name__)
 
 RECORDED_FIELDS = [
-    "status", "connector", "next_hop_domain", "attempt_count", "first_attempt_at", "last_attempt_at",
-    "next_attempt_at", "last_response", "delivered_at", "delay_notified", "claimed_by", "claimed_at",
+    "status",
+    "connector",
+    "next_hop_domain",
+    "attempt_count",
+    "first_attempt_at",
+    "last_attempt_at",
+    "next_attempt_at",
+    "last_response",
+    "delivered_at",
+    "delay_notified",
+    "claimed_by",
+    "claimed_at",
 ]
 
 
@@ -77,7 +88,11 @@ class Ledger:
     def routed(self, row, route, message):
         """A new routing decision (the sweeper's re-route of Unreachable rows, a disabled connector's rows)."""
         if route.connector is not None:
-            row.status, row.connector, row.next_hop_domain = RecipientStatus.READY, route.connector, route.next_hop_domain
+            row.status, row.connector, row.next_hop_domain = (
+                RecipientStatus.READY,
+                route.connector,
+                route.next_hop_domain,
+            )
             row.next_attempt_at = self.now
             row.claimed_by, row.claimed_at = "", None
             self.rows.append(row)
@@ -107,11 +122,14 @@ class Ledger:
             if self.rows:
                 written = _write_claimed(self.rows, self.token)
                 if written != len(self.rows):
-                    log.warning("%d recipient(s) were claimed by another worker meanwhile; their outcome stands",
-                                len(self.rows) - written)
+                    log.warning(
+                        "%d recipient(s) were claimed by another worker meanwhile; their outcome stands",
+                        len(self.rows) - written,
+                    )
             if self.released:
                 Recipient.objects.filter(id__in=self.released, claimed_by=self.token).update(
-                    claimed_by="", claimed_at=None)
+                    claimed_by="", claimed_at=None
+                )
             self._queue_notifications()
             tracking.record(self.events)
         tracking.write_log(self.events)
@@ -126,19 +144,27 @@ class Ledger:
         self.rows.append(row)
 
     def _event(self, event_id, row, message, result, connector_name):
-        self.events.append(tracking.event(
-            event_id, result.source, message, row.address, recipient_status=result.response,
-            connector_name=connector_name, remote_host=result.remote_host, remote_ip=result.remote_ip,
-            timestamp=self.now,
-        ))
+        self.events.append(
+            tracking.event(
+                event_id,
+                result.source,
+                message,
+                row.address,
+                recipient_status=result.response,
+                connector_name=connector_name,
+                remote_host=result.remote_host,
+                remote_ip=result.remote_ip,
+                timestamp=self.now,
+            )
+        )
 
     def _queue_notifications(self):
         for message, failures in self._failures.items():
-            self.events += queue_notification(notifications.ndr(message, failures, self.server), self.server,
-                                              self.now)
+            self.events += queue_notification(notifications.ndr(message, failures, self.server), self.server, self.now)
         for message, delays in self._delays.items():
-            self.events += queue_notification(notifications.delay_notification(message, delays, self.server),
-                                              self.server, self.now)
+            self.events += queue_notification(
+                notifications.delay_notification(message, delays, self.server), self.server, self.now
+            )
 
 
 def reroute_claimed(rows, server, router=None):

@@ -11,6 +11,7 @@ every write takes an exclusive ``flock`` on a lock file in the directory for the
 full, roll, write" step, and files are opened with O_APPEND. Two writers therefore never both create -0002,
 never interleave parts of lines, and never write to a file another process has already rolled past.
 """
+
 import csv
 import fcntl
 import functools
@@ -19,7 +20,7 @@ import os
 import re
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from importlib.metadata import version
 from pathlib import Path
 
@@ -54,7 +55,7 @@ class Retention:
 def format_timestamp(moment: datetime) -> str:
     """``yyyy-mm-ddThh:mm:ss.fffZ`` in UTC; naive datetimes are taken as UTC."""
     if moment.tzinfo is not None:
-        moment = moment.astimezone(timezone.utc)
+        moment = moment.astimezone(UTC)
     return f"{moment:%Y-%m-%dT%H:%M:%S}.{moment.microsecond // 1000:03d}Z"
 
 
@@ -76,7 +77,7 @@ class CircularLog:
         self.format = log_format
         self.retention = retention
         self._name_pattern = re.compile(rf"^{re.escape(log_format.prefix)}(\d{{8}})-(\d{{4,}})\.log$")
-        self._header_size = len(log_format.header(datetime.now(timezone.utc)))  # fixed-width date: same for all
+        self._header_size = len(log_format.header(datetime.now(UTC)))  # fixed-width date: same for all
         self._thread_lock = threading.Lock()
         self._pid = None
         self._lock_file = None
@@ -117,7 +118,7 @@ class CircularLog:
         self._pid = os.getpid()
 
     def _write_locked(self, lines):
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         pending = lines
         while pending:
             size = self._open_current(now)

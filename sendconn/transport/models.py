@@ -4,6 +4,7 @@ The database is the queue: a message is stored once, each recipient is a row wit
 delivery queue a recipient sits in is its next hop — the chosen connector plus ``next_hop_domain`` (Exchange's
 NextHopSolutionKey). Celery only carries wake-ups naming a next hop; workers claim due rows of that next hop.
 """
+
 from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Lower

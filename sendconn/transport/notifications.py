@@ -1,6 +1,7 @@
 """Delivery status notifications to a message's sender: the NDR for recipients that failed, and Exchange's delay
 notification for recipients still waiting after DelayNotificationTimeout. Built here, queued by
 ``queueing.queue_notification`` like any message (from the null sender)."""
+
 from dataclasses import dataclass
 
 from . import dsn
@@ -19,8 +20,13 @@ def ndr(message, failures, server):
     notification may be sent (null sender, or one of our own notifications: no bounce loops)."""
     statuses = [
         dsn.RecipientStatus(
-            address=row.address, status=result.enhanced_status, action="failed", diagnostic=result.response,
-            remote_mta=result.remote_host or None, connector_name=connector_name, last_attempt_at=row.last_attempt_at,
+            address=row.address,
+            status=result.enhanced_status,
+            action="failed",
+            diagnostic=result.response,
+            remote_mta=result.remote_host or None,
+            connector_name=connector_name,
+            last_attempt_at=row.last_attempt_at,
         )
         for row, result, connector_name in failures
     ]
@@ -31,9 +37,14 @@ def delay_notification(message, delays, server):
     """The delay DSN for ``delays`` — [(recipient row, connector name)] — of ``message``, or None."""
     statuses = [
         dsn.RecipientStatus(
-            address=row.address, status=_enhanced_status(row.last_response, "4.4.7"), action="delayed",
-            diagnostic=row.last_response or "400 4.4.7 Delivery delayed", remote_mta=None,
-            connector_name=connector_name, last_attempt_at=row.last_attempt_at, will_retry_until=expires_at(message),
+            address=row.address,
+            status=_enhanced_status(row.last_response, "4.4.7"),
+            action="delayed",
+            diagnostic=row.last_response or "400 4.4.7 Delivery delayed",
+            remote_mta=None,
+            connector_name=connector_name,
+            last_attempt_at=row.last_attempt_at,
+            will_retry_until=expires_at(message),
         )
         for row, connector_name in delays
     ]
@@ -43,8 +54,13 @@ def delay_notification(message, delays, server):
 def _notification(message, statuses, build, server):
     if message.is_dsn or not dsn.should_send_ndr(message.sender):
         return None
-    content = build(bytes(message.content), envelope_sender=message.sender, reporting_mta=server.fqdn,
-                    recipients=statuses, arrival_date=message.submitted_at)
+    content = build(
+        bytes(message.content),
+        envelope_sender=message.sender,
+        reporting_mta=server.fqdn,
+        recipients=statuses,
+        arrival_date=message.submitted_at,
+    )
     return Notification(message, content, statuses)
 
 

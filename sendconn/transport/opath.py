@@ -11,6 +11,7 @@ A filter is typed by anyone who may read the queues, so its cost is bounded: at 
 database both recurse on the tree), numbers within the 64-bit range of the columns, and ``-like`` compiled to
 SQL ``LIKE``, which SQLite and PostgreSQL match without the catastrophic backtracking of a regular expression.
 """
+
 import fnmatch
 import re
 from dataclasses import dataclass
@@ -70,7 +71,7 @@ class _Token:
 
 def _syntax_error(text, position):
     return FilterError(
-        f'Invalid filter syntax. For a description of the filter parameter syntax see the command help. '
+        f"Invalid filter syntax. For a description of the filter parameter syntax see the command help. "
         f'"{text}" at position {position + 1}.'
     )
 
@@ -106,7 +107,7 @@ def _check_text(text):
         raise FilterError(f"The filter is {len(text)} characters long. A filter can have at most {MAX_LENGTH}.")
     bad = next((ch for ch in text if ch == "\0" or "\ud800" <= ch <= "\udfff"), None)
     if bad is not None:
-        raise FilterError(f'The filter contains the character U+{ord(bad):04X}, which can\'t be used in a filter.')
+        raise FilterError(f"The filter contains the character U+{ord(bad):04X}, which can't be used in a filter.")
 
 
 def parse(text, properties):
@@ -233,8 +234,12 @@ def _compare(actual, comparison):
     else:
         left, right = _text(actual), _text(expected)
     return {
-        "-eq": left == right, "-ne": left != right, "-gt": left > right, "-lt": left < right,
-        "-ge": left >= right, "-le": left <= right,
+        "-eq": left == right,
+        "-ne": left != right,
+        "-gt": left > right,
+        "-lt": left < right,
+        "-ge": left >= right,
+        "-le": left <= right,
     }[operator]
 
 
@@ -285,7 +290,9 @@ def _comparison_q(comparison, fields):
             raise FilterError(f"{comparison.name} is a number: compare it with -eq, -ne, -gt, -lt, -ge or -le.")
         value = _number(value, comparison.name)
         if isinstance(value, float):  # the database's numbers are whole (Size, RetryCount): Django would truncate
-            raise FilterError(f'The value "{comparison.value}" of the filter on {comparison.name} isn\'t a whole number.')
+            raise FilterError(
+                f'The value "{comparison.value}" of the filter on {comparison.name} isn\'t a whole number.'
+            )
     else:
         value = _text(value) if isinstance(value, bool) else str(value)
     if operator in ("-like", "-notlike"):

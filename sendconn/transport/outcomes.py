@@ -3,6 +3,7 @@
 A ``Result`` is an SMTP reply, or one of ours in the same shape (DNS failures, expiry, size limits); the ledger
 turns it into Delivered, Retry (with Exchange's timers) or Failed.
 """
+
 from dataclasses import dataclass
 
 from django.conf import settings

@@ -11,10 +11,11 @@ lines carry credentials.
     transcript.event(">", "EHLO ex01.contoso.test")
     transcript.close()  # writes the "-" row unless one was already reported
 """
+
 import csv
 import logging
 import secrets
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from django.conf import settings
@@ -92,7 +93,7 @@ class SessionTranscript:
         if kind == "-":
             self._disconnected = True
         row = (
-            format_timestamp(datetime.now(timezone.utc)),
+            format_timestamp(datetime.now(UTC)),
             self.connector_name,
             self.session_id,
             str(self._sequence),

@@ -32,6 +32,7 @@ UPDATEs (or claims, for removal), so a row a worker is delivering (claimed: Exch
 under it; it is counted as active and left alone, as Exchange's PendingSuspend / PendingRemove would finish the
 attempt first. Every action is written to the admin audit log as its cmdlet line.
 """
+
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -52,7 +53,13 @@ from . import sweeper, tracking, wakeups
 from .claims import DUE_STATUSES, claim, claim_token
 from .ledger import reroute_claimed
 from .models import (
-    QUEUED_STATUSES, Message, Recipient, RecipientStatus, SuspendedQueue, TrackingEvent, TrackingEventId,
+    QUEUED_STATUSES,
+    Message,
+    Recipient,
+    RecipientStatus,
+    SuspendedQueue,
+    TrackingEvent,
+    TrackingEventId,
     TrackingSource,
 )
 from .outcomes import Result
@@ -173,7 +180,8 @@ class Queue:
 def queue_rows(kind, connector_id, next_hop_domain):
     if kind == NEXT_HOP:
         return Recipient.objects.filter(
-            connector_id=connector_id, next_hop_domain=next_hop_domain,
+            connector_id=connector_id,
+            next_hop_domain=next_hop_domain,
             status__in=(*DUE_STATUSES, RecipientStatus.SUSPENDED),
         )
     if kind == SUBMISSION:
@@ -234,8 +242,10 @@ def _incoming(since):
         Q(connector__isnull=False) | Q(status__in=QUEUED_STATUSES)
     )
     groups = (
-        _with_queue_key(rows).values("queue_kind", "connector_id", "queue_hop")
-        .annotate(messages=Count("message_id", distinct=True)).order_by()
+        _with_queue_key(rows)
+        .values("queue_kind", "connector_id", "queue_hop")
+        .annotate(messages=Count("message_id", distinct=True))
+        .order_by()
     )
     return {(group["queue_kind"], group["connector_id"], group["queue_hop"]): group["messages"] for group in groups}
 
@@ -245,8 +255,10 @@ def _outgoing(since):
     domain = Lower(Substr("recipient", StrIndex("recipient", Value("@")) + 1))
     groups = (
         TrackingEvent.objects.filter(event_id=TrackingEventId.SEND, timestamp__gte=since)
-        .annotate(domain=domain).values("connector_name", "domain")
-        .annotate(messages=Count("internal_message_id", distinct=True)).order_by()
+        .annotate(domain=domain)
+        .values("connector_name", "domain")
+        .annotate(messages=Count("internal_message_id", distinct=True))
+        .order_by()
     )
     return {(group["connector_name"], group["domain"]): group["messages"] for group in groups}
 
@@ -287,12 +299,14 @@ def _recently_active_keys():
         TrackingEvent.objects.filter(event_id__in=[TrackingEventId.SEND, TrackingEventId.FAIL], timestamp__gte=since)
         .exclude(connector_name="")
         .annotate(domain=Lower(Substr("recipient", StrIndex("recipient", Value("@")) + 1)))
-        .values_list("connector_name", "domain").distinct()
+        .values_list("connector_name", "domain")
+        .distinct()
     )
     if not pairs:
         return set()
     connectors = SendConnector.objects.filter(name__in={name for name, _ in pairs}).prefetch_related(
-        Prefetch("smart_hosts", queryset=SmartHost.objects.order_by("position")))
+        Prefetch("smart_hosts", queryset=SmartHost.objects.order_by("position"))
+    )
     by_name = {connector.name: connector for connector in connectors}
     keys = set()
     for name, domain in pairs:
@@ -320,10 +334,20 @@ def _build_queues(groups, *, special=True, suspended=frozenset(), recently_activ
         if kind == NEXT_HOP and connector is None:  # removed since the count: its rows wait for the sweeper
             continue
         hop = group["queue_hop"]
-        counts = {name: group[name] for name in (
-            "message_count", "recipients", "ready", "retry", "suspended", "unreachable", "active",
-            "last_retry_time", "next_retry_time",
-        )}
+        counts = {
+            name: group[name]
+            for name in (
+                "message_count",
+                "recipients",
+                "ready",
+                "retry",
+                "suspended",
+                "unreachable",
+                "active",
+                "last_retry_time",
+                "next_retry_time",
+            )
+        }
         queue = Queue(kind, connector, hop, _identity(kind, hop, connector, hops[hop.lower()] > 1), **counts)
         queue.last_error = group["last_error"] or (UNREACHABLE_RESPONSE if queue.unreachable else "")
         by_key[queue.key] = queue
@@ -331,14 +355,18 @@ def _build_queues(groups, *, special=True, suspended=frozenset(), recently_activ
         connector = connectors.get(connector_id)
         if kind == NEXT_HOP and connector is None:
             continue
-        queue = by_key.setdefault((kind, connector_id, hop),
-                                  Queue(kind, connector, hop, _identity(kind, hop, connector, hops[hop.lower()] > 1)))
+        queue = by_key.setdefault(
+            (kind, connector_id, hop),
+            Queue(kind, connector, hop, _identity(kind, hop, connector, hops[hop.lower()] > 1)),
+        )
         queue.is_suspended = True
     for kind, connector_id, hop in recently_active:
         connector = connectors.get(connector_id)
         if connector is not None:
-            by_key.setdefault((kind, connector_id, hop),
-                              Queue(kind, connector, hop, _identity(kind, hop, connector, hops[hop.lower()] > 1)))
+            by_key.setdefault(
+                (kind, connector_id, hop),
+                Queue(kind, connector, hop, _identity(kind, hop, connector, hops[hop.lower()] > 1)),
+            )
     if special:
         for kind in (SUBMISSION, UNREACHABLE):
             by_key.setdefault((kind, None, ""), Queue(kind, None, "", _identity(kind, "", None, False)))
@@ -352,13 +380,16 @@ def _build_queues(groups, *, special=True, suspended=frozenset(), recently_activ
 def queue_list(*, status=None, next_hop=None):
     """Every queue (delivery queues by identity, then Submission and Unreachable, which always exist), optionally
     only those with ``status`` or whose next hop or identity contains ``next_hop``. Six queries, eight when mail left recently."""
-    queues = _build_queues(_queue_groups(Recipient.objects.all()), suspended=_suspended_keys(),
-                           recently_active=_recently_active_keys())
+    queues = _build_queues(
+        _queue_groups(Recipient.objects.all()), suspended=_suspended_keys(), recently_active=_recently_active_keys()
+    )
     if status:
         queues = [queue for queue in queues if queue.status.lower() == status.lower()]
     if next_hop:
         wanted = next_hop.strip().lower()
-        queues = [queue for queue in queues if wanted in queue.next_hop_domain.lower() or wanted in queue.identity.lower()]
+        queues = [
+            queue for queue in queues if wanted in queue.next_hop_domain.lower() or wanted in queue.identity.lower()
+        ]
     return queues
 
 
@@ -388,15 +419,19 @@ def get_queue(identity):
         if queue_part.lower() == kind.lower():
             if connector_part:
                 raise not_found(identity)
-            queues = _build_queues(_queue_groups(queue_rows(kind, None, "")),
-                                   suspended=_suspended_keys(connector__isnull=True))
+            queues = _build_queues(
+                _queue_groups(queue_rows(kind, None, "")), suspended=_suspended_keys(connector__isnull=True)
+            )
             return next(queue for queue in queues if queue.kind == kind)
     rows = Recipient.objects.filter(connector__isnull=False, next_hop_domain__iexact=queue_part)
     groups = list(_queue_groups(rows))
     suspended = _suspended_keys(connector__isnull=False, next_hop_domain__iexact=queue_part)
     # Only a queue with nothing in it needs the tracking log (the costlier read) to be found.
-    recently_active = set() if groups or suspended else {
-        key for key in _recently_active_keys() if key[2].lower() == queue_part.lower()}
+    recently_active = (
+        set()
+        if groups or suspended
+        else {key for key in _recently_active_keys() if key[2].lower() == queue_part.lower()}
+    )
     queues = _build_queues(groups, special=False, suspended=suspended, recently_active=recently_active)
     if connector_part:
         connector = connector_selectors.get_connector(connector_part)
@@ -521,8 +556,9 @@ def load_messages(groups, queues=None):
     if queues is None:
         queues = {queue.key: queue for queue in queue_list()}
     recipients = defaultdict(list)
-    rows = _with_queue_key(Recipient.objects.filter(message_id__in={group["message_id"] for group in groups},
-                                                    status__in=QUEUED_STATUSES)).order_by("id")
+    rows = _with_queue_key(
+        Recipient.objects.filter(message_id__in={group["message_id"] for group in groups}, status__in=QUEUED_STATUSES)
+    ).order_by("id")
     for row in rows:
         recipients[(row.queue_kind, row.connector_id, row.queue_hop, row.message_id)].append(row)
     messages = []
@@ -531,13 +567,22 @@ def load_messages(groups, queues=None):
         queue = queues.get(key)
         if queue is None:  # the queue emptied between the two queries
             continue
-        messages.append(QueuedMessage(
-            queue=queue, pk=group["message_id"], from_address=group["from_address"], subject=group["subject"],
-            size=group["size"], internet_message_id=group["internet_message_id"],
-            date_received=group["date_received"], source_ip=group["source_ip"], is_dsn=group["is_dsn"],
-            status=group["message_status"], recipient_count=group["recipient_count"],
-            recipients=recipients[(*key, group["message_id"])],
-        ))
+        messages.append(
+            QueuedMessage(
+                queue=queue,
+                pk=group["message_id"],
+                from_address=group["from_address"],
+                subject=group["subject"],
+                size=group["size"],
+                internet_message_id=group["internet_message_id"],
+                date_received=group["date_received"],
+                source_ip=group["source_ip"],
+                is_dsn=group["is_dsn"],
+                status=group["message_status"],
+                recipient_count=group["recipient_count"],
+                recipients=recipients[(*key, group["message_id"])],
+            )
+        )
     return messages
 
 
@@ -596,7 +641,9 @@ def retry_queue(caller, queue, resubmit=False):
     elif queue.kind == SUBMISSION or resubmit:
         if queue.kind == NEXT_HOP:
             # Back to Submission (no connector), from where they are routed like new mail; a claimed row is skipped.
-            queue.rows.filter(status__in=DUE_STATUSES, claimed_by="").update(connector=None, next_attempt_at=timezone.now())
+            queue.rows.filter(status__in=DUE_STATUSES, claimed_by="").update(
+                connector=None, next_attempt_at=timezone.now()
+            )
         changed = reroute_claimed(queue_rows(SUBMISSION, None, ""), server)
     else:
         changed = queue.rows.filter(status=RecipientStatus.RETRY, claimed_by="").update(next_attempt_at=timezone.now())
@@ -670,13 +717,15 @@ def resume_queue(caller, queue):
 
 def suspend_message(caller, message):
     """Suspend-Message: the message's recipients in its queue (not in other queues) are suspended."""
-    return _suspend(caller, "Suspend-Message", message.identity, message.queue,
-                    message.queue.rows.filter(message_id=message.pk))
+    return _suspend(
+        caller, "Suspend-Message", message.identity, message.queue, message.queue.rows.filter(message_id=message.pk)
+    )
 
 
 def resume_message(caller, message):
-    return _resume(caller, "Resume-Message", message.identity, message.queue,
-                   message.queue.rows.filter(message_id=message.pk))
+    return _resume(
+        caller, "Resume-Message", message.identity, message.queue, message.queue.rows.filter(message_id=message.pk)
+    )
 
 
 def remove_message(caller, message, with_ndr=True):
@@ -691,14 +740,24 @@ def remove_message(caller, message, with_ndr=True):
     connector_name = message.queue.next_hop_connector
     original = Message.objects.get(pk=message.pk)
     events = [
-        tracking.event(TrackingEventId.FAIL, TrackingSource.QUEUE, original, row.address,
-                       recipient_status=REMOVED.response, connector_name=connector_name, server_name=server.name,
-                       timestamp=now)
+        tracking.event(
+            TrackingEventId.FAIL,
+            TrackingSource.QUEUE,
+            original,
+            row.address,
+            recipient_status=REMOVED.response,
+            connector_name=connector_name,
+            server_name=server.name,
+            timestamp=now,
+        )
         for row in claimed
     ]
     with transaction.atomic():
         Recipient.objects.filter(id__in=[row.pk for row in claimed], claimed_by=token).update(
-            status=RecipientStatus.FAILED, last_response=REMOVED.response, next_attempt_at=None, claimed_by="",
+            status=RecipientStatus.FAILED,
+            last_response=REMOVED.response,
+            next_attempt_at=None,
+            claimed_by="",
             claimed_at=None,
         )
         if with_ndr and claimed:

@@ -5,12 +5,13 @@ Unreachable, or failed when it is bigger than every matching connector allows), 
 events, in one transaction of three bulk inserts — for one message or a batch of them (smtpd commits the
 messages of concurrent sessions together). After the commit, one wake-up per next hop goes out.
 """
+
 import ipaddress
 import logging
 from dataclasses import dataclass
 from email import policy
-from email.header import decode_header, make_header
 from email.errors import MessageError
+from email.header import decode_header, make_header
 from email.parser import BytesHeaderParser
 from email.utils import format_datetime, make_msgid
 
@@ -146,12 +147,20 @@ def _prepare(submission, server, router, now):
     """Everything that needs no write: the stamped content, the Message row and each recipient's route."""
     validate_smtp_address(submission.sender, null_allowed=True)
     addresses = _unique_recipients(submission.recipients)
-    content, message_id, subject = stamp(bytes(submission.content), server, submission.client_ip,
-                                         submission.client_hostname, now)
+    content, message_id, subject = stamp(
+        bytes(submission.content), server, submission.client_ip, submission.client_hostname, now
+    )
     message = Message(
-        sender=submission.sender, content=content, size=len(content), message_id=message_id[:998], subject=subject,
-        submitted_at=now, received_by=server, client_ip=submission.client_ip,
-        client_hostname=submission.client_hostname[:255], is_dsn=submission.is_dsn,
+        sender=submission.sender,
+        content=content,
+        size=len(content),
+        message_id=message_id[:998],
+        subject=subject,
+        submitted_at=now,
+        received_by=server,
+        client_ip=submission.client_ip,
+        client_hostname=submission.client_hostname[:255],
+        is_dsn=submission.is_dsn,
         original_message=submission.original_message,
     )
     return message, [(address, domain, router.route(domain, len(content))) for address, domain in addresses]
@@ -178,15 +187,30 @@ def queue_messages(submissions, received_by=None, *, router=None):
             receive_source = TrackingSource.DSN if submission.is_dsn else TrackingSource.SMTP
             for address, domain, route in routed:
                 rows.append(_recipient_row(message, address, domain, route, now))
-                events.append(tracking.event(
-                    TrackingEventId.RECEIVE, receive_source, message, address, remote_host=message.client_hostname,
-                    remote_ip=message.client_ip, server_name=server.name, timestamp=now,
-                ))
+                events.append(
+                    tracking.event(
+                        TrackingEventId.RECEIVE,
+                        receive_source,
+                        message,
+                        address,
+                        remote_host=message.client_hostname,
+                        remote_ip=message.client_ip,
+                        server_name=server.name,
+                        timestamp=now,
+                    )
+                )
                 if route.too_big:
-                    events.append(tracking.event(
-                        TrackingEventId.FAIL, TrackingSource.ROUTING, message, address,
-                        recipient_status=SIZE_EXCEEDED_RESPONSE, server_name=server.name, timestamp=now,
-                    ))
+                    events.append(
+                        tracking.event(
+                            TrackingEventId.FAIL,
+                            TrackingSource.ROUTING,
+                            message,
+                            address,
+                            recipient_status=SIZE_EXCEEDED_RESPONSE,
+                            server_name=server.name,
+                            timestamp=now,
+                        )
+                    )
         statements.insert(rows)
         too_big = {}  # message id → (message, rows bigger than every matching connector allows)
         for row in rows:
@@ -197,15 +221,26 @@ def queue_messages(submissions, received_by=None, *, router=None):
                 events += queue_ndr(message, [(row, size_exceeded(), "") for row in failed], server, now)
         tracking.record(events)
         transaction.on_commit(lambda: tracking.write_log(events), robust=True)
-        next_hops = sorted({(row.connector_id, row.next_hop_domain) for row in rows if row.status == RecipientStatus.READY})
+        next_hops = sorted(
+            {(row.connector_id, row.next_hop_domain) for row in rows if row.status == RecipientStatus.READY}
+        )
         if next_hops:
             # robust: the messages are committed whatever happens to the wake-up; the sweeper re-wakes them.
             transaction.on_commit(lambda: wakeups.wake_next_hops(next_hops), robust=True)
     return messages
 
 
-def queue_message(sender, recipients, content, received_by=None, *, client_ip=None, client_hostname="",
-                  is_dsn=False, original_message=None):
+def queue_message(
+    sender,
+    recipients,
+    content,
+    received_by=None,
+    *,
+    client_ip=None,
+    client_hostname="",
+    is_dsn=False,
+    original_message=None,
+):
     """Queue ``content`` (bytes) from ``sender`` ("" = null sender) to ``recipients``; return the Message.
 
     Raises ValueError for a sender or recipient that isn't an address. The returned message's id is the queue id.
@@ -227,8 +262,14 @@ def queue_notification(notification, server, timestamp=None):
         return []
     return [
         tracking.event(
-            TrackingEventId.DSN, TrackingSource.DSN, message, status.address, recipient_status=status.diagnostic,
-            connector_name=status.connector_name, server_name=server.name, timestamp=timestamp,
+            TrackingEventId.DSN,
+            TrackingSource.DSN,
+            message,
+            status.address,
+            recipient_status=status.diagnostic,
+            connector_name=status.connector_name,
+            server_name=server.name,
+            timestamp=timestamp,
         )
         for status in notification.statuses
     ]

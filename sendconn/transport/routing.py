@@ -9,6 +9,7 @@ A domain costs one query however many connectors exist (plus one for a smart-hos
 spaces are looked up by the suffixes of the domain through the indexed ``match_domain``, and the scope and
 source-server facts are computed in the same query. A ``Router`` caches each domain for a message or a batch.
 """
+
 import time
 from dataclasses import dataclass
 
@@ -104,7 +105,10 @@ def _loss_reason(loser, winner):
         if theirs == ours:
             continue
         if position <= 1:
-            return f"address space {loser.address_space} is less specific than {winner.address_space}", RULE_MOST_SPECIFIC
+            return (
+                f"address space {loser.address_space} is less specific than {winner.address_space}",
+                RULE_MOST_SPECIFIC,
+            )
         if position == 2:
             return f"higher cost ({loser.address_space.cost} > {winner.address_space.cost})", RULE_LOWEST_COST
         if position == 3:
@@ -165,7 +169,9 @@ class Router:
         return self._remember(("domain", domain), lambda: self._query_candidates(domain))
 
     def _query_candidates(self, domain):
-        sources = SendConnector.source_transport_servers.through.objects.filter(sendconnector_id=OuterRef("connector_id"))
+        sources = SendConnector.source_transport_servers.through.objects.filter(
+            sendconnector_id=OuterRef("connector_id")
+        )
         spaces = (
             AddressSpace.objects.filter(address_type="SMTP", match_domain__in=domain_suffixes(domain))
             # The domain itself matches "contoso.com" and "*.contoso.com"; a parent only matches wildcards.
@@ -180,7 +186,13 @@ class Router:
         )
         best = {}
         for space in spaces:
-            hop = HOP_LOCAL_SERVER if space.on_local_server else HOP_LOCAL_SITE if space.in_local_site else HOP_REMOTE_SITE
+            hop = (
+                HOP_LOCAL_SERVER
+                if space.on_local_server
+                else HOP_LOCAL_SITE
+                if space.in_local_site
+                else HOP_REMOTE_SITE
+            )
             candidate = Candidate(space.connector, space, hop)
             current = best.get(space.connector_id)
             if current is None or candidate.rank < current.rank:
@@ -198,7 +210,8 @@ class Router:
         fitting = [candidate for candidate in candidates if candidate.fits(message_size)]
         too_small = [
             Beaten(
-                candidate.connector, candidate.address_space,
+                candidate.connector,
+                candidate.address_space,
                 f"message size {format_byte_quantity(message_size)} exceeds MaxMessageSize "
                 f"{format_byte_quantity(candidate.connector.max_message_size)}",
             )

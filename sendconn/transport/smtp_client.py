@@ -23,6 +23,7 @@ has a timeout.
 AUTH failures (535 included) are transient, as Postfix's smtp_sasl_auth_soft_bounce: a wrong smart-host password
 is a configuration error to fix, not a reason to bounce mail; the queue shows the server's answer meanwhile.
 """
+
 import base64
 import functools
 import hashlib
@@ -46,7 +47,14 @@ DATA_DONE_FACTOR = 2  # the reply to the end of data may take twice the command 
 MAX_ADDRESSES = 5  # targets tried per open(): Postfix's smtp_mx_address_limit
 
 CONNECT, GREETING, EHLO, STARTTLS, AUTH, MAIL, RCPT, DATA = (
-    "connect", "greeting", "ehlo", "starttls", "auth", "mail", "rcpt", "data"
+    "connect",
+    "greeting",
+    "ehlo",
+    "starttls",
+    "auth",
+    "mail",
+    "rcpt",
+    "data",
 )
 
 _ENHANCED = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})(?:\s+|$)")
@@ -72,7 +80,7 @@ class Reply:
         text = " ".join(line.strip() for line in message.splitlines())
         match = _ENHANCED.match(text)
         if match and str(code)[:1] == match.group(1):
-            return cls(code, ".".join(match.groups()), text[match.end():], stage)
+            return cls(code, ".".join(match.groups()), text[match.end() :], stage)
         klass = str(code)[:1] if str(code)[:1] in "245" else "4"
         return cls(code, f"{klass}.0.0", text, stage)
 
@@ -370,13 +378,14 @@ class SmtpSession(_RemoteTarget):
     def _offer_deferred_to_later_targets(self, mail_from, data, outcome):
         deferred = [address for address, reply in outcome.per_recipient.items() if reply.is_transient]
         position = next(index for index, target in enumerate(self.targets) if target is self.target)
-        later_targets = self.targets[position + 1: self.options.max_addresses]
+        later_targets = self.targets[position + 1 : self.options.max_addresses]
         if not deferred or not later_targets:
             return outcome
         if self._later is None or not self._later.can_send_more():
             self._close_later()
-            self._later = SmtpSession(later_targets, self.options, self.transcript.for_another_connection(),
-                                      self.recipient_domain)
+            self._later = SmtpSession(
+                later_targets, self.options, self.transcript.for_another_connection(), self.recipient_domain
+            )
         try:
             second = self._later.send(mail_from, deferred, data)
         except SmtpSessionError:  # no later target took a connection: this server's answers stand
@@ -482,8 +491,12 @@ class SmtpSession(_RemoteTarget):
                 self._drop()
                 raise _PlaintextRetry() from None
             reply = _failure_reply(error, STARTTLS) if not isinstance(error, ssl.SSLError) else None
-            self._fail(STARTTLS, reply or cannot_connect(f"TLS negotiation failed: {error}", STARTTLS), str(error),
-                       polite=False)
+            self._fail(
+                STARTTLS,
+                reply or cannot_connect(f"TLS negotiation failed: {error}", STARTTLS),
+                str(error),
+                polite=False,
+            )
         client.file = None
         self.tls = _tls_info(client.sock, verify)
         self._log_tls(self.tls)
@@ -534,8 +547,12 @@ class SmtpSession(_RemoteTarget):
         results = {}
         limit = self.max_message_size
         if limit and len(data) > limit:
-            reply = Reply(552, "5.3.4", f"Message size exceeds fixed maximum message size of {self.remote_host} "
-                                        f"({len(data)} > {limit} bytes)", MAIL)
+            reply = Reply(
+                552,
+                "5.3.4",
+                f"Message size exceeds fixed maximum message size of {self.remote_host} ({len(data)} > {limit} bytes)",
+                MAIL,
+            )
             return self._outcome({address: reply for address in recipients})
         utf8 = not (mail_from.isascii() and all(r.isascii() for r in recipients))
         if utf8 and "smtputf8" not in self.extensions:

@@ -2,6 +2,7 @@
 
 Kept apart from ``smtpd`` (and from Django) so processes that only receive mail can import it.
 """
+
 import asyncio
 import re
 

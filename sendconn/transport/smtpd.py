@@ -11,6 +11,7 @@ Hostile clients get Exchange's refusals: an EHLO/HELO name that isn't a domain o
 sender or recipient delivery couldn't carry (501 5.1.7 / 501 5.1.3), more than MaxRecipientsPerMessage recipients
 (452 4.5.3), and connections beyond MaxInboundConnection or MaxInboundConnectionPerSource (421 4.3.2, then closed).
 """
+
 import asyncio
 import ctypes
 import ipaddress
@@ -69,7 +70,9 @@ def parse_listen(text):
     host, sep, port = text.strip().rpartition(":")
     host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
     if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"'{text}' isn't a valid listen address. Use host:port, for example 127.0.0.1:2525 or [::1]:2525.")
+        raise ValueError(
+            f"'{text}' isn't a valid listen address. Use host:port, for example 127.0.0.1:2525 or [::1]:2525."
+        )
     return host, int(port)
 
 
@@ -120,8 +123,9 @@ class InboundConnections:
 
     @classmethod
     def from_settings(cls):
-        return cls(settings.SENDCONN_SMTP_MAX_INBOUND_CONNECTIONS,
-                   settings.SENDCONN_SMTP_MAX_INBOUND_CONNECTIONS_PER_SOURCE)
+        return cls(
+            settings.SENDCONN_SMTP_MAX_INBOUND_CONNECTIONS, settings.SENDCONN_SMTP_MAX_INBOUND_CONNECTIONS_PER_SOURCE
+        )
 
     def _slot(self, source):
         return zlib.crc32(source.packed) % self.SOURCE_SLOTS
@@ -429,7 +433,7 @@ async def serve_until_stopped(handler, sock, tls_context=None, on_ready=None, pa
         while not stop.is_set():
             try:
                 await asyncio.wait_for(stop.wait(), timeout=1.0)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 if parent_pid is not None and os.getppid() != parent_pid:
                     break
     handler.close()

@@ -6,6 +6,7 @@ driver (executemany); ``load`` turns the rows of a hand-written SELECT into mode
 field conversions as the ORM (``pre_save`` and ``get_db_prep_save`` going in, the backend's and the fields'
 converters coming out).
 """
+
 from functools import cache
 
 from django.db import DEFAULT_DB_ALIAS, connections
@@ -74,7 +75,7 @@ def load(models, sql, params):
     for values in fetched:
         instances, start = [], 0
         for model, names, converting in layouts:
-            part = list(values[start:start + len(names)])
+            part = list(values[start : start + len(names)])
             start += len(names)
             for position, column, converters in converting:
                 for converter in converters:

@@ -11,6 +11,7 @@ changed, or changed by one conditional UPDATE):
 - ``wake_due_next_hops``: one wake-up per next hop with due, unclaimed rows, suspended queues left out — lost
   wake-ups (a broker restart, a killed worker) and due retries thus cost at most one interval.
 """
+
 import logging
 
 from django.conf import settings
@@ -22,8 +23,8 @@ from sendconn.connectors.servers import local_server
 from . import wakeups
 from .claims import DUE_STATUSES, claim, claim_token, in_suspended_queue
 from .ledger import Ledger, reroute_claimed
-from .outcomes import expired
 from .models import Message, Recipient, RecipientStatus, SuspendedQueue
+from .outcomes import expired
 from .routing import Router
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,8 @@ def expire(server, now):
 def send_delay_notifications(server, now):
     """Tell the sender once when a recipient has waited DelayNotificationTimeout (Exchange's delay DSN)."""
     rows = Recipient.objects.filter(
-        status__in=(RecipientStatus.RETRY, RecipientStatus.UNREACHABLE), delay_notified=False,
+        status__in=(RecipientStatus.RETRY, RecipientStatus.UNREACHABLE),
+        delay_notified=False,
         message__submitted_at__lte=now - settings.SENDCONN_DELAY_NOTIFICATION_TIMEOUT,
     )
     return _claimed_in_batches(rows, server, Ledger.delay_notified)
@@ -78,17 +80,20 @@ def reroute(server):
     """Route again the Unreachable recipients of domains a connector now matches, and the queued rows whose
     connector was removed; they become Ready on their new next hop (and are woken)."""
     router = Router(server)
-    rerouted = reroute_claimed(Recipient.objects.filter(status__in=DUE_STATUSES, connector__isnull=True), server,
-                               router)
+    rerouted = reroute_claimed(
+        Recipient.objects.filter(status__in=DUE_STATUSES, connector__isnull=True), server, router
+    )
     if SuspendedQueue.objects.filter(connector__isnull=True).exists():  # Suspend-Queue EX01\Unreachable
         return rerouted
     domains = list(
-        Recipient.objects.filter(status=RecipientStatus.UNREACHABLE).order_by().values_list("domain", flat=True)
+        Recipient.objects.filter(status=RecipientStatus.UNREACHABLE)
+        .order_by()
+        .values_list("domain", flat=True)
         .distinct()
     )
     routable = [domain for domain in domains if router.candidates(domain)]
     for start in range(0, len(routable), DOMAINS_PER_QUERY):
-        chunk = routable[start:start + DOMAINS_PER_QUERY]
+        chunk = routable[start : start + DOMAINS_PER_QUERY]
         rows = Recipient.objects.filter(status=RecipientStatus.UNREACHABLE, domain__in=chunk)
         rerouted += reroute_claimed(rows, server, router)
     return rerouted
@@ -97,10 +102,13 @@ def reroute(server):
 def wake_due_next_hops(now):
     """One wake-up per next hop with due rows nobody has claimed, from one aggregate query."""
     next_hops = list(
-        Recipient.objects.filter(status__in=DUE_STATUSES, next_attempt_at__lte=now, claimed_by="",
-                                 connector__isnull=False)
+        Recipient.objects.filter(
+            status__in=DUE_STATUSES, next_attempt_at__lte=now, claimed_by="", connector__isnull=False
+        )
         .exclude(in_suspended_queue())
-        .order_by().values_list("connector_id", "next_hop_domain").distinct()
+        .order_by()
+        .values_list("connector_id", "next_hop_domain")
+        .distinct()
     )
     wakeups.wake_next_hops(next_hops)
     return len(next_hops)
@@ -112,8 +120,9 @@ def _claimed_in_batches(rows, server, record):
     handled = 0
     while claimed := claim(rows, token, settings.SENDCONN_DELIVERY_BATCH_SIZE):
         messages = Message.objects.in_bulk({row.message_id for row in claimed})
-        names = dict(SendConnector.objects.filter(pk__in={row.connector_id for row in claimed})
-                     .values_list("pk", "name"))
+        names = dict(
+            SendConnector.objects.filter(pk__in={row.connector_id for row in claimed}).values_list("pk", "name")
+        )
         ledger = Ledger(token, server)
         for row in claimed:
             record(ledger, row, messages[row.message_id], names.get(row.connector_id, ""))

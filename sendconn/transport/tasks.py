@@ -4,6 +4,7 @@ Both are idempotent — a wake-up only asks this process's engine to claim what 
 rows or makes one conditional UPDATE — so a task delivered twice (acks_late, reject_on_worker_lost) does no harm,
 and whatever a dead worker left behind the next sweep picks up.
 """
+
 import logging
 
 from celery import shared_task

@@ -5,6 +5,7 @@ the caller's transaction), ``write_log()`` appends them to the tracking log file
 is Get-MessageTrackingLog. ``search_messages()``, ``message_summaries()`` and ``message_timeline()`` are the
 browser's "did my message go out?": the same entries seen per message (entries outlive the queued message).
 """
+
 import logging
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -24,8 +25,19 @@ logger = logging.getLogger(__name__)
 DEFAULT_RESULT_SIZE = 1000  # Get-MessageTrackingLog's default -ResultSize
 
 
-def event(event_id, source, message, recipient, *, recipient_status="", connector_name="", remote_host="",
-          remote_ip=None, server_name=None, timestamp=None):
+def event(
+    event_id,
+    source,
+    message,
+    recipient,
+    *,
+    recipient_status="",
+    connector_name="",
+    remote_host="",
+    remote_ip=None,
+    server_name=None,
+    timestamp=None,
+):
     """An unsaved tracking entry for ``recipient`` (an address) of ``message``."""
     entry = TrackingEvent(
         event_id=event_id,
@@ -99,8 +111,19 @@ def normalise_message_id(value):
     return value if value.startswith("<") else f"<{value}>"
 
 
-def _matching(events, *, sender=None, recipients=(), message_id=None, event_id=None, subject=None, start=None,
-              end=None, internal_message_id=None, server_name=None):
+def _matching(
+    events,
+    *,
+    sender=None,
+    recipients=(),
+    message_id=None,
+    event_id=None,
+    subject=None,
+    start=None,
+    end=None,
+    internal_message_id=None,
+    server_name=None,
+):
     """``events`` narrowed by Get-MessageTrackingLog's criteria (shared by the shell and the browser)."""
     if sender is not None:
         # Lower(...) = lower-cased value uses the functional indexes; __iexact would not.
@@ -140,8 +163,12 @@ def search(*, result_size=DEFAULT_RESULT_SIZE, **criteria):
 
 # A recipient's state in the queue's words (Get-Message, the queue viewer): received and not yet tried is Ready,
 # deferred is Retry.
-READY, RETRY, DELIVERED, FAILED = (RecipientStatus.READY.value, RecipientStatus.RETRY.value,
-                                   RecipientStatus.DELIVERED.value, RecipientStatus.FAILED.value)
+READY, RETRY, DELIVERED, FAILED = (
+    RecipientStatus.READY.value,
+    RecipientStatus.RETRY.value,
+    RecipientStatus.DELIVERED.value,
+    RecipientStatus.FAILED.value,
+)
 # What a recipient's latest event says about it. DSN only reports on a recipient (an NDR or a delay
 # notification went to the sender): it never changes the recipient's state, so it is left out.
 STATE_OF_EVENT = {

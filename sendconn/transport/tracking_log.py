@@ -5,7 +5,8 @@ Exchange admins' scripts and log tools read. Callers write a batch after committ
 
     write_events([{"event-id": "SEND", "recipient-address": "bob@fabrikam.test", "source": "SMTP", ...}])
 """
-from datetime import datetime, timezone
+
+from datetime import UTC, datetime
 from pathlib import Path
 
 from django.conf import settings
@@ -73,7 +74,7 @@ def _row(event):
     if unknown:
         raise ValueError(f"Unknown message tracking field(s): {', '.join(unknown)}.")
     if values.get("date-time") is None:
-        values["date-time"] = datetime.now(timezone.utc)
+        values["date-time"] = datetime.now(UTC)
     return [_text(values.get(field)) for field in FIELDS]
 
 

@@ -18,6 +18,7 @@ are down, and each costs a task — and the filesystem broker lists its whole fo
 Marks live in Redis (SET NX with an expiry) or, with the filesystem broker, as files beside its queue folder;
 they expire after PENDING_MARK_SECONDS, so a wake-up that was lost blocks others only that long.
 """
+
 import hashlib
 import logging
 import os
@@ -65,8 +66,9 @@ def wake_next_hops(next_hops: Iterable[tuple[int, str]], *, coalesce=True) -> No
     for next_hop in wanted:
         server = choose_server(servers.get(next_hop[0], []))
         if server is None:
-            log.warning("Send connector %s has no source server: nothing can deliver next hop %s",
-                        next_hop[0], next_hop[1])
+            log.warning(
+                "Send connector %s has no source server: nothing can deliver next hop %s", next_hop[0], next_hop[1]
+            )
             continue
         countdown = _countdown(next_hop, coalesce)
         if countdown is not None:

@@ -6,7 +6,14 @@ line: the worker consumes ``celery`` (unless ``-Q`` says otherwise) plus ``serve
 tasks for connectors whose source servers include this machine are sent to, and ``verify.<name>``, where
 verify-delivery runs wait apart from mail (a backlog of wake-ups never delays them).
 """
-from celery.signals import celeryd_after_setup, task_prerun, worker_process_init, worker_process_shutdown, worker_shutdown
+
+from celery.signals import (
+    celeryd_after_setup,
+    task_prerun,
+    worker_process_init,
+    worker_process_shutdown,
+    worker_shutdown,
+)
 from django.conf import settings
 from django.db import close_old_connections
 

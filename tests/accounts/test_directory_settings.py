@@ -1,12 +1,22 @@
 """Directory sign-in settings come from the environment: off by default, and a bad value is named at start-up."""
+
 from tests.test_settings import read_settings, run_python
 
 AD = "CN=Exchange Admins,OU=Groups,DC=contoso,DC=com"
 
 
 def test_directories_are_off_by_default_and_local_accounts_come_before_them(tmp_path):
-    values = read_settings(tmp_path, ["SENDCONN_LDAP_SERVER_URI", "OIDC_RP_CLIENT_ID", "AUTHENTICATION_BACKENDS",
-                                      "SENDCONN_LDAP_USER_FILTER", "SENDCONN_LDAP_GROUP_TYPE"], SECRET_KEY="k")
+    values = read_settings(
+        tmp_path,
+        [
+            "SENDCONN_LDAP_SERVER_URI",
+            "OIDC_RP_CLIENT_ID",
+            "AUTHENTICATION_BACKENDS",
+            "SENDCONN_LDAP_USER_FILTER",
+            "SENDCONN_LDAP_GROUP_TYPE",
+        ],
+        SECRET_KEY="k",
+    )
 
     assert (values["SENDCONN_LDAP_SERVER_URI"], values["OIDC_RP_CLIENT_ID"]) == ("", "")
     assert values["AUTHENTICATION_BACKENDS"] == [
@@ -22,14 +32,19 @@ def test_directories_are_off_by_default_and_local_accounts_come_before_them(tmp_
 def test_ldap_settings_with_role_groups_mapped_to_group_dns(tmp_path):
     values = read_settings(
         tmp_path,
-        ["SENDCONN_LDAP_SERVER_URI", "SENDCONN_LDAP_GROUP_SEARCH_BASE", "SENDCONN_LDAP_ROLE_GROUPS",
-         "SENDCONN_LDAP_START_TLS", "SENDCONN_LDAP_TIMEOUT"],
+        [
+            "SENDCONN_LDAP_SERVER_URI",
+            "SENDCONN_LDAP_GROUP_SEARCH_BASE",
+            "SENDCONN_LDAP_ROLE_GROUPS",
+            "SENDCONN_LDAP_START_TLS",
+            "SENDCONN_LDAP_TIMEOUT",
+        ],
         SECRET_KEY="k",
         SENDCONN_LDAP_SERVER_URI="ldap://dc01.contoso.com",
         SENDCONN_LDAP_USER_SEARCH_BASE="DC=contoso,DC=com",
         SENDCONN_LDAP_ROLE_GROUPS=f"organization management={AD}; Organization Management=CN=Domain Admins,"
-                                  "CN=Users,DC=contoso,DC=com;View-Only Organization Management=CN=Help Desk,"
-                                  "OU=Groups,DC=contoso,DC=com;",
+        "CN=Users,DC=contoso,DC=com;View-Only Organization Management=CN=Help Desk,"
+        "OU=Groups,DC=contoso,DC=com;",
         SENDCONN_LDAP_START_TLS="true",
         SENDCONN_LDAP_TIMEOUT="2.5",
     )
@@ -51,23 +66,28 @@ def refused(tmp_path, **env):
 def test_an_unknown_role_group_is_refused_with_the_known_ones_named(tmp_path):
     stderr = refused(tmp_path, SENDCONN_LDAP_ROLE_GROUPS=f"Exchange Admins={AD}")
 
-    assert ("SENDCONN_LDAP_ROLE_GROUPS: 'Exchange Admins=CN=Exchange Admins,OU=Groups,DC=contoso,DC=com' is not "
-            "'role group=directory group'. The role groups are \"Organization Management\"") in stderr
+    assert (
+        "SENDCONN_LDAP_ROLE_GROUPS: 'Exchange Admins=CN=Exchange Admins,OU=Groups,DC=contoso,DC=com' is not "
+        "'role group=directory group'. The role groups are \"Organization Management\""
+    ) in stderr
 
 
 def test_a_pair_without_a_group_is_refused(tmp_path):
     assert "SENDCONN_OIDC_ROLE_GROUPS: 'Organization Management' is not" in refused(
-        tmp_path, SENDCONN_OIDC_ROLE_GROUPS="Organization Management")
+        tmp_path, SENDCONN_OIDC_ROLE_GROUPS="Organization Management"
+    )
 
 
 def test_a_server_without_a_user_search_base_is_refused(tmp_path):
     assert "SENDCONN_LDAP_USER_SEARCH_BASE is not set" in refused(
-        tmp_path, SENDCONN_LDAP_SERVER_URI="ldap://dc01.contoso.com")
+        tmp_path, SENDCONN_LDAP_SERVER_URI="ldap://dc01.contoso.com"
+    )
 
 
 def test_an_unknown_group_type_is_refused(tmp_path):
     assert "SENDCONN_LDAP_GROUP_TYPE must be one of NestedActiveDirectory" in refused(
-        tmp_path, SENDCONN_LDAP_GROUP_TYPE="posix")
+        tmp_path, SENDCONN_LDAP_GROUP_TYPE="posix"
+    )
 
 
 def test_an_oidc_client_without_the_provider_s_endpoints_is_refused(tmp_path):
@@ -78,8 +98,14 @@ def test_oidc_settings_are_mozilla_django_oidc_s(tmp_path):
     base = "https://login.microsoftonline.com/tenant"
     values = read_settings(
         tmp_path,
-        ["OIDC_RP_CLIENT_ID", "OIDC_OP_AUTHORIZATION_ENDPOINT", "OIDC_OP_JWKS_ENDPOINT", "OIDC_RP_SIGN_ALGO",
-         "OIDC_VERIFY_SSL", "SENDCONN_OIDC_ROLE_GROUPS"],
+        [
+            "OIDC_RP_CLIENT_ID",
+            "OIDC_OP_AUTHORIZATION_ENDPOINT",
+            "OIDC_OP_JWKS_ENDPOINT",
+            "OIDC_RP_SIGN_ALGO",
+            "OIDC_VERIFY_SSL",
+            "SENDCONN_OIDC_ROLE_GROUPS",
+        ],
         SECRET_KEY="k",
         SENDCONN_OIDC_CLIENT_ID="00001111-aaaa-2222-bbbb-3333cccc4444",
         SENDCONN_OIDC_AUTHORIZATION_ENDPOINT=f"{base}/oauth2/v2.0/authorize",

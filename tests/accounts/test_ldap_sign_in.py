@@ -3,6 +3,7 @@
 Users sign in on the real sign-in page; their role groups follow their directory groups at each sign-in; local
 accounts keep working beside the directory, and a directory that can't be reached is said so on the page.
 """
+
 import socket
 
 import pytest
@@ -51,22 +52,24 @@ def group(name, *members):
     )
 
 
-DIRECTORY = "\n".join([
-    f"dn: {SUFFIX}\nobjectClass: dcObject\nobjectClass: organization\no: Contoso\ndc: contoso\n",
-    f"dn: {PEOPLE}\nobjectClass: organizationalUnit\nou: People\n",
-    f"dn: {GROUPS}\nobjectClass: organizationalUnit\nou: Groups\n",
-    f"dn: ou=Service Accounts,{SUFFIX}\nobjectClass: organizationalUnit\nou: Service Accounts\n",
-    f"dn: {SERVICE_ACCOUNT}\nobjectClass: inetOrgPerson\ncn: sendconn\nsn: sendconn\n"
-    f"userPassword: {SERVICE_PASSWORD}\n",
-    person("alice", "Alice", "Ames"),  # Exchange Admins
-    person("bob", "Bob", "Brown"),  # Tier 1, a group inside Help Desk
-    person("carol", "Carol", "Cole"),  # no mapped group
-    person("admin", "Directory", "Admin"),  # has the bootstrap admin's name, in Exchange Admins too
-    group("Exchange Admins", f"uid=alice,{PEOPLE}", f"uid=admin,{PEOPLE}"),
-    group("Tier 1", f"uid=bob,{PEOPLE}"),
-    group("Help Desk", f"cn=Tier 1,{GROUPS}"),
-    group("Sales", f"uid=carol,{PEOPLE}"),
-])
+DIRECTORY = "\n".join(
+    [
+        f"dn: {SUFFIX}\nobjectClass: dcObject\nobjectClass: organization\no: Contoso\ndc: contoso\n",
+        f"dn: {PEOPLE}\nobjectClass: organizationalUnit\nou: People\n",
+        f"dn: {GROUPS}\nobjectClass: organizationalUnit\nou: Groups\n",
+        f"dn: ou=Service Accounts,{SUFFIX}\nobjectClass: organizationalUnit\nou: Service Accounts\n",
+        f"dn: {SERVICE_ACCOUNT}\nobjectClass: inetOrgPerson\ncn: sendconn\nsn: sendconn\n"
+        f"userPassword: {SERVICE_PASSWORD}\n",
+        person("alice", "Alice", "Ames"),  # Exchange Admins
+        person("bob", "Bob", "Brown"),  # Tier 1, a group inside Help Desk
+        person("carol", "Carol", "Cole"),  # no mapped group
+        person("admin", "Directory", "Admin"),  # has the bootstrap admin's name, in Exchange Admins too
+        group("Exchange Admins", f"uid=alice,{PEOPLE}", f"uid=admin,{PEOPLE}"),
+        group("Tier 1", f"uid=bob,{PEOPLE}"),
+        group("Help Desk", f"cn=Tier 1,{GROUPS}"),
+        group("Sales", f"uid=carol,{PEOPLE}"),
+    ]
+)
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,7 @@
 """Signing in with OpenID Connect: the authorization code flow end to end against django-oidc-provider, run in
 its own process on loopback (tests/peers/oidc_provider); the user's browser is the Django test client on our side
 and real HTTP on the provider's, and sendconn fetches the tokens and user info from the provider over HTTP."""
+
 from urllib.parse import urlsplit
 
 import pytest
@@ -17,8 +18,14 @@ pytestmark = pytest.mark.django_db
 CLIENT_ID, CLIENT_SECRET = "sendconn-console", "oidc-client-secret"
 CALLBACK = "http://testserver/oidc/callback/"
 USERS = [
-    {"username": "alice", "password": "alice-idp-password", "email": "alice@contoso.test", "first_name": "Alice",
-     "last_name": "Ames", "groups": ["Exchange Admins", "Sales"]},
+    {
+        "username": "alice",
+        "password": "alice-idp-password",
+        "email": "alice@contoso.test",
+        "first_name": "Alice",
+        "last_name": "Ames",
+        "groups": ["Exchange Admins", "Sales"],
+    },
     {"username": "carol", "password": "carol-idp-password", "groups": ["Sales"]},
     {"username": "admin", "password": "admin-idp-password", "groups": []},  # the bootstrap admin's name
 ]
@@ -75,8 +82,7 @@ def test_the_sign_in_page_offers_the_provider_when_configured(client, oidc, sett
 
 
 def test_a_provider_user_in_a_mapped_group_signs_in_with_its_role_group(client, oidc):
-    response = sign_in_with_provider(client, oidc, "alice", "alice-idp-password",
-                                     next_url=reverse("connectors:list"))
+    response = sign_in_with_provider(client, oidc, "alice", "alice-idp-password", next_url=reverse("connectors:list"))
 
     user = signed_in_user(client)
     assert user.username == "alice"

@@ -1,4 +1,5 @@
 """permissions › admin roles, users, sign-in lockouts: Organization Management only; every change audited."""
+
 import re
 from html import unescape
 
@@ -85,8 +86,10 @@ def test_admin_roles_lists_the_three_role_groups_and_the_selected_ones_members(a
     assert "<td>orgadmin</td>" in content and "<td>serveradmin</td>" not in content
     content = text(admin_client.get(reverse("permissions:role-group", args=[group_id(roles.SERVER_MANAGEMENT)])))
     assert "<td>serveradmin</td>" in content and "have permissions to manage the transport servers" in content
-    assert admin_client.get(reverse("permissions:role-group", args=[Group.objects.create(name="Other").pk])
-                            ).status_code == 404
+    assert (
+        admin_client.get(reverse("permissions:role-group", args=[Group.objects.create(name="Other").pk])).status_code
+        == 404
+    )
 
 
 def test_add_and_remove_a_member(admin_client, nobody):
@@ -116,8 +119,9 @@ def test_membership_refusals_are_shown_not_raised(admin_client):
 
 
 def test_the_add_list_offers_only_users_not_yet_members(admin_client, nobody, helpdesk):
-    content = admin_client.get(reverse("permissions:role-group", args=[group_id(roles.VIEW_ONLY_ORGANIZATION_MANAGEMENT)])
-                               ).content.decode()
+    content = admin_client.get(
+        reverse("permissions:role-group", args=[group_id(roles.VIEW_ONLY_ORGANIZATION_MANAGEMENT)])
+    ).content.decode()
     assert '<option value="nobody">' in content and '<option value="orgadmin">' in content
     assert '<option value="helpdesk">' not in content
 
@@ -158,12 +162,14 @@ def test_disable_and_enable_a_user(admin_client, helpdesk):
     response = admin_client.post(reverse("permissions:enable-user", args=[helpdesk.pk]), follow=True)
     assert '"helpdesk" is enabled.' in text(response)
     assert User.objects.get(username="helpdesk").is_active
-    response = admin_client.post(reverse("permissions:disable-user", args=[User.objects.get(username="orgadmin").pk]),
-                                 follow=True)
+    response = admin_client.post(
+        reverse("permissions:disable-user", args=[User.objects.get(username="orgadmin").pk]), follow=True
+    )
     assert "You can't disable your own account." in text(response)
     assert admin_client.post(reverse("permissions:disable-user", args=[9999])).status_code == 404
     assert list(AdminAuditLogEntry.objects.order_by("id").values_list("command_line", flat=True)) == [
-        "Disable-ADAccount -Identity helpdesk", "Enable-ADAccount -Identity helpdesk",
+        "Disable-ADAccount -Identity helpdesk",
+        "Enable-ADAccount -Identity helpdesk",
     ]
 
 
@@ -181,13 +187,24 @@ def test_every_user_changes_their_own_password(request, client_fixture):
     user = User.objects.get(pk=client.session["_auth_user_id"])
     page = client.get(reverse("password_change"))
     assert page.status_code == 200 and b"Change password" in page.content
-    refused = client.post(reverse("password_change"), {
-        "old_password": "wrong", "new_password1": "New-Secret-42", "new_password2": "New-Secret-42",
-    })
+    refused = client.post(
+        reverse("password_change"),
+        {
+            "old_password": "wrong",
+            "new_password1": "New-Secret-42",
+            "new_password2": "New-Secret-42",
+        },
+    )
     assert "Your old password was entered incorrectly." in refused.content.decode()
-    response = client.post(reverse("password_change"), {
-        "old_password": f"Pa$$w0rd-{user.username}", "new_password1": "New-Secret-42", "new_password2": "New-Secret-42",
-    }, follow=True)
+    response = client.post(
+        reverse("password_change"),
+        {
+            "old_password": f"Pa$$w0rd-{user.username}",
+            "new_password1": "New-Secret-42",
+            "new_password2": "New-Secret-42",
+        },
+        follow=True,
+    )
     assert response.redirect_chain[-1][0] == reverse("password_change_done")
     assert b"Your password was changed." in response.content
     user.refresh_from_db()
@@ -196,8 +213,9 @@ def test_every_user_changes_their_own_password(request, client_fixture):
 
 def test_the_audit_log_tab_lists_every_kind_of_permissions_change_and_nothing_else(admin_client, nobody):
     admin_client.post(reverse("permissions:add-member", args=[group_id(roles.SERVER_MANAGEMENT)]), {"member": "nobody"})
-    admin_client.post(reverse("permissions:remove-member", args=[group_id(roles.SERVER_MANAGEMENT)]),
-                      {"member": "nobody"})
+    admin_client.post(
+        reverse("permissions:remove-member", args=[group_id(roles.SERVER_MANAGEMENT)]), {"member": "nobody"}
+    )
     admin_client.post(reverse("permissions:users"), {"username": "david"})
     david = User.objects.get(username="david")
     admin_client.post(reverse("permissions:disable-user", args=[david.pk]))
@@ -206,8 +224,13 @@ def test_the_audit_log_tab_lists_every_kind_of_permissions_change_and_nothing_el
     for attempt in range(5):
         attacker.post(reverse("login"), {"username": "david", "password": f"wrong-{attempt}"})
     admin_client.post(reverse("permissions:clear-lockout"), {"kind": "username", "value": "david"})
-    AdminAuditLogEntry.objects.create(object_name="EX01\\Unreachable", cmdlet="Retry-Queue", caller="orgadmin",
-                                      command_line="Retry-Queue -Identity 'EX01\\Unreachable'", source="Web")
+    AdminAuditLogEntry.objects.create(
+        object_name="EX01\\Unreachable",
+        cmdlet="Retry-Queue",
+        caller="orgadmin",
+        command_line="Retry-Queue -Identity 'EX01\\Unreachable'",
+        source="Web",
+    )
 
     content = text(admin_client.get(reverse("permissions:audit")))
     commands = re.findall(r"<code>(.*?)</code>", content)

@@ -1,4 +1,5 @@
 """What each role group may do on the connector pages: 200 / 302, 403 (and nothing changed), 404, 405."""
+
 import pytest
 from django.contrib.auth.models import Group
 from django.urls import reverse
@@ -131,9 +132,14 @@ def test_read_pages_refuse_post(admin_client, page, connector):
     assert admin_client.post(reverse(page, args=args)).status_code == 405
 
 
-@pytest.mark.parametrize("client_fixture, sees_buttons", [
-    ("admin_client", True), ("server_client", False), ("helpdesk_client", False),
-])
+@pytest.mark.parametrize(
+    "client_fixture, sees_buttons",
+    [
+        ("admin_client", True),
+        ("server_client", False),
+        ("helpdesk_client", False),
+    ],
+)
 def test_the_list_shows_only_what_the_role_can_do(request, client_fixture, sees_buttons, connector):
     client = request.getfixturevalue(client_fixture)
     body = client.get(reverse("connectors:list")).content.decode()
@@ -143,17 +149,30 @@ def test_the_list_shows_only_what_the_role_can_do(request, client_fixture, sees_
 
 # The wizard and the edit dialog (their own tests cover what they do; here only who may open them).
 
-@pytest.mark.parametrize("client_fixture, status", [
-    ("admin_client", 200), ("server_client", 403), ("helpdesk_client", 403), ("nobody_client", 403),
-])
+
+@pytest.mark.parametrize(
+    "client_fixture, status",
+    [
+        ("admin_client", 200),
+        ("server_client", 403),
+        ("helpdesk_client", 403),
+        ("nobody_client", 403),
+    ],
+)
 def test_only_organization_management_opens_the_wizard(request, client_fixture, status):
     client = request.getfixturevalue(client_fixture)
     assert client.get(reverse("connectors:new")).status_code == status
 
 
-@pytest.mark.parametrize("client_fixture, status", [
-    ("admin_client", 200), ("server_client", 403), ("helpdesk_client", 403), ("nobody_client", 403),
-])
+@pytest.mark.parametrize(
+    "client_fixture, status",
+    [
+        ("admin_client", 200),
+        ("server_client", 403),
+        ("helpdesk_client", 403),
+        ("nobody_client", 403),
+    ],
+)
 @pytest.mark.parametrize("tab", ["general", "delivery", "scoping"])
 def test_only_organization_management_opens_the_edit_dialog(request, client_fixture, status, tab, connector):
     client = request.getfixturevalue(client_fixture)

@@ -1,5 +1,6 @@
 """Django's 500 handler: a database that can't be reached gets the console's 503 page, anything else the plain 500.
 The outage itself, with a real PostgreSQL stopped under gunicorn, is in tests/transport/test_database_restart.py."""
+
 import pytest
 from django.db import InterfaceError, OperationalError
 from django.test import RequestFactory

@@ -1,4 +1,5 @@
 """Users and role group membership through sendconn.accounts.services: what changes, what is refused, what is audited."""
+
 import pytest
 from django.contrib.auth import authenticate
 from django.contrib.auth.models import User
@@ -45,13 +46,17 @@ def refusal(service, *args):
 
 def test_membership_errors_change_and_audit_nothing(org_admin, helpdesk):
     assert refusal(services.add_role_group_member, roles.VIEW_ONLY_ORGANIZATION_MANAGEMENT, "helpdesk") == (
-        '"helpdesk" is already a member of the role group "View-Only Organization Management".')
+        '"helpdesk" is already a member of the role group "View-Only Organization Management".'
+    )
     assert refusal(services.remove_role_group_member, roles.SERVER_MANAGEMENT, "helpdesk") == (
-        '"helpdesk" isn\'t a member of the role group "Server Management".')
+        '"helpdesk" isn\'t a member of the role group "Server Management".'
+    )
     assert refusal(services.add_role_group_member, "Recipient Management", "helpdesk") == (
-        'The role group "Recipient Management" couldn\'t be found.')
+        'The role group "Recipient Management" couldn\'t be found.'
+    )
     assert refusal(services.add_role_group_member, roles.SERVER_MANAGEMENT, "david") == (
-        'The user "david" couldn\'t be found.')
+        'The user "david" couldn\'t be found.'
+    )
     assert groups(helpdesk) == [roles.VIEW_ONLY_ORGANIZATION_MANAGEMENT]
     assert audit_lines() == []
 
@@ -84,13 +89,16 @@ def test_new_user_with_a_password_set_by_the_admin(org_admin):
     assert signs_in("kim.akers", "Correct-Horse-7")
 
 
-@pytest.mark.parametrize(("username", "password", "field", "message"), [
-    ("ORGADMIN", None, "username", 'The user "ORGADMIN" already exists.'),
-    ("", None, "username", "This field cannot be blank."),
-    ("david smith", None, "username", "Enter a valid username."),
-    ("david", "short", "password", "This password is too short."),
-    ("david", "password123", "password", "This password is too common."),
-])
+@pytest.mark.parametrize(
+    ("username", "password", "field", "message"),
+    [
+        ("ORGADMIN", None, "username", 'The user "ORGADMIN" already exists.'),
+        ("", None, "username", "This field cannot be blank."),
+        ("david smith", None, "username", "Enter a valid username."),
+        ("david", "short", "password", "This password is too short."),
+        ("david", "password123", "password", "This password is too common."),
+    ],
+)
 def test_new_user_refusals_name_the_field(org_admin, username, password, field, message):
     with pytest.raises(ValidationError) as refused:
         services.new_user(ADMIN, username, password)
@@ -109,7 +117,8 @@ def test_a_disabled_user_cannot_sign_in_until_enabled(org_admin, helpdesk):
     with pytest.raises(ValidationError, match="already enabled"):
         services.enable_user(ADMIN, "helpdesk")
     assert [line for _, _, line in audit_lines()] == [
-        "Disable-ADAccount -Identity helpdesk", "Enable-ADAccount -Identity helpdesk",
+        "Disable-ADAccount -Identity helpdesk",
+        "Enable-ADAccount -Identity helpdesk",
     ]
 
 

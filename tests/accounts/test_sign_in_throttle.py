@@ -1,5 +1,6 @@
 """Sign-in throttling (django-axes): 5 failed passwords for a name or from an address lock it for 15 minutes;
 the lockout is audited, and Organization Management lifts it on the permissions page."""
+
 import ipaddress
 import logging
 from datetime import timedelta
@@ -47,9 +48,14 @@ def test_100_wrong_passwords_lock_after_5_audited_until_an_admin_lifts_it(client
 
     lockout = AdminAuditLogEntry.objects.get(cmdlet="Sign-in lockout")
     assert (lockout.caller, lockout.source, lockout.object_name, lockout.connector_guid) == (
-        "127.0.0.1", "Web", "orgadmin", None)
+        "127.0.0.1",
+        "Web",
+        "orgadmin",
+        None,
+    )
     assert lockout.command_line == (
-        "Sign-in locked for 15 minutes after 5 failed attempts: user name orgadmin, address 127.0.0.1")
+        "Sign-in locked for 15 minutes after 5 failed attempts: user name orgadmin, address 127.0.0.1"
+    )
     assert "guess" not in " ".join(AccessAttempt.objects.values_list("post_data", flat=True))
 
     page = unescape(lifter.get(reverse("permissions:lockouts")).content.decode())
@@ -58,7 +64,8 @@ def test_100_wrong_passwords_lock_after_5_audited_until_an_admin_lifts_it(client
     assert '"orgadmin" may sign in again.' in unescape(response.content.decode())
     assert lockouts.current_lockouts() == []  # the address's count was those same failures
     assert AdminAuditLogEntry.objects.filter(cmdlet="Clear-SignInLockout").get().command_line == (
-        "Clear-SignInLockout -UserName orgadmin")
+        "Clear-SignInLockout -UserName orgadmin"
+    )
     assert AdminAuditLogEntry.objects.get(cmdlet="Clear-SignInLockout").caller == "kim"
 
     response = sign_in(client, "orgadmin", PASSWORD)
@@ -74,11 +81,13 @@ def test_an_address_is_locked_whichever_names_it_tries(org_admin, lifter):
     elsewhere = Client(REMOTE_ADDR="203.0.113.5")
     assert sign_in(elsewhere, "orgadmin", PASSWORD).status_code == 302
     assert [(lockout.kind, lockout.value, lockout.failures) for lockout in lockouts.current_lockouts()] == [
-        (lockouts.ADDRESS, "198.51.100.7", 5)]
+        (lockouts.ADDRESS, "198.51.100.7", 5)
+    ]
     assert AdminAuditLogEntry.objects.get(cmdlet="Sign-in lockout").command_line.endswith("address 198.51.100.7")
     lifter.post(reverse("permissions:clear-lockout"), {"kind": "ip_address", "value": "198.51.100.7"})
     assert AdminAuditLogEntry.objects.get(cmdlet="Clear-SignInLockout").command_line == (
-        "Clear-SignInLockout -IPAddress 198.51.100.7")
+        "Clear-SignInLockout -IPAddress 198.51.100.7"
+    )
     assert sign_in(attacker, "orgadmin", PASSWORD).status_code == 302
 
 
@@ -86,7 +95,9 @@ def test_a_lockout_ends_by_itself_after_15_minutes(client, org_admin):
     for n in range(5):
         sign_in(client, "orgadmin", f"guess-{n}")
     assert sign_in(client, "orgadmin", PASSWORD).status_code == 429
-    AccessAttempt.objects.update(attempt_time=AccessAttempt.objects.get().attempt_time - timedelta(minutes=15, seconds=1))
+    AccessAttempt.objects.update(
+        attempt_time=AccessAttempt.objects.get().attempt_time - timedelta(minutes=15, seconds=1)
+    )
     assert lockouts.current_lockouts() == []
     assert sign_in(client, "orgadmin", PASSWORD).status_code == 302
 

@@ -1,4 +1,5 @@
 """Browser tests: Debian's Chromium driven by pytest-playwright against pytest-django's live_server."""
+
 import os
 
 import pytest
@@ -9,8 +10,13 @@ from sendconn.accounts import roles
 
 # Never download browsers or talk to the network: the system Chromium, with its background services off.
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run", "--disable-quic",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
 ]
 
 
@@ -58,4 +64,3 @@ def admin_page(live_server, page):
     """A page signed in as a member of "Organization Management"."""
     sign_in(page, live_server, "browser-admin", roles.ORGANIZATION_MANAGEMENT)
     return page
-

@@ -1,5 +1,6 @@
 """The dashboard's and the connector page's charts in Chromium, with JavaScript off: drawn from real deliveries
 (the test nsd and an aiosmtpd sink) and coloured by the static stylesheet alone."""
+
 import re
 
 import pytest
@@ -27,8 +28,11 @@ def delivered(settings, tmp_path, dns_settings, woken, make_connector, sink, mon
     internet = make_connector("To internet", ["*"], port=port)
     make_connector("To partners", ["fabrikam.test"])
     sink("127.0.0.6", port=port, rcpt_replies={"gone@partial.test": "550 5.1.1 User unknown"})
-    queue_message("julia@contoso.test", ["kim@partial.test", "lee@partial.test", "gone@partial.test"],
-                  b"Subject: Report\r\n\r\nNumbers.\r\n")
+    queue_message(
+        "julia@contoso.test",
+        ["kim@partial.test", "lee@partial.test", "gone@partial.test"],
+        b"Subject: Report\r\n\r\nNumbers.\r\n",
+    )
     queue_message("julia@contoso.test", ["ann@fabrikam.test"], b"Subject: Hello\r\n\r\nHi.\r\n")
     get_engine().deliver_now(internet.pk, "partial.test")
     reset_engine()
@@ -55,7 +59,8 @@ def test_charts_render_with_data_without_javascript(browser, live_server, org_ad
     assert delivered_bar.evaluate("rect => getComputedStyle(rect).fill") == "rgb(16, 124, 16)"  # the stylesheet's
     assert mail.locator("rect.flow-failed").evaluate("rect => getComputedStyle(rect).fill") == "rgb(204, 0, 0)"
     expect(mail.locator("g.chart-period title")).to_have_text(
-        [re.compile(r"^\d\d:\d[05] UTC: 2 delivered, 0 deferred, 1 failed$")])  # the hover text
+        [re.compile(r"^\d\d:\d[05] UTC: 2 delivered, 0 deferred, 1 failed$")]
+    )  # the hover text
     expect(mail).to_contain_text("Delivered 2")
     depth = page.locator("#queue-depth")
     expect(depth.locator("circle.depth-point")).to_have_count(1)

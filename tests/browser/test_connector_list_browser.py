@@ -1,4 +1,5 @@
 """The connector list in Chromium: selecting a row with and without JavaScript, then acting on it."""
+
 import re
 
 import pytest

@@ -1,6 +1,6 @@
 """The Content-Security-Policy: every page of the console, as Organization Management, works in Chromium with only
 the console's own scripts and styles (htmx included); any violation Chromium reports in the console fails."""
-from datetime import datetime, timezone
+
 
 import pytest
 from django.contrib.auth.models import Group
@@ -35,8 +35,9 @@ PROTOCOL_LOG = f"""#Software: Microsoft Exchange Server\r
 def violations(admin_page):
     """What Chromium says in the console about the policy (it reports each refused script, style or request)."""
     reported = []
-    admin_page.on("console", lambda message: reported.append(message.text)
-                  if "Content Security Policy" in message.text else None)
+    admin_page.on(
+        "console", lambda message: reported.append(message.text) if "Content Security Policy" in message.text else None
+    )
     admin_page.on("pageerror", lambda error: reported.append(str(error)))
     return reported
 
@@ -45,12 +46,19 @@ def violations(admin_page):
 def console_data(settings, tmp_path):
     """Something on every page: a connector with a verification under way, queued mail, a protocol log day."""
     connector = new_send_connector(
-        Caller("tests", "Shell"), name="To internet", address_spaces=["*"], usage="Internet",
+        Caller("tests", "Shell"),
+        name="To internet",
+        address_spaces=["*"],
+        usage="Internet",
     ).connector
     message = queued("julia@fabrikam.test", **retry_values())
-    run = VerificationRun.objects.create(connector=connector, connector_name=connector.name,
-                                         requested_by="browser-admin", server_name="EX01",
-                                         recipients=["julia@fabrikam.test"])
+    run = VerificationRun.objects.create(
+        connector=connector,
+        connector_name=connector.name,
+        requested_by="browser-admin",
+        server_name="EX01",
+        recipients=["julia@fabrikam.test"],
+    )
     settings.SENDCONN_PROTOCOL_LOG_DIR = tmp_path / "ProtocolLog" / "SmtpSend"
     settings.SENDCONN_PROTOCOL_LOG_DIR.mkdir(parents=True)
     (settings.SENDCONN_PROTOCOL_LOG_DIR / "SEND20260103-0001.log").write_text(PROTOCOL_LOG)
@@ -94,8 +102,13 @@ def console_pages(connector, message, run):
 def test_the_policy_allows_only_the_consoles_own_files(admin_page, live_server):
     response = admin_page.goto(f"{live_server.url}/connectors/")
     policy = response.headers["content-security-policy"]
-    for directive in ("default-src 'self'", "script-src 'self'", "style-src 'self'", "object-src 'none'",
-                      "frame-ancestors 'none'"):
+    for directive in (
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "object-src 'none'",
+        "frame-ancestors 'none'",
+    ):
         assert directive in policy
     assert "unsafe-inline" not in policy and "unsafe-eval" not in policy
 

@@ -1,4 +1,5 @@
 """The edit dialog in Chromium: one properties dialog whose tabs keep what was typed, and greyed-out fields."""
+
 import pytest
 from playwright.sync_api import expect
 
@@ -10,8 +11,12 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, seria
 
 def make_relay():
     return new_send_connector(
-        Caller("tests", "Shell"), name="Relay", address_spaces=["*"], dns_routing_enabled=False,
-        smart_hosts=["relay.contoso.com"], smart_host_auth_mechanism="None",
+        Caller("tests", "Shell"),
+        name="Relay",
+        address_spaces=["*"],
+        dns_routing_enabled=False,
+        smart_hosts=["relay.contoso.com"],
+        smart_host_auth_mechanism="None",
     ).connector
 
 
@@ -107,8 +112,12 @@ def test_greyed_out_input_is_kept_for_when_it_applies_again(admin_page, live_ser
     """Greyed out is not thrown away: the list survives a round trip with MX chosen, and Save ignores it."""
     page = admin_page
     connector = new_send_connector(
-        Caller("tests", "Shell"), name="Relay", address_spaces=["*"], dns_routing_enabled=False,
-        smart_hosts=["relay.contoso.com"], smart_host_auth_mechanism="BasicAuth",
+        Caller("tests", "Shell"),
+        name="Relay",
+        address_spaces=["*"],
+        dns_routing_enabled=False,
+        smart_hosts=["relay.contoso.com"],
+        smart_host_auth_mechanism="BasicAuth",
         authentication_credential=Credential("svc", "stored-pw"),
     ).connector
     open_dialog(page, live_server, connector)

@@ -1,4 +1,5 @@
 """The console at the widths admins use: from 1024 px up nothing overlaps and nothing scrolls sideways."""
+
 import pytest
 from playwright.sync_api import expect
 
@@ -35,8 +36,10 @@ def right_of(page, left_selector, right_selector):
 def connectors():
     for index in range(3):
         new_send_connector(
-            Caller("tests", "Shell"), name=f"Smart hosts to Northwind Traders Europe {index}",
-            address_spaces=[f"{LONG_DOMAIN}", f"*.{LONG_DOMAIN}"], dns_routing_enabled=False,
+            Caller("tests", "Shell"),
+            name=f"Smart hosts to Northwind Traders Europe {index}",
+            address_spaces=[f"{LONG_DOMAIN}", f"*.{LONG_DOMAIN}"],
+            dns_routing_enabled=False,
             smart_hosts=[f"smtp{n}.{LONG_DOMAIN}" for n in range(3)],
         )
 

@@ -1,5 +1,6 @@
 """permissions in Chromium: an administrator creates a user, adds them to a role group, unlocks their sign-in
 after 5 wrong passwords and disables them; the new user changes the one-time password."""
+
 import pytest
 from django.urls import reverse
 from playwright.sync_api import expect

@@ -1,5 +1,6 @@
 """Signing in with the directory in Chromium: the "Sign in with …" button through the OpenID Connect provider
 and back, and an LDAP user's password on the sign-in page (slapd), both ending in the admin center."""
+
 import pytest
 from django.urls import reverse
 from playwright.sync_api import expect

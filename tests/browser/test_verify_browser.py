@@ -7,6 +7,7 @@ used: pytest-django's live server runs on an in-memory SQLite database that no o
 connection to it is shared by the live server's threads — the verification thread joins them. (The real worker
 path is covered in tests/ops/test_verification.py with a Celery worker on Redis and PostgreSQL.)
 """
+
 import asyncio
 import re
 import threading
@@ -101,7 +102,8 @@ def admin(live_server, page):
     """A page signed in as a member of "Server Management" (who may verify), on the connector list."""
     password = "Br0wser-verify-pw"
     User.objects.create_user("browser-admin", password=password).groups.add(
-        Group.objects.get(name=roles.SERVER_MANAGEMENT))
+        Group.objects.get(name=roles.SERVER_MANAGEMENT)
+    )
     page.goto(f"{live_server.url}/login/?next=/connectors/")
     page.get_by_label("User name").fill("browser-admin")
     page.get_by_label("Password").fill(password)
@@ -175,12 +177,24 @@ def test_smart_host_that_refuses_the_connection(admin, live_server, make_connect
     expect(step_status(admin, "Send test email")).to_have_text("Skipped")
 
 
-def test_certificate_that_fails_certificate_validation(admin, live_server, make_connector, settings, sink,  # noqa: F811
-                                                       tls_certs):  # noqa: F811
+def test_certificate_that_fails_certificate_validation(
+    admin,
+    live_server,
+    make_connector,
+    settings,
+    sink,  # noqa: F811
+    tls_certs,
+):  # noqa: F811
     settings.SENDCONN_TLS_CA_FILE = str(tls_certs.ca_file)
     server = sink("127.0.0.7", tls_cert=tls_certs.untrusted)
-    connector = make_connector("To relay", dns_routing_enabled=False, smart_hosts=["smtp.relay.test"],
-                               port=server.port, require_tls=True, tls_auth_level="CertificateValidation")
+    connector = make_connector(
+        "To relay",
+        dns_routing_enabled=False,
+        smart_hosts=["smtp.relay.test"],
+        port=server.port,
+        require_tls=True,
+        tls_auth_level="CertificateValidation",
+    )
 
     start(admin, live_server, connector)
 
@@ -193,9 +207,14 @@ def test_certificate_that_fails_certificate_validation(admin, live_server, make_
 
 def test_smart_host_that_rejects_authentication(admin, live_server, make_connector, sink, tls_certs):  # noqa: F811
     server = sink("127.0.0.7", tls_cert=tls_certs.valid, auth={"relay": "right"})
-    connector = make_connector("To relay", dns_routing_enabled=False, smart_hosts=["127.0.0.7"], port=server.port,
-                               smart_host_auth_mechanism="BasicAuthRequireTLS",
-                               authentication_credential=Credential("relay", "wrong"))
+    connector = make_connector(
+        "To relay",
+        dns_routing_enabled=False,
+        smart_hosts=["127.0.0.7"],
+        port=server.port,
+        smart_host_auth_mechanism="BasicAuthRequireTLS",
+        authentication_credential=Credential("relay", "wrong"),
+    )
 
     start(admin, live_server, connector)
 

@@ -1,4 +1,5 @@
 """The New Send connector wizard in Chromium, click for click as Microsoft's article tells an Exchange admin."""
+
 import re
 
 import pytest

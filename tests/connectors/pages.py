@@ -1,5 +1,6 @@
 """Submitting wizard pages and edit tabs with the Django test client the way a browser without JavaScript does:
 every field as shown on the page, plus what the admin changed, plus the button that was clicked."""
+
 import re
 
 from django import forms

@@ -1,4 +1,5 @@
 """The edit dialog: General, Delivery and Scoping are tabs of one form whose one Save goes through the service."""
+
 import uuid
 
 import pytest
@@ -51,10 +52,18 @@ def errors(response):
 def snapshot(connector):
     connector = SendConnector.objects.get(pk=connector.pk)
     return (
-        connector.name, connector.enabled, connector.max_message_size, connector.fqdn, connector.dns_routing_enabled,
-        [str(space) for space in connector.address_spaces.all()], [str(host) for host in connector.smart_hosts.all()],
-        [str(server) for server in connector.source_transport_servers.all()], connector.smart_host_auth_mechanism,
-        connector.auth_username, connector.get_password(), connector.is_scoped_connector,
+        connector.name,
+        connector.enabled,
+        connector.max_message_size,
+        connector.fqdn,
+        connector.dns_routing_enabled,
+        [str(space) for space in connector.address_spaces.all()],
+        [str(host) for host in connector.smart_hosts.all()],
+        [str(server) for server in connector.source_transport_servers.all()],
+        connector.smart_host_auth_mechanism,
+        connector.auth_username,
+        connector.get_password(),
+        connector.is_scoped_connector,
     )
 
 
@@ -66,8 +75,12 @@ def internet(make_connector):
 @pytest.fixture
 def relay(make_connector):
     return make_connector(
-        "Relay", usage="Custom", dns_routing_enabled=False, smart_hosts=["relay.contoso.com"],
-        smart_host_auth_mechanism="BasicAuth", authentication_credential=Credential("svc", "stored-pw"),
+        "Relay",
+        usage="Custom",
+        dns_routing_enabled=False,
+        smart_hosts=["relay.contoso.com"],
+        smart_host_auth_mechanism="BasicAuth",
+        authentication_credential=Credential("svc", "stored-pw"),
     )
 
 
@@ -98,9 +111,15 @@ def test_switching_tabs_without_javascript_keeps_what_was_typed(admin_client, re
 
 
 def test_one_save_sends_every_tab_in_one_audited_change(admin_client, relay):
-    response = post_tab(admin_client, relay, "general", general={"name": "Relay 2"}, address_space={
-        "is_scoped_connector": "on",
-    })
+    response = post_tab(
+        admin_client,
+        relay,
+        "general",
+        general={"name": "Relay 2"},
+        address_space={
+            "is_scoped_connector": "on",
+        },
+    )
     assert response.status_code == 302
     connector = SendConnector.objects.get(pk=relay.pk)
     assert connector.name == "Relay 2" and connector.is_scoped_connector is True
@@ -110,8 +129,9 @@ def test_one_save_sends_every_tab_in_one_audited_change(admin_client, relay):
 
 def test_a_problem_on_another_tab_opens_that_tab(admin_client, relay):
     before = snapshot(relay)
-    response = post_tab(admin_client, relay, "general", general={"fqdn": "mail.contoso.com"},
-                        authentication={"username": ""})
+    response = post_tab(
+        admin_client, relay, "general", general={"fqdn": "mail.contoso.com"}, authentication={"username": ""}
+    )
     assert response.status_code == 200 and response.context["tab"] == "delivery"
     assert errors(response) == {("authentication", "username"): ['Enter the user name for "Basic authentication".']}
     assert snapshot(relay) == before
@@ -125,10 +145,19 @@ def test_general_tab_shows_current_values(admin_client, internet):
 
 
 def test_general_tab_saves_its_fields(admin_client, internet):
-    response = post_tab(admin_client, internet, "general", general={
-        "name": "To the internet", "enabled": False, "frontend_proxy_enabled": "on",
-        "protocol_logging_level": "Verbose", "max_message_size": "10", "fqdn": "mail.contoso.com",
-    })
+    response = post_tab(
+        admin_client,
+        internet,
+        "general",
+        general={
+            "name": "To the internet",
+            "enabled": False,
+            "frontend_proxy_enabled": "on",
+            "protocol_logging_level": "Verbose",
+            "max_message_size": "10",
+            "fqdn": "mail.contoso.com",
+        },
+    )
     assert response.status_code == 302 and response["Location"] == list_url(internet)
     connector = SendConnector.objects.get(pk=internet.pk)
     assert connector.name == "To the internet" and connector.enabled is False
@@ -144,17 +173,21 @@ def test_the_audit_log_names_only_what_the_admin_changed(admin_client, relay):
     assert post_tab(admin_client, relay, "general", general={"fqdn": "mail.contoso.com"}).status_code == 302
     assert post_tab(admin_client, relay, "delivery").status_code == 302  # saved as shown, the password kept
 
-    lines = list(AdminAuditLogEntry.objects.filter(cmdlet="Set-SendConnector").order_by("pk")
-                 .values_list("command_line", flat=True))
+    lines = list(
+        AdminAuditLogEntry.objects.filter(cmdlet="Set-SendConnector")
+        .order_by("pk")
+        .values_list("command_line", flat=True)
+    )
     assert lines == ["Set-SendConnector -Identity Relay -Fqdn mail.contoso.com", "Set-SendConnector -Identity Relay"]
 
 
 def test_general_tab_no_limit_means_unlimited(admin_client, internet):
     post_tab(admin_client, internet, "general", general={"no_size_limit": "on"})
     assert SendConnector.objects.get(pk=internet.pk).max_message_size is None
-    assert 'name="general-no_size_limit" id="id_general-no_size_limit" checked' in admin_client.get(
-        edit_url(internet, "general")
-    ).content.decode()
+    assert (
+        'name="general-no_size_limit" id="id_general-no_size_limit" checked'
+        in admin_client.get(edit_url(internet, "general")).content.decode()
+    )
 
 
 @pytest.mark.parametrize(
@@ -180,35 +213,60 @@ def test_general_tab_refuses_another_connectors_name(admin_client, internet, rel
 
 
 def test_delivery_tab_switches_to_smart_hosts_with_basic_authentication(admin_client, internet):
-    added = post_tab(admin_client, internet, "delivery", ("save_smart_host", "1"), network={
-        "routing": "smart_hosts", "new_smart_host": "smtp.contoso.com",
-    })
+    added = post_tab(
+        admin_client,
+        internet,
+        "delivery",
+        ("save_smart_host", "1"),
+        network={
+            "routing": "smart_hosts",
+            "new_smart_host": "smtp.contoso.com",
+        },
+    )
     assert added.status_code == 200 and not errors(added)
     assert SendConnector.objects.get(pk=internet.pk).dns_routing_enabled is True  # a list button saves nothing
     data = shown(added)
-    data.update({"authentication-smart_host_auth_mechanism": "BasicAuth", "authentication-username": "relay",
-                 "authentication-password": "N3w-pw"})
+    data.update(
+        {
+            "authentication-smart_host_auth_mechanism": "BasicAuth",
+            "authentication-username": "relay",
+            "authentication-password": "N3w-pw",
+        }
+    )
     response = admin_client.post(edit_url(internet, "delivery"), data)
     assert response.status_code == 302
     connector = SendConnector.objects.get(pk=internet.pk)
     assert connector.dns_routing_enabled is False
     assert [host.host for host in connector.smart_hosts.all()] == ["smtp.contoso.com"]
     assert (connector.smart_host_auth_mechanism, connector.auth_username, connector.get_password()) == (
-        "BasicAuth", "relay", "N3w-pw",
+        "BasicAuth",
+        "relay",
+        "N3w-pw",
     )
 
 
 def test_delivery_tab_sets_tls_and_ignores_a_tls_domain_that_does_not_apply(admin_client, internet):
-    response = post_tab(admin_client, internet, "delivery", tls={
-        "require_tls": "on", "tls_auth_level": "DomainValidation", "tls_domain": "Mail.Fabrikam.com",
-    })
+    response = post_tab(
+        admin_client,
+        internet,
+        "delivery",
+        tls={
+            "require_tls": "on",
+            "tls_auth_level": "DomainValidation",
+            "tls_domain": "Mail.Fabrikam.com",
+        },
+    )
     assert response.status_code == 302, errors(response)
     connector = SendConnector.objects.get(pk=internet.pk)
     assert (connector.require_tls, connector.tls_auth_level, connector.tls_domain) == (
-        True, "DomainValidation", "mail.fabrikam.com")
+        True,
+        "DomainValidation",
+        "mail.fabrikam.com",
+    )
 
-    response = post_tab(admin_client, internet, "delivery", tls={"tls_auth_level": "EncryptionOnly",
-                                                                  "tls_domain": "typed.fabrikam.com"})
+    response = post_tab(
+        admin_client, internet, "delivery", tls={"tls_auth_level": "EncryptionOnly", "tls_domain": "typed.fabrikam.com"}
+    )
     assert response.status_code == 302, errors(response)
     connector = SendConnector.objects.get(pk=internet.pk)
     assert (connector.tls_auth_level, connector.tls_domain) == ("EncryptionOnly", "")  # greyed out: not saved
@@ -224,9 +282,16 @@ def test_delivery_tab_tls_rules_are_shown_next_to_the_fields(admin_client, inter
 @pytest.mark.parametrize("host", ["[999.1.1.1]", "999.1.1.1"])
 def test_delivery_tab_refuses_a_smart_host_that_is_no_ip_address(admin_client, internet, host):
     before = snapshot(internet)
-    response = post_tab(admin_client, internet, "delivery", ("save_smart_host", "1"), network={
-        "routing": "smart_hosts", "new_smart_host": host,
-    })
+    response = post_tab(
+        admin_client,
+        internet,
+        "delivery",
+        ("save_smart_host", "1"),
+        network={
+            "routing": "smart_hosts",
+            "new_smart_host": host,
+        },
+    )
     assert response.status_code == 200
     assert f'"{host}" isn\'t a valid smart host' in errors(response)[("network", "new_smart_host")][0]
     assert snapshot(internet) == before
@@ -248,9 +313,16 @@ def test_delivery_tab_back_to_mx_drops_smart_hosts_and_credentials(admin_client,
 
 def test_delivery_tab_basic_authentication_needs_a_password(admin_client, internet):
     before = snapshot(internet)
-    response = post_tab(admin_client, internet, "delivery", ("save_smart_host", "1"), network={
-        "routing": "smart_hosts", "new_smart_host": "10.0.0.1",
-    })
+    response = post_tab(
+        admin_client,
+        internet,
+        "delivery",
+        ("save_smart_host", "1"),
+        network={
+            "routing": "smart_hosts",
+            "new_smart_host": "10.0.0.1",
+        },
+    )
     data = shown(response)
     data.update({"authentication-smart_host_auth_mechanism": "BasicAuth", "authentication-username": "relay"})
     response = admin_client.post(edit_url(internet, "delivery"), data)
@@ -262,9 +334,16 @@ def test_delivery_tab_basic_authentication_needs_a_password(admin_client, intern
 def test_delivery_tab_partner_rules_are_shown(admin_client, make_connector):
     partner = make_connector("To partner", address_spaces=["fabrikam.com"], usage="Partner")
     before = snapshot(partner)
-    response = post_tab(admin_client, partner, "delivery", ("save_smart_host", "1"), network={
-        "routing": "smart_hosts", "new_smart_host": "10.0.0.1",
-    })
+    response = post_tab(
+        admin_client,
+        partner,
+        "delivery",
+        ("save_smart_host", "1"),
+        network={
+            "routing": "smart_hosts",
+            "new_smart_host": "10.0.0.1",
+        },
+    )
     data = shown(response)
     response = admin_client.post(edit_url(partner, "delivery"), data)
     assert response.status_code == 200
@@ -275,9 +354,16 @@ def test_delivery_tab_partner_rules_are_shown(admin_client, make_connector):
 
 def test_scoping_tab_edits_address_spaces_and_source_servers(admin_client, internet):
     register_transport_server("EX02", "ex02.contoso.test", "Branch-Site")
-    response = post_tab(admin_client, internet, "scoping", ("save_address_space", "1"), address_space={
-        "space_domain": "contoso.com", "space_cost": "5",
-    })
+    response = post_tab(
+        admin_client,
+        internet,
+        "scoping",
+        ("save_address_space", "1"),
+        address_space={
+            "space_domain": "contoso.com",
+            "space_cost": "5",
+        },
+    )
     assert not errors(response)
     data = shown(response)
     data.update({"add_source_servers": "1", "source_server-selected_servers": ["EX02"]})
@@ -307,9 +393,16 @@ def test_scoping_tab_needs_a_source_server_and_an_address_space(admin_client, in
 
 
 def test_scoping_tab_service_refusal_is_shown_next_to_the_list(admin_client, internet):
-    response = post_tab(admin_client, internet, "scoping", ("save_address_space", "1"), address_space={
-        "space_type": "X400", "space_domain": "c=US;a=;p=Contoso",
-    })
+    response = post_tab(
+        admin_client,
+        internet,
+        "scoping",
+        ("save_address_space", "1"),
+        address_space={
+            "space_type": "X400",
+            "space_domain": "c=US;a=;p=Contoso",
+        },
+    )
     data = shown(response)
     response = admin_client.post(edit_url(internet, "scoping"), data)
     assert response.status_code == 200
@@ -340,8 +433,10 @@ def test_roles_that_cannot_change_connectors_get_403_and_change_nothing(request,
     client = request.getfixturevalue(client_fixture)
     before = snapshot(internet)
     assert client.get(edit_url(internet, "general")).status_code == 403
-    response = client.post(edit_url(internet, "general"), {"general-name": "Hacked", "general-max_message_size": "1",
-                                                             "general-protocol_logging_level": "None"})
+    response = client.post(
+        edit_url(internet, "general"),
+        {"general-name": "Hacked", "general-max_message_size": "1", "general-protocol_logging_level": "None"},
+    )
     assert response.status_code == 403
     assert "403.html" in [template.name for template in response.templates]
     assert snapshot(internet) == before

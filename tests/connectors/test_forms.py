@@ -1,4 +1,5 @@
 """Each rule of the wizard's and edit dialog's forms: what they accept, normalise and refuse, in Exchange's words."""
+
 import pytest
 from django.core.exceptions import ValidationError
 from django.http import QueryDict
@@ -13,8 +14,8 @@ from sendconn.connectors.forms import (
     place_service_errors,
 )
 from sendconn.connectors.models import SmartHostAuthMechanism
-from sendconn.connectors.services import Credential
 from sendconn.connectors.servers import local_server, register_transport_server
+from sendconn.connectors.services import Credential
 
 pytestmark = pytest.mark.django_db
 
@@ -40,6 +41,7 @@ def errors_of(form):
 
 
 # Name and Type
+
 
 def test_name_is_trimmed_and_type_kept():
     form = bound(NameTypeForm, {"name": "  To internet ", "usage": "Internet"})
@@ -71,6 +73,7 @@ def test_type_is_required():
 
 # Network settings
 
+
 def test_mx_routing_sends_dns_routing_and_no_smart_hosts():
     form = bound(
         NetworkSettingsForm, {"routing": "mx", "smart_hosts": ["10.0.0.1"], "use_external_dns_servers_enabled": "on"}
@@ -85,7 +88,8 @@ def test_smart_host_routing_sends_the_parsed_hosts():
     params = form.connector_params()
     assert params["dns_routing_enabled"] is False and params["use_external_dns_servers_enabled"] is False
     assert [(host.host, host.is_ip_address) for host in params["smart_hosts"]] == [
-        ("smtp.contoso.com", False), ("192.168.3.2", True),
+        ("smtp.contoso.com", False),
+        ("192.168.3.2", True),
     ]
 
 
@@ -136,6 +140,7 @@ def test_routing_defaults_follow_the_type():
 
 # Smart host authentication
 
+
 @pytest.mark.parametrize("mechanism", ["BasicAuth", "BasicAuthRequireTLS"])
 def test_basic_authentication_needs_user_name_and_password(mechanism):
     errors = errors_of(bound(SmartHostAuthenticationForm, {"smart_host_auth_mechanism": mechanism}))
@@ -152,7 +157,8 @@ def test_basic_authentication_builds_the_credential():
     )
     assert form.is_valid()
     assert form.connector_params() == {
-        "smart_host_auth_mechanism": "BasicAuth", "authentication_credential": Credential("relay", " p w "),
+        "smart_host_auth_mechanism": "BasicAuth",
+        "authentication_credential": Credential("relay", " p w "),
     }
 
 
@@ -165,7 +171,8 @@ def test_other_mechanisms_need_no_credential(mechanism):
 
 def test_blank_password_keeps_the_stored_one():
     form = bound(
-        SmartHostAuthenticationForm, {"smart_host_auth_mechanism": "BasicAuth", "username": "relay2"},
+        SmartHostAuthenticationForm,
+        {"smart_host_auth_mechanism": "BasicAuth", "username": "relay2"},
         stored_credential=Credential("relay", "stored-pw"),
     )
     assert form.is_valid()
@@ -181,6 +188,7 @@ def test_password_is_never_rendered_back():
 
 
 # Address space
+
 
 def add_domain(**fields):
     return press(AddressSpaceForm, "save_address_space", {"space_type": "SMTP", "space_cost": "1", **fields})
@@ -251,6 +259,7 @@ def test_stale_remove_button_changes_nothing():
 
 # Source servers
 
+
 def test_source_servers_are_required_and_must_be_registered():
     local_server()
     assert errors_of(bound(SourceServerForm, {})) == {"source_transport_servers": ["Add at least one source server."]}
@@ -266,7 +275,8 @@ def test_select_a_server_adds_only_registered_servers_once():
     local_server()
     register_transport_server("EX02", "ex02.contoso.test", "Default-First-Site-Name")
     shown = press(
-        SourceServerForm, "add_source_servers",
+        SourceServerForm,
+        "add_source_servers",
         {"source_transport_servers": ["EX01"], "selected_servers": ["EX01", "EX02", "EVIL"]},
     )
     assert shown.listed("source_transport_servers") == ["EX01", "EX02"]
@@ -274,6 +284,7 @@ def test_select_a_server_adds_only_registered_servers_once():
 
 
 # General tab
+
 
 def general(connector=None, **data):
     fields = {"name": "To internet", "protocol_logging_level": "None", "max_message_size": "35", **data}
@@ -322,6 +333,7 @@ def test_general_initial_values_show_the_size_in_mb(make_connector):
 
 # Service errors next to the fields
 
+
 def test_service_errors_go_next_to_their_fields_and_the_rest_on_top():
     network = bound(NetworkSettingsForm, {"routing": "smart_hosts", "smart_hosts": ["10.0.0.1"]})
     auth = bound(
@@ -329,23 +341,28 @@ def test_service_errors_go_next_to_their_fields_and_the_rest_on_top():
         {"smart_host_auth_mechanism": "BasicAuthRequireTLS", "username": "u", "password": "p"},
     )
     assert network.is_valid() and auth.is_valid()
-    error = ValidationError({
-        "smart_hosts": ["The same smart host is listed more than once."],
-        "authentication_credential": ["The AuthenticationCredential parameter is required."],
-        "ignore_starttls": ["IgnoreSTARTTLS can't be $true with SmartHostAuthMechanism BasicAuthRequireTLS."],
-    })
+    error = ValidationError(
+        {
+            "smart_hosts": ["The same smart host is listed more than once."],
+            "authentication_credential": ["The AuthenticationCredential parameter is required."],
+            "ignore_starttls": ["IgnoreSTARTTLS can't be $true with SmartHostAuthMechanism BasicAuthRequireTLS."],
+        }
+    )
     leftovers = place_service_errors([network, auth], error)
     assert network.errors["smart_hosts"] == ["The same smart host is listed more than once."]
     assert auth.errors["username"] == ["The AuthenticationCredential parameter is required."]
     assert leftovers == ["IgnoreSTARTTLS can't be $true with SmartHostAuthMechanism BasicAuthRequireTLS."]
 
 
-@pytest.mark.parametrize("host, message", [
-    ("[999.1.1.1]", "[ ] can only enclose an IP address"),
-    ("[mail.contoso.com]", "[ ] can only enclose an IP address"),
-    ("999.1.1.1", "it isn't a valid IP address, and an FQDN can't end with a number"),
-    ("10.0.0.256", "it isn't a valid IP address"),
-])
+@pytest.mark.parametrize(
+    "host, message",
+    [
+        ("[999.1.1.1]", "[ ] can only enclose an IP address"),
+        ("[mail.contoso.com]", "[ ] can only enclose an IP address"),
+        ("999.1.1.1", "it isn't a valid IP address, and an FQDN can't end with a number"),
+        ("10.0.0.256", "it isn't a valid IP address"),
+    ],
+)
 def test_smart_hosts_that_are_not_ip_addresses_are_refused_by_wizard_and_edit_dialog(host, message):
     shown = press(NetworkSettingsForm, "save_smart_host", {"routing": "smart_hosts", "new_smart_host": host})
     assert message in shown.errors["new_smart_host"][0]

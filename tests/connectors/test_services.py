@@ -2,7 +2,13 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from sendconn.connectors.models import AdminAuditLogEntry, SendConnector
-from sendconn.connectors.services import Caller, Credential, new_send_connector, remove_send_connector, set_send_connector
+from sendconn.connectors.services import (
+    Caller,
+    Credential,
+    new_send_connector,
+    remove_send_connector,
+    set_send_connector,
+)
 
 pytestmark = pytest.mark.django_db
 SHELL = Caller("admin", "Shell")
@@ -15,12 +21,20 @@ def test_seed_internet_connector_gets_exchange_defaults():
     assert [server.name for server in connector.source_transport_servers.all()] == ["EX01"]
     assert connector.is_scoped_connector is False
     assert connector.max_message_size == 35 * 1024 * 1024
-    assert AdminAuditLogEntry.objects.get().command_line == "New-SendConnector -Name 'To internet' -AddressSpaces 'SMTP:*;1' -Internet"
+    assert (
+        AdminAuditLogEntry.objects.get().command_line
+        == "New-SendConnector -Name 'To internet' -AddressSpaces 'SMTP:*;1' -Internet"
+    )
 
 
 def test_internal_connector_has_unlimited_size():
     connector = new_send_connector(
-        SHELL, name="Internal", address_spaces=["*"], usage="Internal", dns_routing_enabled=False, smart_hosts=["10.0.0.1"]
+        SHELL,
+        name="Internal",
+        address_spaces=["*"],
+        usage="Internal",
+        dns_routing_enabled=False,
+        smart_hosts=["10.0.0.1"],
     ).connector
     assert connector.max_message_size is None
 
@@ -44,8 +58,13 @@ def test_duplicate_name_is_refused_case_insensitively():
 
 def test_password_is_encrypted_at_rest_and_never_in_the_audit_log():
     connector = new_send_connector(
-        SHELL, name="Relay", address_spaces=["*"], dns_routing_enabled=False, smart_hosts=["relay.contoso.com"],
-        smart_host_auth_mechanism="BasicAuth", authentication_credential=Credential("svc", "S3cret!pw"),
+        SHELL,
+        name="Relay",
+        address_spaces=["*"],
+        dns_routing_enabled=False,
+        smart_hosts=["relay.contoso.com"],
+        smart_host_auth_mechanism="BasicAuth",
+        authentication_credential=Credential("svc", "S3cret!pw"),
     ).connector
     assert b"S3cret" not in bytes(connector.auth_password_encrypted)
     assert connector.get_password() == "S3cret!pw"
@@ -54,8 +73,13 @@ def test_password_is_encrypted_at_rest_and_never_in_the_audit_log():
 
 def test_switching_to_mx_drops_smart_hosts_and_credentials():
     connector = new_send_connector(
-        SHELL, name="Relay", address_spaces=["*"], dns_routing_enabled=False, smart_hosts=["relay.contoso.com"],
-        smart_host_auth_mechanism="BasicAuth", authentication_credential=Credential("svc", "pw"),
+        SHELL,
+        name="Relay",
+        address_spaces=["*"],
+        dns_routing_enabled=False,
+        smart_hosts=["relay.contoso.com"],
+        smart_host_auth_mechanism="BasicAuth",
+        authentication_credential=Credential("svc", "pw"),
     ).connector
     set_send_connector(SHELL, connector, dns_routing_enabled=True)
     connector.refresh_from_db()

@@ -1,4 +1,5 @@
 """The send connectors page: list, details pane, search, paging, Enable/Disable, Remove, audit log."""
+
 import re
 
 import pytest
@@ -18,7 +19,7 @@ LIST_URL = reverse("connectors:list")
 def row_names(response):
     """Connector names in list order, as shown in the NAME column."""
     body = response.content.decode()
-    tbody = body[body.index("<tbody"):body.index("</tbody>")]
+    tbody = body[body.index("<tbody") : body.index("</tbody>")]
     return re.findall(r'<td><a class="row-link" href="[^"]*"(?: aria-current="true")?>([^<]*)</a></td>', tbody)
 
 
@@ -33,10 +34,16 @@ def make_many(make_connector, count, start=0):
 
 # --- The list -----------------------------------------------------------------------------------------------
 
+
 def test_list_shows_the_eac_columns(admin_client, make_connector):
     make_connector("To internet", usage="Internet")
-    make_connector("Relay", address_spaces=["contoso.com;5"], dns_routing_enabled=False,
-                   smart_hosts=["relay.contoso.com", "10.0.0.5"], enabled=False)
+    make_connector(
+        "Relay",
+        address_spaces=["contoso.com;5"],
+        dns_routing_enabled=False,
+        smart_hosts=["relay.contoso.com", "10.0.0.5"],
+        enabled=False,
+    )
 
     response = admin_client.get(LIST_URL)
 
@@ -56,9 +63,11 @@ def test_list_shows_the_eac_columns(admin_client, make_connector):
 def test_managers_get_the_eac_icon_buttons(admin_client, make_connector):
     connector = make_connector()
     response = admin_client.get(LIST_URL)
-    for url, name in ((reverse("connectors:new"), "New"),
-                      (reverse("connectors:edit", args=[connector.guid, "general"]), "Edit"),
-                      (reverse("connectors:remove", args=[connector.guid]), "Delete")):
+    for url, name in (
+        (reverse("connectors:new"), "New"),
+        (reverse("connectors:edit", args=[connector.guid, "general"]), "Edit"),
+        (reverse("connectors:remove", args=[connector.guid]), "Delete"),
+    ):
         assertContains(response, f'<a class="icon-button" href="{url}" aria-label="{name}" title="{name}"')
     assertContains(response, '<button type="submit" class="icon-button" aria-label="Search" title="Search">')
     assertContains(response, 'aria-label="Refresh" title="Refresh"')
@@ -93,6 +102,7 @@ def test_rows_are_sorted_by_name_ignoring_case(admin_client, make_connector):
 
 # --- Selection and the details pane -------------------------------------------------------------------------
 
+
 def test_first_connector_is_selected_by_default(admin_client, make_connector):
     make_connector("Zulu")
     make_connector("Alpha")
@@ -115,19 +125,36 @@ def test_clicking_a_row_selects_it_with_a_plain_link(admin_client, make_connecto
 
 def test_details_pane_shows_the_connector(admin_client, make_connector):
     connector = make_connector(
-        "Relay", address_spaces=["contoso.com;5", "*.fabrikam.com"], dns_routing_enabled=False,
-        smart_hosts=["relay.contoso.com"], smart_host_auth_mechanism="BasicAuthRequireTLS",
-        authentication_credential=Credential("svc-relay", "S3cret!pw"), is_scoped_connector=True,
-        fqdn="mail.contoso.com", protocol_logging_level="Verbose", max_message_size=10 * 1024 * 1024,
+        "Relay",
+        address_spaces=["contoso.com;5", "*.fabrikam.com"],
+        dns_routing_enabled=False,
+        smart_hosts=["relay.contoso.com"],
+        smart_host_auth_mechanism="BasicAuthRequireTLS",
+        authentication_credential=Credential("svc-relay", "S3cret!pw"),
+        is_scoped_connector=True,
+        fqdn="mail.contoso.com",
+        protocol_logging_level="Verbose",
+        max_message_size=10 * 1024 * 1024,
     )
 
     response = admin_client.get(LIST_URL, {"selected": connector.guid})
 
     pane = response.content.decode().split('id="details"', 1)[1]
-    for shown in ("Custom", "SMTP:contoso.com;5", "SMTP:*.fabrikam.com;1", "Route mail through smart hosts",
-                  "relay.contoso.com", "Offer basic authentication only after starting TLS", "svc-relay",
-                  "EX01", "10 MB (10,485,760 bytes)", "mail.contoso.com", "Verbose", " UTC",
-                  reverse("connectors:audit", args=[connector.guid])):
+    for shown in (
+        "Custom",
+        "SMTP:contoso.com;5",
+        "SMTP:*.fabrikam.com;1",
+        "Route mail through smart hosts",
+        "relay.contoso.com",
+        "Offer basic authentication only after starting TLS",
+        "svc-relay",
+        "EX01",
+        "10 MB (10,485,760 bytes)",
+        "mail.contoso.com",
+        "Verbose",
+        " UTC",
+        reverse("connectors:audit", args=[connector.guid]),
+    ):
         assert shown in pane, shown
     assert re.search(r"<dt>Scoped send connector</dt>\s*<dd>Yes</dd>", pane)
     assertNotContains(response, "S3cret")
@@ -175,6 +202,7 @@ def test_unknown_selection_falls_back_to_the_first_connector(admin_client, make_
 
 # --- Search and paging --------------------------------------------------------------------------------------
 
+
 def test_search_filters_by_name(admin_client, make_connector):
     make_connector("To internet")
     make_connector("Contoso relay")
@@ -220,8 +248,13 @@ def count_queries(client, params):
 def test_query_count_does_not_grow_with_the_number_of_connectors(admin_client, make_connector, params):
     few = make_many(make_connector, 5)
     for connector in few:  # every related list in use, so a missing prefetch would show
-        set_send_connector(Caller("tests", "Shell"), connector, dns_routing_enabled=False,
-                           smart_hosts=["relay.contoso.com", "10.0.0.1"], address_spaces=["*", "contoso.com"])
+        set_send_connector(
+            Caller("tests", "Shell"),
+            connector,
+            dns_routing_enabled=False,
+            smart_hosts=["relay.contoso.com", "10.0.0.1"],
+            address_spaces=["*", "contoso.com"],
+        )
     if params.get("selected") == "first":
         params = {"selected": few[0].guid}
     admin_client.get(LIST_URL)  # warm the session and permission caches
@@ -236,7 +269,9 @@ def test_query_count_does_not_grow_with_the_number_of_connectors(admin_client, m
 
 def test_htmx_row_click_gets_the_console_region(admin_client, make_connector):
     connector = make_connector()
-    response = admin_client.get(LIST_URL, {"selected": connector.guid}, headers={"HX-Request": "true", "HX-Boosted": "true"})
+    response = admin_client.get(
+        LIST_URL, {"selected": connector.guid}, headers={"HX-Request": "true", "HX-Boosted": "true"}
+    )
     assertContains(response, 'id="connector-console"')
     assert details_heading(response) == connector.name
 
@@ -246,6 +281,7 @@ def test_list_refuses_post(admin_client):
 
 
 # --- Markup in names ----------------------------------------------------------------------------------------
+
 
 def test_names_with_markup_are_escaped_everywhere(admin_client, make_connector):
     connector = make_connector("<script>x</script>")
@@ -264,6 +300,7 @@ def test_names_with_markup_are_escaped_everywhere(admin_client, make_connector):
 
 
 # --- Detail page --------------------------------------------------------------------------------------------
+
 
 def test_detail_page_is_the_pane_on_its_own(helpdesk_client, make_connector):
     connector = make_connector("To internet", usage="Internet")
@@ -288,6 +325,7 @@ def test_unknown_connector_gets_the_404_page(admin_client):
 
 
 # --- Enable / Disable ---------------------------------------------------------------------------------------
+
 
 def test_disable_then_enable(admin_client, make_connector):
     connector = make_connector("To internet")
@@ -344,6 +382,7 @@ def test_enable_and_disable_need_post(admin_client, make_connector, action):
 
 # --- Remove -------------------------------------------------------------------------------------------------
 
+
 def test_remove_asks_first(admin_client, make_connector):
     connector = make_connector("To internet")
     response = admin_client.get(reverse("connectors:remove", args=[connector.guid]))
@@ -367,6 +406,7 @@ def test_remove_deletes_and_logs(admin_client, make_connector):
 
 
 # --- Audit log ----------------------------------------------------------------------------------------------
+
 
 def test_audit_log_lists_changes_newest_first(helpdesk_client, make_connector):
     connector = make_connector("To internet")

@@ -1,12 +1,13 @@
 """The New Send connector wizard driven through the Django test client, page by page, without JavaScript."""
+
 import pytest
 from django.contrib.messages import get_messages
 from django.test import Client
 
 from sendconn.connectors import forms as connector_forms
 from sendconn.connectors.models import AdminAuditLogEntry, SendConnector, TransportServer
-from sendconn.connectors.services import Caller, new_send_connector
 from sendconn.connectors.servers import register_transport_server
+from sendconn.connectors.services import Caller, new_send_connector
 
 from .pages import WIZARD_URL, WizardRun
 
@@ -188,7 +189,7 @@ def test_text_left_in_an_add_box_is_not_silently_lost(admin_client):
     run.next(new_smart_host="10.0.0.26")
     assert run.step == "network"
     assert run.errors["new_smart_host"] == ["Click Save to add this smart host to the list, or clear the box."]
-    assert "<details class=\"dialog\" open>" in run.response.content.decode()
+    assert '<details class="dialog" open>' in run.response.content.decode()
 
 
 def test_smart_host_list_add_and_remove_without_javascript(admin_client):
@@ -248,7 +249,7 @@ def test_add_domain_dialog_refuses_bad_entries(admin_client, domain, cost, field
     run.click("save_address_space", space_domain=domain, space_cost=cost)
     assert message in run.errors[field][0]
     assert run.form.rows() == []
-    assert "<details class=\"dialog\" open>" in run.response.content.decode()
+    assert '<details class="dialog" open>' in run.response.content.decode()
 
 
 def test_select_a_server_lists_registered_servers_and_adds_the_ticked_ones(admin_client):

@@ -1,4 +1,5 @@
 """Fixtures for the observability tests: the transport's loopback peers (nsd, SMTP sinks), and /metrics read back."""
+
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 

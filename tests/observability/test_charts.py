@@ -1,4 +1,5 @@
 """Charts: the SVG geometry, and the dashboard and connector page drawing them from recorded mail."""
+
 import re
 from datetime import UTC, datetime, timedelta
 
@@ -28,7 +29,9 @@ def test_flow_bars_stack_delivered_deferred_and_failed_to_scale():
     chart = charts.flow_chart(flow_periods((12, 6, 2), (0, 0, 0), (10, 0, 0), *[(0, 0, 0)] * 285))
 
     assert [bar.title for bar in chart.bars] == [
-        "00:00 UTC: 12 delivered, 6 deferred, 2 failed", "00:10 UTC: 10 delivered, 0 deferred, 0 failed"]
+        "00:00 UTC: 12 delivered, 6 deferred, 2 failed",
+        "00:10 UTC: 10 delivered, 0 deferred, 0 failed",
+    ]
     first, third = chart.bars
     plot = chart.axes.bottom - chart.axes.top
     assert [rect.css_class for rect in first.rects] == ["flow-delivered", "flow-deferred", "flow-failed"]
@@ -42,15 +45,20 @@ def test_flow_bars_stack_delivered_deferred_and_failed_to_scale():
 
 
 def test_depth_line_breaks_where_no_sample_was_taken():
-    samples = [flow.DepthPoint(START + flow.PERIOD * index, depth)
-               for index, depth in enumerate([4, 8, None, None, 2, *[None] * 283])]
+    samples = [
+        flow.DepthPoint(START + flow.PERIOD * index, depth)
+        for index, depth in enumerate([4, 8, None, None, 2, *[None] * 283])
+    ]
 
     chart = charts.depth_chart(samples)
 
     assert len(chart.lines) == 2
     assert chart.lines[0].startswith("M") and " L" in chart.lines[0] and "L" not in chart.lines[1]
     assert [point.title for point in chart.points] == [
-        "00:00 UTC: 4 recipients waiting", "00:05 UTC: 8 recipients waiting", "00:20 UTC: 2 recipients waiting"]
+        "00:00 UTC: 4 recipients waiting",
+        "00:05 UTC: 8 recipients waiting",
+        "00:20 UTC: 2 recipients waiting",
+    ]
     assert (chart.latest, chart.peak) == (2, 8)
     assert charts.depth_chart([flow.DepthPoint(START, None)] * 288).empty
 
@@ -67,22 +75,35 @@ def recorded(make_connector):
     now = timezone.now()
 
     def outcome(event_id, status, connector, count, ago):
-        return [tracking.event(event_id, TrackingSource.SMTP, message, f"user{n}@fabrikam.test",
-                               recipient_status=status, connector_name=connector, timestamp=now - ago)
-                for n in range(count)]
+        return [
+            tracking.event(
+                event_id,
+                TrackingSource.SMTP,
+                message,
+                f"user{n}@fabrikam.test",
+                recipient_status=status,
+                connector_name=connector,
+                timestamp=now - ago,
+            )
+            for n in range(count)
+        ]
 
-    tracking.record([
-        *outcome(TrackingEventId.SEND, "250 2.6.0 Queued", "To internet", 7, timedelta(minutes=20)),
-        *outcome(TrackingEventId.DEFER, "451 4.4.0 DNS query failed", "To internet", 2, timedelta(minutes=20)),
-        *outcome(TrackingEventId.FAIL, "550 5.1.1 User unknown", "To partners", 3, timedelta(hours=2)),
-        *outcome(TrackingEventId.SEND, "250 2.6.0 Queued", "To partners", 4, timedelta(hours=2)),
-    ])
+    tracking.record(
+        [
+            *outcome(TrackingEventId.SEND, "250 2.6.0 Queued", "To internet", 7, timedelta(minutes=20)),
+            *outcome(TrackingEventId.DEFER, "451 4.4.0 DNS query failed", "To internet", 2, timedelta(minutes=20)),
+            *outcome(TrackingEventId.FAIL, "550 5.1.1 User unknown", "To partners", 3, timedelta(hours=2)),
+            *outcome(TrackingEventId.SEND, "250 2.6.0 Queued", "To partners", 4, timedelta(hours=2)),
+        ]
+    )
     for ago, internet, partners in ((15, 5, 1), (10, 3, 0), (5, 9, 2)):
         start = flow.period_start(now - timedelta(minutes=ago))
-        QueueDepthSample.objects.bulk_create([QueueDepthSample(period_start=start, connector_name="To internet",
-                                                               recipients=internet),
-                                              QueueDepthSample(period_start=start, connector_name="To partners",
-                                                               recipients=partners)])
+        QueueDepthSample.objects.bulk_create(
+            [
+                QueueDepthSample(period_start=start, connector_name="To internet", recipients=internet),
+                QueueDepthSample(period_start=start, connector_name="To partners", recipients=partners),
+            ]
+        )
     return now
 
 
@@ -98,11 +119,16 @@ def test_dashboard_draws_24_hours_of_mail_flow_and_queue_depth(helpdesk_client, 
     assert mail.count('<rect class="flow-failed"') == 1
     assert "7 delivered, 2 deferred, 0 failed</title>" in mail
     assert "4 delivered, 0 deferred, 3 failed</title>" in mail
-    assert re.search(r"Delivered <strong>11</strong>.*Deferred <strong>2</strong>.*Failed <strong>3</strong>", mail,
-                     re.S)
+    assert re.search(
+        r"Delivered <strong>11</strong>.*Deferred <strong>2</strong>.*Failed <strong>3</strong>", mail, re.S
+    )
     depth = svg_of(html, "queue-depth")
     assert depth.count('<circle class="depth-point"') == 3
-    assert "6 recipients waiting</title>" in depth and "3 recipients waiting</title>" in depth and "11 recipients waiting</title>" in depth
+    assert (
+        "6 recipients waiting</title>" in depth
+        and "3 recipients waiting</title>" in depth
+        and "11 recipients waiting</title>" in depth
+    )
     assert "Now <strong>11</strong> waiting; at most 11" in depth
     # Our Content-Security-Policy: no script, no style attribute.
     for chart in (mail, depth):

@@ -1,4 +1,5 @@
 """flow: per-period outcome counts written with the tracking events, queue depth samples, and the charts' reads."""
+
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -23,19 +24,23 @@ def message():
 
 
 def event(message, event_id, status, at, connector="To internet"):
-    return tracking.event(event_id, "SMTP", message, "kim@implicit.test", recipient_status=status,
-                          connector_name=connector, timestamp=at)
+    return tracking.event(
+        event_id, "SMTP", message, "kim@implicit.test", recipient_status=status, connector_name=connector, timestamp=at
+    )
 
 
-@pytest.mark.parametrize("reply, expected", [
-    ("250 2.6.0 <id@contoso.test> Queued mail for delivery", "2"),
-    ("451 4.4.0 DNS query failed", "4"),
-    ("550 5.1.1 User unknown", "5"),
-    ("550-5.7.1 Relaying denied", "5"),
-    ("421 Service not available", "4"),  # no enhanced code: the reply code's class
-    ("", ""),
-    ("Connection refused", ""),
-])
+@pytest.mark.parametrize(
+    "reply, expected",
+    [
+        ("250 2.6.0 <id@contoso.test> Queued mail for delivery", "2"),
+        ("451 4.4.0 DNS query failed", "4"),
+        ("550 5.1.1 User unknown", "5"),
+        ("550-5.7.1 Relaying denied", "5"),
+        ("421 Service not available", "4"),  # no enhanced code: the reply code's class
+        ("", ""),
+        ("Connection refused", ""),
+    ],
+)
 def test_status_class_is_the_enhanced_codes_class(reply, expected):
     assert flow.status_class(reply) == expected
 
@@ -49,8 +54,12 @@ def test_periods_are_five_minutes_aligned_and_cover_24_hours():
 
 def test_recorded_events_add_up_per_period_connector_event_and_class(message):
     with transaction.atomic():
-        tracking.record([event(message, TrackingEventId.SEND, "250 2.6.0 Queued", NOW),
-                         event(message, TrackingEventId.DEFER, "451 4.4.0 DNS query failed", NOW)])
+        tracking.record(
+            [
+                event(message, TrackingEventId.SEND, "250 2.6.0 Queued", NOW),
+                event(message, TrackingEventId.DEFER, "451 4.4.0 DNS query failed", NOW),
+            ]
+        )
     with transaction.atomic():
         tracking.record([event(message, TrackingEventId.SEND, "250 2.0.0 OK", NOW + timedelta(seconds=60))])
 
@@ -68,14 +77,16 @@ def test_a_rolled_back_transaction_adds_nothing(message):
 
 
 def test_mail_flow_gives_every_period_of_the_window_zeros_included(message):
-    tracking.record([
-        event(message, TrackingEventId.SEND, "250 2.6.0 Queued", NOW - timedelta(minutes=1)),
-        event(message, TrackingEventId.FAIL, "550 5.1.1 User unknown", NOW - timedelta(minutes=1)),
-        event(message, TrackingEventId.DEFER, "451 4.4.0 DNS query failed", NOW - timedelta(hours=3)),
-        event(message, TrackingEventId.SEND, "250 2.6.0 Queued", NOW - timedelta(hours=25)),  # outside
-        event(message, TrackingEventId.SEND, "250 2.6.0 Queued", NOW, connector="To partners"),
-        event(message, TrackingEventId.RECEIVE, "", NOW),  # not mail flow
-    ])
+    tracking.record(
+        [
+            event(message, TrackingEventId.SEND, "250 2.6.0 Queued", NOW - timedelta(minutes=1)),
+            event(message, TrackingEventId.FAIL, "550 5.1.1 User unknown", NOW - timedelta(minutes=1)),
+            event(message, TrackingEventId.DEFER, "451 4.4.0 DNS query failed", NOW - timedelta(hours=3)),
+            event(message, TrackingEventId.SEND, "250 2.6.0 Queued", NOW - timedelta(hours=25)),  # outside
+            event(message, TrackingEventId.SEND, "250 2.6.0 Queued", NOW, connector="To partners"),
+            event(message, TrackingEventId.RECEIVE, "", NOW),  # not mail flow
+        ]
+    )
 
     periods = flow.mail_flow(NOW)
 
@@ -101,7 +112,10 @@ def test_queue_depth_is_sampled_once_per_period_for_every_connector(make_connect
 
     period = datetime(2026, 12, 3, 12, 5, tzinfo=UTC)
     assert sorted(QueueDepthSample.objects.values_list("period_start", "connector_name", "recipients")) == [
-        (period, "", 0), (period, "To internet", 2), (period, "To partners", 0)]
+        (period, "", 0),
+        (period, "To internet", 2),
+        (period, "To partners", 0),
+    ]
 
     assert flow.sample_queue_depth(NOW + timedelta(minutes=5))
     depth = flow.queue_depth(NOW + timedelta(minutes=5))
@@ -111,8 +125,12 @@ def test_queue_depth_is_sampled_once_per_period_for_every_connector(make_connect
 
 def test_periods_older_than_a_week_are_deleted_when_sampling(message, monkeypatch):
     monkeypatch.setattr(flow, "_last_sampled", None)
-    tracking.record([event(message, TrackingEventId.SEND, "250 2.6.0 Queued", NOW - timedelta(days=8)),
-                     event(message, TrackingEventId.SEND, "250 2.6.0 Queued", NOW - timedelta(days=6))])
+    tracking.record(
+        [
+            event(message, TrackingEventId.SEND, "250 2.6.0 Queued", NOW - timedelta(days=8)),
+            event(message, TrackingEventId.SEND, "250 2.6.0 Queued", NOW - timedelta(days=6)),
+        ]
+    )
     QueueDepthSample.objects.create(period_start=NOW - timedelta(days=8), connector_name="", recipients=3)
 
     flow.sample_queue_depth(NOW)
@@ -127,14 +145,20 @@ def test_the_migration_counts_events_recorded_before_it(message):
     from sendconn.transport.statements import insert
 
     recent = datetime.now(UTC) - timedelta(hours=1)
-    insert([event(message, TrackingEventId.SEND, "250 2.6.0 Queued", recent),
+    insert(
+        [
+            event(message, TrackingEventId.SEND, "250 2.6.0 Queued", recent),
             event(message, TrackingEventId.FAIL, "550 5.1.1 User unknown", recent),
-            event(message, TrackingEventId.SEND, "250 2.6.0 Queued", recent - timedelta(days=30))])  # too old
+            event(message, TrackingEventId.SEND, "250 2.6.0 Queued", recent - timedelta(days=30)),
+        ]
+    )  # too old
 
     import_module("sendconn.observability.migrations.0002_count_recorded_events").count_recorded_events(apps, None)
 
     assert sorted(OutcomeCount.objects.values_list("event_id", "status_class", "recipients")) == [
-        ("FAIL", "5", 1), ("SEND", "2", 1)]
+        ("FAIL", "5", 1),
+        ("SEND", "2", 1),
+    ]
 
 
 def test_the_24_hour_query_reads_the_period_index(message):
@@ -142,5 +166,7 @@ def test_the_24_hour_query_reads_the_period_index(message):
         pytest.skip("PostgreSQL plans by table statistics: bench/charts.py shows its plan with 1 million events")
     plan = flow.outcome_counts(NOW - flow.WINDOW).explain()
     # The unique constraint's index (period_start first), as SQLite names it.
-    assert "SEARCH observability_outcomecount USING INDEX sqlite_autoindex_observability_outcomecount_1 " \
-           "(period_start>?)" in plan
+    assert (
+        "SEARCH observability_outcomecount USING INDEX sqlite_autoindex_observability_outcomecount_1 "
+        "(period_start>?)" in plan
+    )

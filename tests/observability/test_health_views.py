@@ -1,5 +1,6 @@
 """/healthz and /readyz: in-process on the test database, and served by gunicorn when the database or the broker
 can't be reached or the migrations aren't applied (a closed port on loopback is a real unreachable peer)."""
+
 import urllib.error
 import urllib.request
 

@@ -5,6 +5,7 @@ two gunicorn workers) added up.
 Counters live in this test session's multiprocess folder and only grow, so the in-process tests compare before
 and after; the process test has a folder of its own and checks exact values.
 """
+
 import ipaddress
 import smtplib
 import sqlite3
@@ -52,10 +53,14 @@ def test_delivered_deferred_and_failed_recipients_are_counted_with_their_status_
     make_connector, sink, port, scrape, django_capture_on_commit_callbacks
 ):
     connector = make_connector("Metrics route", ["*"], usage="Internet", port=port)
-    sink("127.0.0.6", port=port, rcpt_replies={
-        "busy@partial.test": "450 4.2.1 Mailbox busy, try again later",
-        "gone@partial.test": "550 5.1.1 User unknown",
-    })
+    sink(
+        "127.0.0.6",
+        port=port,
+        rcpt_replies={
+            "busy@partial.test": "450 4.2.1 Mailbox busy, try again later",
+            "gone@partial.test": "550 5.1.1 User unknown",
+        },
+    )
     queue_message(SENDER, ["ok@partial.test", "busy@partial.test", "gone@partial.test"], CONTENT)
     before = scrape()
 
@@ -73,29 +78,45 @@ def test_delivered_deferred_and_failed_recipients_are_counted_with_their_status_
     assert grew("sendconn_delivery_latency_seconds_count", connector="Metrics route") == 1
     assert grew("sendconn_delivery_latency_seconds_bucket", connector="Metrics route", le="+Inf") == 1
     # The deferred recipient waits in the Retry state of its queue, read from the database at scrape time.
-    assert sample(after, "sendconn_queue_messages", connector="Metrics route", next_hop="partial.test",
-                  status="Retry") == 1
-    assert sample(after, "sendconn_queue_oldest_message_age_seconds", connector="Metrics route",
-                  next_hop="partial.test") >= 0
+    assert (
+        sample(after, "sendconn_queue_messages", connector="Metrics route", next_hop="partial.test", status="Retry")
+        == 1
+    )
+    assert (
+        sample(after, "sendconn_queue_oldest_message_age_seconds", connector="Metrics route", next_hop="partial.test")
+        >= 0
+    )
     assert ("sendconn_smtp_sessions_open", frozenset()) in after
 
 
-def test_outcomes_of_a_rolled_back_transaction_are_not_counted(make_connector, scrape,
-                                                               django_capture_on_commit_callbacks):
+def test_outcomes_of_a_rolled_back_transaction_are_not_counted(
+    make_connector, scrape, django_capture_on_commit_callbacks
+):
     make_connector("Rolled back", ["*"])
     message = queue_message(SENDER, ["kim@implicit.test"], CONTENT)
     before = scrape()
 
     with django_capture_on_commit_callbacks(execute=True):
         with pytest.raises(RuntimeError), transaction.atomic():
-            tracking.record([tracking.event(TrackingEventId.SEND, TrackingSource.SMTP, message, "kim@implicit.test",
-                                            recipient_status="250 2.6.0 Queued", connector_name="Rolled back")])
+            tracking.record(
+                [
+                    tracking.event(
+                        TrackingEventId.SEND,
+                        TrackingSource.SMTP,
+                        message,
+                        "kim@implicit.test",
+                        recipient_status="250 2.6.0 Queued",
+                        connector_name="Rolled back",
+                    )
+                ]
+            )
             raise RuntimeError("the delivery's transaction fails")
 
     after = scrape()
     for name in ("sendconn_recipients_total", "sendconn_delivery_latency_seconds_count"):
         assert {key: value for key, value in after.items() if key[0] == name} == {
-            key: value for key, value in before.items() if key[0] == name}
+            key: value for key, value in before.items() if key[0] == name
+        }
 
 
 def test_queued_messages_are_gauged_per_connector_next_hop_and_status(make_connector, scrape):
@@ -105,27 +126,37 @@ def test_queued_messages_are_gauged_per_connector_next_hop_and_status(make_conne
 
     samples = scrape()
 
-    assert sample(samples, "sendconn_queue_messages", connector="Queue gauge", next_hop="implicit.test",
-                  status="Ready") == 2
-    assert 0 <= sample(samples, "sendconn_queue_oldest_message_age_seconds", connector="Queue gauge",
-                       next_hop="implicit.test") < 60
+    assert (
+        sample(samples, "sendconn_queue_messages", connector="Queue gauge", next_hop="implicit.test", status="Ready")
+        == 2
+    )
+    assert (
+        0
+        <= sample(
+            samples, "sendconn_queue_oldest_message_age_seconds", connector="Queue gauge", next_hop="implicit.test"
+        )
+        < 60
+    )
 
 
 def test_verify_delivery_runs_are_counted_by_result(make_connector, sink, scrape):
     server = sink("127.0.0.5", port=free_port("127.0.0.5"))
     good = make_connector("Verified", ["*"], port=server.port)
-    bad = make_connector("Refused", dns_routing_enabled=False, smart_hosts=["127.0.0.7"],
-                         port=free_port("127.0.0.7"))
+    bad = make_connector("Refused", dns_routing_enabled=False, smart_hosts=["127.0.0.7"], port=free_port("127.0.0.7"))
     before = scrape()
 
-    ran = [run_verification(start_verification(Caller("orgadmin", "Web"), connector, "julia@implicit.test").pk)
-           for connector in (good, bad)]
+    ran = [
+        run_verification(start_verification(Caller("orgadmin", "Web"), connector, "julia@implicit.test").pk)
+        for connector in (good, bad)
+    ]
 
     assert [run.status for run in ran] == [VerificationStatus.SUCCEEDED, VerificationStatus.FAILED]
     after = scrape()
     for result in ("Succeeded", "Failed"):
-        assert (sample(after, "sendconn_verify_delivery_runs_total", result=result)
-                - sample(before, "sendconn_verify_delivery_runs_total", result=result)) == 1
+        assert (
+            sample(after, "sendconn_verify_delivery_runs_total", result=result)
+            - sample(before, "sendconn_verify_delivery_runs_total", result=result)
+        ) == 1
 
 
 def test_sweeper_runs_are_counted(scrape, db):
@@ -184,8 +215,9 @@ def test_metrics_answer_the_bearer_token_from_anywhere(client, db, settings):
 def test_counts_of_smtpd_worker_and_beat_processes_add_up_on_the_web(tmp_path, nsd, sink):
     """Embedded mode as `make run` starts it: each process writes its own counters, gunicorn's /metrics adds them."""
     server = sink("127.0.0.5", port=free_port("127.0.0.5"))
-    stack = TransportStack(tmp_path, SENDCONN_DNS_SERVERS=nsd.address, SENDCONN_SWEEP_INTERVAL=1,
-                           SENDCONN_SMTP_PROCESSES=2)
+    stack = TransportStack(
+        tmp_path, SENDCONN_DNS_SERVERS=nsd.address, SENDCONN_SWEEP_INTERVAL=1, SENDCONN_SMTP_PROCESSES=2
+    )
     try:
         stack.migrate()
         stack.cmdlet(f"New-SendConnector -Name 'To internet' -AddressSpaces * -Internet -Port {server.port}")
@@ -206,8 +238,9 @@ def test_counts_of_smtpd_worker_and_beat_processes_add_up_on_the_web(tmp_path, n
         deadline = time.monotonic() + 60
         while True:
             samples = scraped()
-            done = (sample(samples, "sendconn_recipients_total", connector="To internet", outcome="delivered",
-                           status_class="2") == 3 and sample(samples, "sendconn_sweeper_runs_total", result="success"))
+            done = sample(
+                samples, "sendconn_recipients_total", connector="To internet", outcome="delivered", status_class="2"
+            ) == 3 and sample(samples, "sendconn_sweeper_runs_total", result="success")
             if done or time.monotonic() > deadline:
                 break
             time.sleep(0.5)
@@ -219,8 +252,12 @@ def test_counts_of_smtpd_worker_and_beat_processes_add_up_on_the_web(tmp_path, n
         assert len(server.messages) == 3
         # The worker's sweep also took this period's queue depth sample, for the charts.
         with sqlite3.connect(stack.var_dir / "sendconn.sqlite3") as database:
-            names = [row[0] for row in database.execute(
-                "SELECT DISTINCT connector_name FROM observability_queuedepthsample ORDER BY connector_name")]
+            names = [
+                row[0]
+                for row in database.execute(
+                    "SELECT DISTINCT connector_name FROM observability_queuedepthsample ORDER BY connector_name"
+                )
+            ]
         assert names == ["", "To internet"]
         # A worker that stops takes its share of the open-sessions gauge along.
         metrics_dir = stack.var_dir / "metrics"

@@ -1,5 +1,6 @@
 """deploy/: the Prometheus scrape example and the Grafana dashboard, run by a real Prometheus (Debian's package)
 scraping the live server's /metrics with the bearer token, every dashboard query evaluated by it."""
+
 import json
 import re
 import shutil
@@ -62,19 +63,29 @@ def prometheus(live_server, tmp_path):
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN)
     target = live_server.url.removeprefix("http://")
-    config = (SCRAPE_CONFIG.replace("/etc/prometheus/sendconn-metrics-token", str(token_file))
-              .replace("sendconn.contoso.com:8000", target)
-              .replace("scrape_interval: 30s", "scrape_interval: 1s"))
+    config = (
+        SCRAPE_CONFIG.replace("/etc/prometheus/sendconn-metrics-token", str(token_file))
+        .replace("sendconn.contoso.com:8000", target)
+        .replace("scrape_interval: 30s", "scrape_interval: 1s")
+    )
     assert target in config and str(token_file) in config
     (tmp_path / "prometheus.yml").write_text(config)
-    check = subprocess.run(["promtool", "check", "config", str(tmp_path / "prometheus.yml")], capture_output=True,
-                           text=True, timeout=60)
+    check = subprocess.run(
+        ["promtool", "check", "config", str(tmp_path / "prometheus.yml")], capture_output=True, text=True, timeout=60
+    )
     assert check.returncode == 0, check.stdout + check.stderr
     port = free_port()
     log = (tmp_path / "prometheus.log").open("wb")
     process = subprocess.Popen(
-        [binary, f"--config.file={tmp_path / 'prometheus.yml'}", f"--storage.tsdb.path={tmp_path / 'data'}",
-         f"--web.listen-address=127.0.0.1:{port}"], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        [
+            binary,
+            f"--config.file={tmp_path / 'prometheus.yml'}",
+            f"--storage.tsdb.path={tmp_path / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
     )
     try:
         yield port
@@ -95,12 +106,23 @@ def test_prometheus_scrapes_with_the_token_and_answers_every_dashboard_query(set
     settings.SENDCONN_METRICS_NETWORKS = []  # only the token lets Prometheus in
     make_connector("To internet", ["*"])
     message = queue_message("julia@contoso.test", ["kim@implicit.test"], b"Subject: Hi\r\n\r\nHello\r\n")
-    tracking.record([  # each outcome once, committed: the hooks count them
-        tracking.event(event_id, TrackingSource.SMTP, message, "kim@implicit.test", recipient_status=status,
-                       connector_name="To internet")
-        for event_id, status in ((TrackingEventId.SEND, "250 2.6.0 Queued"), (TrackingEventId.DEFER, "451 4.4.0 x"),
-                                 (TrackingEventId.FAIL, "550 5.1.1 User unknown"))
-    ])
+    tracking.record(
+        [  # each outcome once, committed: the hooks count them
+            tracking.event(
+                event_id,
+                TrackingSource.SMTP,
+                message,
+                "kim@implicit.test",
+                recipient_status=status,
+                connector_name="To internet",
+            )
+            for event_id, status in (
+                (TrackingEventId.SEND, "250 2.6.0 Queued"),
+                (TrackingEventId.DEFER, "451 4.4.0 x"),
+                (TrackingEventId.FAIL, "550 5.1.1 User unknown"),
+            )
+        ]
+    )
     metrics.smtpd_message_accepted()
     metrics.smtpd_reply("550 5.7.54 SMTP; Unable to relay recipient in non-accepted domain")
     metrics.verification_finished("Succeeded")

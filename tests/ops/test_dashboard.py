@@ -8,10 +8,10 @@ from django.urls import reverse
 from django.utils import timezone
 from pytest_django.asserts import assertContains, assertNotContains
 
+from sendconn.connectors.services import Caller
 from sendconn.ops import process_status
 from sendconn.ops.models import VerificationRun, VerificationStatus
 from sendconn.ops.process_status import ProcessState, ProcessStatus
-from sendconn.connectors.services import Caller
 from sendconn.transport import queue_admin, tracking
 from sendconn.transport.models import Message, Recipient, TrackingEventId, TrackingSource
 from sendconn.transport.queueing import queue_message
@@ -35,17 +35,29 @@ def queued(subject, recipients, *, states=(), submitted_ago=None):
 
 def outcomes(message, event_id, count, ago):
     at = timezone.now() - ago
-    tracking.record([
-        tracking.event(event_id, TrackingSource.SMTP, message, f"user{number}@fabrikam.test",
-                       connector_name="To internet", timestamp=at)
-        for number in range(count)
-    ])
+    tracking.record(
+        [
+            tracking.event(
+                event_id,
+                TrackingSource.SMTP,
+                message,
+                f"user{number}@fabrikam.test",
+                connector_name="To internet",
+                timestamp=at,
+            )
+            for number in range(count)
+        ]
+    )
 
 
 def verified(connector, status, ago):
     return VerificationRun.objects.create(
-        connector=connector, connector_name=connector.name, requested_by="orgadmin", server_name="EX01",
-        status=status, requested_at=timezone.now() - ago,
+        connector=connector,
+        connector_name=connector.name,
+        requested_by="orgadmin",
+        server_name="EX01",
+        status=status,
+        requested_at=timezone.now() - ago,
     )
 
 
@@ -62,10 +74,18 @@ def mail_flow(make_connector):
     partner_failed = verified(partner, VerificationStatus.FAILED, timedelta(minutes=10))
     # Fully delivered long ago: not waiting, so not the oldest waiting message.
     queued("Done", ["a@fabrikam.test"], states=["Delivered"], submitted_ago=timedelta(days=5))
-    oldest = queued("Stuck", ["b@fabrikam.test", "c@fabrikam.test"], states=["Delivered", "Retry"],
-                    submitted_ago=timedelta(days=1, hours=2))
-    queued("Mixed", ["d@x.test", "e@x.test", "f@x.test", "g@x.test"],
-           states=["Ready", "Retry", "Suspended", "Unreachable"], submitted_ago=timedelta(hours=3))
+    oldest = queued(
+        "Stuck",
+        ["b@fabrikam.test", "c@fabrikam.test"],
+        states=["Delivered", "Retry"],
+        submitted_ago=timedelta(days=1, hours=2),
+    )
+    queued(
+        "Mixed",
+        ["d@x.test", "e@x.test", "f@x.test", "g@x.test"],
+        states=["Ready", "Retry", "Suspended", "Unreachable"],
+        submitted_ago=timedelta(hours=3),
+    )
     fresh = queued("Fresh", ["h@x.test", "i@x.test"], states=["Ready", "Failed"])
     outcomes(fresh, TrackingEventId.SEND, 3, timedelta(minutes=10))
     outcomes(fresh, TrackingEventId.FAIL, 2, timedelta(minutes=20))
@@ -166,8 +186,11 @@ def test_the_left_navigation(helpdesk_client):
 def test_mail_flow_shows_its_features_as_tabs(helpdesk_client):
     response = helpdesk_client.get(reverse("ops:queues"))
     assertContains(response, f'<a href="{reverse("connectors:list")}" aria-current="page">mail flow</a>', html=True)
-    for name, label in (("connectors:list", "send connectors"), ("ops:tracking", "message tracking"),
-                        ("ops:protocol-logs", "protocol logs")):
+    for name, label in (
+        ("connectors:list", "send connectors"),
+        ("ops:tracking", "message tracking"),
+        ("ops:protocol-logs", "protocol logs"),
+    ):
         assertContains(response, f'<li><a href="{reverse(name)}">{label}</a></li>', html=True)
     assertContains(response, f'<li><a href="{reverse("ops:queues")}" aria-current="page">queues</a></li>', html=True)
 
@@ -185,11 +208,20 @@ def test_a_user_in_no_role_group_is_refused(client, nobody):
 def test_the_processes_runall_supervises_with_their_restarts(helpdesk_client, settings, tmp_path):
     settings.VAR_DIR = tmp_path
     at = datetime(2026, 12, 3, 9, 30, tzinfo=UTC)
-    process_status.write([
-        ProcessStatus("web", ProcessState.RUNNING, pid=4242, started_at=at),
-        ProcessStatus("worker", ProcessState.RESTARTING, restarts=3, last_exit="killed by SIGKILL",
-                      last_exit_at=at + timedelta(minutes=5), restart_at=at + timedelta(minutes=5, seconds=8)),
-    ], at + timedelta(minutes=5))
+    process_status.write(
+        [
+            ProcessStatus("web", ProcessState.RUNNING, pid=4242, started_at=at),
+            ProcessStatus(
+                "worker",
+                ProcessState.RESTARTING,
+                restarts=3,
+                last_exit="killed by SIGKILL",
+                last_exit_at=at + timedelta(minutes=5),
+                restart_at=at + timedelta(minutes=5, seconds=8),
+            ),
+        ],
+        at + timedelta(minutes=5),
+    )
 
     response = helpdesk_client.get(URL)
 

@@ -1,5 +1,5 @@
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from django.urls import reverse
@@ -27,7 +27,7 @@ EXCHANGE_LOG = """#Software: Microsoft Exchange Server\r
 
 
 def today():
-    return f"{datetime.now(timezone.utc):%Y%m%d}"
+    return f"{datetime.now(UTC):%Y%m%d}"
 
 
 def day_url(day):
@@ -116,7 +116,9 @@ def test_a_day_lists_its_sessions_with_timing_and_last_reply(helpdesk_client, lo
     assert session_ids(response) == [logs["internet"], logs["second"], logs["relay"]]
     first = response.context["page"][0]
     assert (first.connector, first.remote_endpoints, first.local_endpoint) == (
-        "To internet", ["127.0.0.2:25"], "127.0.0.1:50123",
+        "To internet",
+        ["127.0.0.2:25"],
+        "127.0.0.1:50123",
     )
     assert first.last_reply == "250 2.0.0 OK queued as 4ABC"
     assert first.disconnected and first.line_count == 8
@@ -133,14 +135,17 @@ def test_an_exchange_day_reads_its_own_fields(helpdesk_client, logs):
     assert session.remote_endpoints == ["[::1]:25"]
 
 
-@pytest.mark.parametrize(("params", "expected"), [
-    ({"connector": "to INTERNET"}, ["internet", "second"]),
-    ({"connector": "Smart relay"}, ["relay"]),
-    ({"remote_address": "127.0.0.3"}, ["second"]),
-    ({"remote_address": "127.0.0.7:587"}, ["relay"]),
-    ({"remote_address": "127.0.0.7:25"}, []),
-    ({"connector": "To internet", "remote_address": "127.0.0.7"}, []),
-])
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({"connector": "to INTERNET"}, ["internet", "second"]),
+        ({"connector": "Smart relay"}, ["relay"]),
+        ({"remote_address": "127.0.0.3"}, ["second"]),
+        ({"remote_address": "127.0.0.7:587"}, ["relay"]),
+        ({"remote_address": "127.0.0.7:25"}, []),
+        ({"connector": "To internet", "remote_address": "127.0.0.7"}, []),
+    ],
+)
 def test_filter_sessions(helpdesk_client, logs, params, expected):
     response = helpdesk_client.get(day_url(today()), params)
     assert session_ids(response) == [logs[name] for name in expected]
@@ -153,17 +158,31 @@ def test_filter_by_session_id_ignores_case(helpdesk_client, logs):
 
 def test_filter_by_ipv6_remote_address(helpdesk_client, logs):
     assert session_ids(helpdesk_client.get(day_url(EXCHANGE_DAY), {"remote_address": "::1"})) == ["08DC6F1A2B3C4D5E"]
-    assert session_ids(helpdesk_client.get(day_url(EXCHANGE_DAY), {"remote_address": "[::1]:25"})) == ["08DC6F1A2B3C4D5E"]
+    assert session_ids(helpdesk_client.get(day_url(EXCHANGE_DAY), {"remote_address": "[::1]:25"})) == [
+        "08DC6F1A2B3C4D5E"
+    ]
 
 
-@pytest.mark.parametrize(("params", "field", "message"), [
-    ({"remote_address": "mx.fabrikam.test"}, "remote_address",
-     '"mx.fabrikam.test" isn\'t a valid IP address. Enter one such as 192.168.1.10 or 192.168.1.10:25.'),
-    ({"remote_address": "127.0.0.2:99999"}, "remote_address",
-     '"127.0.0.2:99999" isn\'t a valid IP address. Enter one such as 192.168.1.10 or 192.168.1.10:25.'),
-    ({"session_id": "not-hex"}, "session_id",
-     '"not-hex" isn\'t a valid session ID. A session ID is hexadecimal, such as 08DC6F1A2B3C4D5E.'),
-])
+@pytest.mark.parametrize(
+    ("params", "field", "message"),
+    [
+        (
+            {"remote_address": "mx.fabrikam.test"},
+            "remote_address",
+            '"mx.fabrikam.test" isn\'t a valid IP address. Enter one such as 192.168.1.10 or 192.168.1.10:25.',
+        ),
+        (
+            {"remote_address": "127.0.0.2:99999"},
+            "remote_address",
+            '"127.0.0.2:99999" isn\'t a valid IP address. Enter one such as 192.168.1.10 or 192.168.1.10:25.',
+        ),
+        (
+            {"session_id": "not-hex"},
+            "session_id",
+            '"not-hex" isn\'t a valid session ID. A session ID is hexadecimal, such as 08DC6F1A2B3C4D5E.',
+        ),
+    ],
+)
 def test_bad_filters_are_explained_next_to_their_field(helpdesk_client, logs, params, field, message):
     response = helpdesk_client.get(day_url(today()), params)
     assert response.status_code == 200
@@ -260,16 +279,19 @@ def test_download_stops_at_the_size_it_announced(helpdesk_client, logs, log_dir)
     response.close()
 
 
-@pytest.mark.parametrize("path", [
-    "/protocol-logs/files/../outside/",
-    "/protocol-logs/files/..%2FSEND20260101-0001.log/",
-    "/protocol-logs/files/%2E%2E%2F%2E%2E%2FSEND20260101-0001.log/",
-    "/protocol-logs/files//etc/passwd/",
-    "/protocol-logs/files/%2Fetc%2Fpasswd/",
-    "/protocol-logs/files/SEND20260101-0001.log%00/",
-    "/protocol-logs/files/SEND20991231-0001.log/",  # a log file name, but no such file
-    "/protocol-logs/files/.SEND.lock/",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/protocol-logs/files/../outside/",
+        "/protocol-logs/files/..%2FSEND20260101-0001.log/",
+        "/protocol-logs/files/%2E%2E%2F%2E%2E%2FSEND20260101-0001.log/",
+        "/protocol-logs/files//etc/passwd/",
+        "/protocol-logs/files/%2Fetc%2Fpasswd/",
+        "/protocol-logs/files/SEND20260101-0001.log%00/",
+        "/protocol-logs/files/SEND20991231-0001.log/",  # a log file name, but no such file
+        "/protocol-logs/files/.SEND.lock/",
+    ],
+)
 def test_nothing_but_a_log_file_in_the_folder_downloads(helpdesk_client, logs, log_dir, path):
     # A file with a log file name just outside the folder, and the lock file inside it.
     (log_dir.parent / "SEND20260101-0001.log").write_text("secret")

@@ -1,4 +1,5 @@
 """The queue viewer pages: who may see and do what, the confirmation pages, the actions, and unknown identities."""
+
 import pytest
 from django.urls import reverse
 from django.utils import timezone
@@ -71,28 +72,34 @@ def test_the_list_filters_by_status_and_next_hop(admin_client, message):
     assert admin_client.get(reverse("ops:queues"), {"status": "Bogus", "page": "x"}).status_code == 200
 
 
-@pytest.mark.parametrize("path", [
-    "queues/EX01%5Cnowhere.test/",
-    "queues/BR01%5Ccontoso.test/",
-    "queues/EX01%5Ccontoso.test%5CNo%20such%20connector/",
-    "queues/EX01%5Ccontoso.test/messages/999999/remove/",
-    "queues/EX01%5Ccontoso.test/actions/explode/",
-    "queues/EX01%5Cnowhere.test/actions/retry/",
-    "queues/EX01%5Ccontoso.test%5C9223372036854775808/",
-    "queues/EX01%5Ccon%00toso.test/",  # NUL: PostgreSQL can't compare it, and no queue has it
-    "queues/EX01%5Ccon%00toso.test/actions/suspend/",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "queues/EX01%5Cnowhere.test/",
+        "queues/BR01%5Ccontoso.test/",
+        "queues/EX01%5Ccontoso.test%5CNo%20such%20connector/",
+        "queues/EX01%5Ccontoso.test/messages/999999/remove/",
+        "queues/EX01%5Ccontoso.test/actions/explode/",
+        "queues/EX01%5Cnowhere.test/actions/retry/",
+        "queues/EX01%5Ccontoso.test%5C9223372036854775808/",
+        "queues/EX01%5Ccon%00toso.test/",  # NUL: PostgreSQL can't compare it, and no queue has it
+        "queues/EX01%5Ccon%00toso.test/actions/suspend/",
+    ],
+)
 def test_unknown_identities_and_actions_are_404(admin_client, message, path):
     response = admin_client.get(f"/{path}")
     assert response.status_code == 404
     assert b"couldn't be found" in response.content
 
 
-@pytest.mark.parametrize("path", [
-    "queues/EX01%5Ccontoso.test/messages/9223372036854775808/remove/",
-    "queues/EX01%5Ccontoso.test/messages/99999999999999999999999/suspend/",
-    "queues/EX01%5Ccontoso.test%5C99999999999999999999999/actions/retry/",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "queues/EX01%5Ccontoso.test/messages/9223372036854775808/remove/",
+        "queues/EX01%5Ccontoso.test/messages/99999999999999999999999/suspend/",
+        "queues/EX01%5Ccontoso.test%5C99999999999999999999999/actions/retry/",
+    ],
+)
 def test_numbers_beyond_the_id_columns_are_404(admin_client, message, path):
     """Not an OverflowError from the database driver: such a number names no row."""
     for response in (admin_client.get(f"/{path}"), admin_client.post(f"/{path}")):
@@ -149,8 +156,11 @@ def test_suspend_and_resume_queue(server_client, message):
     response = server_client.post(action_url("resume"), follow=True)
     assert "The queue &#x27;EX01\\contoso.test&#x27; was resumed." in response.content.decode()
     assert action_url("suspend") in server_client.get(queue_url()).content.decode()
-    assert list(AdminAuditLogEntry.objects.order_by("id").filter(cmdlet__endswith="-Queue")
-                .values_list("command_line", "caller")) == [
+    assert list(
+        AdminAuditLogEntry.objects.order_by("id")
+        .filter(cmdlet__endswith="-Queue")
+        .values_list("command_line", "caller")
+    ) == [
         ("Suspend-Queue -Identity 'EX01\\contoso.test'", "serveradmin"),
         ("Resume-Queue -Identity 'EX01\\contoso.test'", "serveradmin"),
     ]

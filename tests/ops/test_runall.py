@@ -1,5 +1,6 @@
 """`manage.py runall`, the supervisor behind `make run`: the Procfile's processes start together, one that exits is
 restarted with back-off while the others keep running, and Ctrl+C / SIGTERM stops them all."""
+
 import json
 import os
 import re
@@ -21,12 +22,20 @@ class Runall:
     def __init__(self, tmp_path, procfile):
         (tmp_path / "Procfile").write_text(procfile)
         self.log = tmp_path / "runall.log"
-        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "sendconn.settings", "SECRET_KEY": "runall-test-key",
-               "SENDCONN_VAR_DIR": str(tmp_path / "var")}
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "sendconn.settings",
+            "SECRET_KEY": "runall-test-key",
+            "SENDCONN_VAR_DIR": str(tmp_path / "var"),
+        }
         with self.log.open("w") as out:
             self.popen = subprocess.Popen(
                 [sys.executable, "manage.py", "runall", "--procfile", str(tmp_path / "Procfile")],
-                cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                cwd=REPO,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
 
@@ -83,7 +92,9 @@ def test_a_killed_process_is_restarted_with_back_off_and_the_others_keep_running
     assert started_pids(output, "web") == [web] and "web    | got TERM" not in output
     status = json.loads((tmp_path / "var/processes.json").read_text())["processes"]
     assert [(process["name"], process["state"], process["restarts"], process["last_exit"]) for process in status] == [
-        ("web", "Running", 0, None), ("worker", "Running", 2, "killed by SIGKILL")]
+        ("web", "Running", 0, None),
+        ("worker", "Running", 2, "killed by SIGKILL"),
+    ]
     assert status[1]["pid"] == started_pids(output, "worker")[2]
     runall.popen.send_signal(signal.SIGTERM)
     assert runall.finish() == 0
@@ -101,7 +112,9 @@ def test_sigterm_stops_a_process_waiting_to_be_restarted_too(tmp_path):
     assert "web    | got TERM" in output and "web stopped (exit status 0)" in output
     status = json.loads((tmp_path / "var/processes.json").read_text())["processes"]
     assert [(process["name"], process["state"], process["restarts"], process["last_exit"]) for process in status] == [
-        ("web", "Stopped", 0, None), ("beat", "Stopped", 1, "exit status 3")]
+        ("web", "Stopped", 0, None),
+        ("beat", "Stopped", 1, "exit status 3"),
+    ]
 
 
 def test_a_second_signal_kills_what_does_not_stop(tmp_path):

@@ -1,5 +1,4 @@
-from datetime import datetime, timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connection
@@ -26,8 +25,9 @@ def content(message_id, subject):
 
 def outcome(event_id, message, recipient, at, status="", connector="To internet", **extra):
     source = TrackingSource.DSN if event_id == TrackingEventId.DSN else TrackingSource.SMTP
-    return tracking.event(event_id, source, message, recipient, recipient_status=status, connector_name=connector,
-                          timestamp=at, **extra)
+    return tracking.event(
+        event_id, source, message, recipient, recipient_status=status, connector_name=connector, timestamp=at, **extra
+    )
 
 
 @pytest.fixture
@@ -36,20 +36,50 @@ def history(make_connector):
     the invoice an hour ago (still waiting for ann)."""
     make_connector("To internet", ["*"])
     now = timezone.now()
-    report = queue_message("Julia@Contoso.test", ["kim@fabrikam.test", "lee@tailspin.test"],
-                           content("<report@contoso.test>", "Quarterly report"))
+    report = queue_message(
+        "Julia@Contoso.test",
+        ["kim@fabrikam.test", "lee@tailspin.test"],
+        content("<report@contoso.test>", "Quarterly report"),
+    )
     received = now - timedelta(days=2)
     TrackingEvent.objects.filter(queued_message=report).update(timestamp=received)
-    tracking.record([
-        outcome(TrackingEventId.DEFER, report, "kim@fabrikam.test", received + timedelta(minutes=1),
-                "451 4.4.0 DNS query failed", remote_host="mx.fabrikam.test"),
-        outcome(TrackingEventId.FAIL, report, "lee@tailspin.test", received + timedelta(minutes=1),
-                "550 5.1.1 User unknown", remote_host="mx.tailspin.test", remote_ip="127.0.0.3"),
-        outcome(TrackingEventId.DSN, report, "lee@tailspin.test", received + timedelta(minutes=1, seconds=1),
-                "550 5.1.1 User unknown"),
-        outcome(TrackingEventId.SEND, report, "kim@fabrikam.test", received + timedelta(minutes=6),
-                "250 2.0.0 OK queued as 4ABC", remote_host="mx.fabrikam.test", remote_ip="127.0.0.2"),
-    ])
+    tracking.record(
+        [
+            outcome(
+                TrackingEventId.DEFER,
+                report,
+                "kim@fabrikam.test",
+                received + timedelta(minutes=1),
+                "451 4.4.0 DNS query failed",
+                remote_host="mx.fabrikam.test",
+            ),
+            outcome(
+                TrackingEventId.FAIL,
+                report,
+                "lee@tailspin.test",
+                received + timedelta(minutes=1),
+                "550 5.1.1 User unknown",
+                remote_host="mx.tailspin.test",
+                remote_ip="127.0.0.3",
+            ),
+            outcome(
+                TrackingEventId.DSN,
+                report,
+                "lee@tailspin.test",
+                received + timedelta(minutes=1, seconds=1),
+                "550 5.1.1 User unknown",
+            ),
+            outcome(
+                TrackingEventId.SEND,
+                report,
+                "kim@fabrikam.test",
+                received + timedelta(minutes=6),
+                "250 2.0.0 OK queued as 4ABC",
+                remote_host="mx.fabrikam.test",
+                remote_ip="127.0.0.2",
+            ),
+        ]
+    )
     invoice = queue_message("ann@contoso.test", ["ann@fabrikam.test"], content("<invoice@contoso.test>", "Invoice 42"))
     TrackingEvent.objects.filter(queued_message=invoice).update(timestamp=now - timedelta(hours=1))
     return report, invoice
@@ -71,15 +101,24 @@ def test_lists_every_message_newest_first_with_recipient_states_and_connector(he
     assert summary.recipient_states == {"kim@fabrikam.test": "Delivered", "lee@tailspin.test": "Failed"}
     assert summary.connectors == ["To internet"]
     assert summary.submitted_at == report.tracking_events.order_by("timestamp").first().timestamp
-    assertContains(response, "kim@fabrikam.test: <span class=\"state-delivered\">Delivered</span>", html=True)
-    assertContains(response, "ann@fabrikam.test: <span class=\"state-ready\">Ready</span>", html=True)
+    assertContains(response, 'kim@fabrikam.test: <span class="state-delivered">Delivered</span>', html=True)
+    assertContains(response, 'ann@fabrikam.test: <span class="state-ready">Ready</span>', html=True)
     assertContains(response, f'href="{message_url(report.pk)}"')
 
 
 def test_a_deferred_recipient_reads_retry_as_in_the_queue(helpdesk_client, history):
     _, invoice = history
-    tracking.record([outcome(TrackingEventId.DEFER, invoice, "ann@fabrikam.test", timezone.now(),
-                             "451 4.4.0 DNS query failed. The error was: SERVFAIL")])
+    tracking.record(
+        [
+            outcome(
+                TrackingEventId.DEFER,
+                invoice,
+                "ann@fabrikam.test",
+                timezone.now(),
+                "451 4.4.0 DNS query failed. The error was: SERVFAIL",
+            )
+        ]
+    )
     response = helpdesk_client.get(SEARCH_URL, {"sender": "ann@contoso.test"})
     assertContains(response, f'ann@fabrikam.test: <span class="state-retry">{RecipientStatus.RETRY}</span>', html=True)
     timeline = helpdesk_client.get(message_url(invoice.pk))
@@ -94,8 +133,13 @@ def test_search_by_sender_ignores_case_and_angle_brackets(helpdesk_client, histo
 
 def test_null_sender_finds_the_ndr(helpdesk_client, history, make_connector):
     report, _ = history
-    queue_message("", ["julia@contoso.test"], content("<ndr@ex01.contoso.test>", "Undeliverable: Quarterly report"),
-                  is_dsn=True, original_message=report)
+    queue_message(
+        "",
+        ["julia@contoso.test"],
+        content("<ndr@ex01.contoso.test>", "Undeliverable: Quarterly report"),
+        is_dsn=True,
+        original_message=report,
+    )
     assert listed(helpdesk_client.get(SEARCH_URL, {"sender": "<>"})) == ["Undeliverable: Quarterly report"]
 
 
@@ -117,7 +161,10 @@ def test_search_by_time_window(helpdesk_client, history):
     now = timezone.now()
     recent = {"start": f"{now - timedelta(hours=3):%Y-%m-%d %H:%M}"}
     assert listed(helpdesk_client.get(SEARCH_URL, recent)) == ["Invoice 42"]
-    days_ago = {"start": f"{now - timedelta(days=3):%Y-%m-%dT%H:%M}", "end": f"{now - timedelta(days=1):%Y-%m-%dT%H:%M}"}
+    days_ago = {
+        "start": f"{now - timedelta(days=3):%Y-%m-%dT%H:%M}",
+        "end": f"{now - timedelta(days=1):%Y-%m-%dT%H:%M}",
+    }
     assert listed(helpdesk_client.get(SEARCH_URL, days_ago)) == ["Quarterly report"]
 
 
@@ -133,16 +180,26 @@ FULL_ADDRESS = "Enter a full address such as kim@contoso.com."
 DATE_TIME = "Enter a date and time such as 2026-11-27 09:00 (UTC)."
 
 
-@pytest.mark.parametrize(("params", "field", "message"), [
-    ({"start": "yesterday"}, "start", DATE_TIME),
-    ({"end": "2026-02-30 10:00"}, "end", DATE_TIME),
-    ({"start": "2026-11-27 10:00", "end": "2026-11-27 09:00"}, "end", "The end time must be later than the start time."),
-    ({"sender": "julia"}, "sender", f'"julia" isn\'t a valid sender address. {FULL_ADDRESS}'),
-    ({"recipient": "a b@c"}, "recipient", f'"a b@c" isn\'t a valid recipient address. {FULL_ADDRESS}'),
-    ({"message_id": "<a b>"}, "message_id",
-     '"<a b>" isn\'t a valid Message-ID. Copy it from the message header, such as <1234@contoso.com>.'),
-    ({"event_id": "BOUNCE"}, "event_id", "Select a valid choice. BOUNCE is not one of the available choices."),
-])
+@pytest.mark.parametrize(
+    ("params", "field", "message"),
+    [
+        ({"start": "yesterday"}, "start", DATE_TIME),
+        ({"end": "2026-02-30 10:00"}, "end", DATE_TIME),
+        (
+            {"start": "2026-11-27 10:00", "end": "2026-11-27 09:00"},
+            "end",
+            "The end time must be later than the start time.",
+        ),
+        ({"sender": "julia"}, "sender", f'"julia" isn\'t a valid sender address. {FULL_ADDRESS}'),
+        ({"recipient": "a b@c"}, "recipient", f'"a b@c" isn\'t a valid recipient address. {FULL_ADDRESS}'),
+        (
+            {"message_id": "<a b>"},
+            "message_id",
+            '"<a b>" isn\'t a valid Message-ID. Copy it from the message header, such as <1234@contoso.com>.',
+        ),
+        ({"event_id": "BOUNCE"}, "event_id", "Select a valid choice. BOUNCE is not one of the available choices."),
+    ],
+)
 def test_bad_input_is_explained_next_to_its_field(helpdesk_client, history, params, field, message):
     response = helpdesk_client.get(SEARCH_URL, params)
     assert response.status_code == 200
@@ -158,13 +215,14 @@ def test_the_form_shows_what_was_searched(helpdesk_client, history):
     assertContains(response, 'value="2026-11-27T09:00"')
 
 
-@pytest.mark.parametrize("typed", ["2026-11-27 09:00", "2026-11-27T09:00", "2026-11-27T09:00:00Z",
-                                   "2026-11-27 09:00 UTC"])
+@pytest.mark.parametrize(
+    "typed", ["2026-11-27 09:00", "2026-11-27T09:00", "2026-11-27T09:00:00Z", "2026-11-27 09:00 UTC"]
+)
 def test_dates_are_read_as_utc_in_the_format_the_help_shows(settings, typed):
     settings.TIME_ZONE = "America/New_York"  # the server's zone doesn't matter
     form = TrackingSearchForm({"start": typed})
     assert form.is_valid(), form.errors
-    assert form.cleaned_data["start"] == datetime(2026, 11, 27, 9, 0, tzinfo=dt_timezone.utc)
+    assert form.cleaned_data["start"] == datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
     assert form.fields["start"].help_text == "UTC, for example 2026-11-27 09:00"
     shown = TrackingSearchForm(initial={"start": form.cleaned_data["start"]})["start"]
     assert 'type="text"' in str(shown) and 'value="2026-11-27 09:00"' in str(shown)
@@ -173,18 +231,33 @@ def test_dates_are_read_as_utc_in_the_format_the_help_shows(settings, typed):
 
 def make_messages(count):
     """``count`` tracked messages (RECEIVE for two recipients, SEND for one), written directly: fast."""
-    start = (TrackingEvent.objects.order_by("-internal_message_id").values_list("internal_message_id", flat=True)
-             .first() or 0) + 1
+    start = (
+        TrackingEvent.objects.order_by("-internal_message_id").values_list("internal_message_id", flat=True).first()
+        or 0
+    ) + 1
     now = timezone.now()
     events = []
     for pk in range(start, start + count):
-        common = {"internal_message_id": pk, "message_id": f"<m{pk}@contoso.test>", "sender": "julia@contoso.test",
-                  "subject": f"Message {pk}", "server_name": "EX01", "total_bytes": 100}
+        common = {
+            "internal_message_id": pk,
+            "message_id": f"<m{pk}@contoso.test>",
+            "sender": "julia@contoso.test",
+            "subject": f"Message {pk}",
+            "server_name": "EX01",
+            "total_bytes": 100,
+        }
         events += [
             TrackingEvent(event_id="RECEIVE", source="SMTP", recipient="kim@fabrikam.test", timestamp=now, **common),
             TrackingEvent(event_id="RECEIVE", source="SMTP", recipient="lee@tailspin.test", timestamp=now, **common),
-            TrackingEvent(event_id="SEND", source="SMTP", recipient="kim@fabrikam.test", connector_name="To internet",
-                          recipient_status="250 2.0.0 OK", timestamp=now + timedelta(seconds=1), **common),
+            TrackingEvent(
+                event_id="SEND",
+                source="SMTP",
+                recipient="kim@fabrikam.test",
+                connector_name="To internet",
+                recipient_status="250 2.0.0 OK",
+                timestamp=now + timedelta(seconds=1),
+                **common,
+            ),
         ]
     TrackingEvent.objects.bulk_create(events)
 
@@ -197,7 +270,9 @@ def count_queries(client, params):
     return len(queries)
 
 
-@pytest.mark.parametrize("params", [{}, {"sender": "julia@contoso.test"}, {"recipient": "kim@fabrikam.test", "page": "2"}])
+@pytest.mark.parametrize(
+    "params", [{}, {"sender": "julia@contoso.test"}, {"recipient": "kim@fabrikam.test", "page": "2"}]
+)
 def test_query_count_does_not_grow_with_the_number_of_messages(helpdesk_client, params):
     make_messages(10)
     helpdesk_client.get(SEARCH_URL)  # warm the session and permission caches
@@ -233,23 +308,47 @@ def test_timeline_per_recipient_in_time_order(helpdesk_client, history):
     response = helpdesk_client.get(message_url(report.pk))
     assert response.status_code == 200
     assert timeline_rows(response) == [
-        ("kim@fabrikam.test", "Delivered", [
-            ("RECEIVE", ""), ("DEFER", "451 4.4.0 DNS query failed"), ("SEND", "250 2.0.0 OK queued as 4ABC"),
-        ]),
-        ("lee@tailspin.test", "Failed", [
-            ("RECEIVE", ""), ("FAIL", "550 5.1.1 User unknown"), ("DSN", "550 5.1.1 User unknown"),
-        ]),
+        (
+            "kim@fabrikam.test",
+            "Delivered",
+            [
+                ("RECEIVE", ""),
+                ("DEFER", "451 4.4.0 DNS query failed"),
+                ("SEND", "250 2.0.0 OK queued as 4ABC"),
+            ],
+        ),
+        (
+            "lee@tailspin.test",
+            "Failed",
+            [
+                ("RECEIVE", ""),
+                ("FAIL", "550 5.1.1 User unknown"),
+                ("DSN", "550 5.1.1 User unknown"),
+            ],
+        ),
     ]
-    for text in ("Quarterly report", "&lt;report@contoso.test&gt;", "Julia@Contoso.test", "To internet",
-                 "250 2.0.0 OK queued as 4ABC", "451 4.4.0 DNS query failed", "mx.fabrikam.test [127.0.0.2]"):
+    for text in (
+        "Quarterly report",
+        "&lt;report@contoso.test&gt;",
+        "Julia@Contoso.test",
+        "To internet",
+        "250 2.0.0 OK queued as 4ABC",
+        "451 4.4.0 DNS query failed",
+        "mx.fabrikam.test [127.0.0.2]",
+    ):
         assertContains(response, text)
     assertContains(response, '<span class="state-failed">Failed</span>', html=True)
 
 
 def test_timeline_links_the_ndr_and_back(helpdesk_client, history):
     report, _ = history
-    ndr = queue_message("", ["julia@contoso.test"], content("<ndr@ex01.contoso.test>", "Undeliverable: Quarterly report"),
-                        is_dsn=True, original_message=report)
+    ndr = queue_message(
+        "",
+        ["julia@contoso.test"],
+        content("<ndr@ex01.contoso.test>", "Undeliverable: Quarterly report"),
+        is_dsn=True,
+        original_message=report,
+    )
     assertContains(helpdesk_client.get(message_url(report.pk)), f'href="{message_url(ndr.pk)}"')
     response = helpdesk_client.get(message_url(ndr.pk))
     assertContains(response, f'href="{message_url(report.pk)}"')

@@ -3,6 +3,7 @@
 Names in the test zone (tests/transport/conftest.py): implicit.test has no MX and the address 127.0.0.5;
 partial.test's working MX is 127.0.0.6; smtp.relay.test is 127.0.0.7; nxdomain.test doesn't exist.
 """
+
 import socket
 import sqlite3
 import time
@@ -22,10 +23,10 @@ from sendconn.ops.verification import (
     start_verification,
     with_last_verification,
 )
-from tests.peers.transcripts import iter_sessions
 from tests.peers import free_port
 from tests.peers.certs import legacy_tls_context
 from tests.peers.stack import TransportStack
+from tests.peers.transcripts import iter_sessions
 
 CALLER = Caller("orgadmin", "Web")
 SUCCEEDED, FAILED, SKIPPED = StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.SKIPPED
@@ -69,17 +70,26 @@ def test_mx_connector_delivers_the_test_message_step_by_step(make_connector, sin
     assert run.status == VerificationStatus.SUCCEEDED and run.error == "" and run.failed_step is None
     assert run.recipients == ["Julia@implicit.test"]
     assert statuses(run) == [
-        ("Resolve", SUCCEEDED), ("Connection", SUCCEEDED), ("SMTP EHLO", SUCCEEDED), ("TLS", SKIPPED),
-        ("Authentication", SKIPPED), ("Send test email", SUCCEEDED),
+        ("Resolve", SUCCEEDED),
+        ("Connection", SUCCEEDED),
+        ("SMTP EHLO", SUCCEEDED),
+        ("TLS", SKIPPED),
+        ("Authentication", SKIPPED),
+        ("Send test email", SUCCEEDED),
     ]
     resolve = step(run, "Resolve").details
     assert f"MX 0 implicit.test → 127.0.0.5:{server.port}" in resolve
     assert "Looked up with the DNS servers of EX01: 127.0.0.1:" in resolve
-    assert step(run, "Connection").summary.startswith(f"Connected to 127.0.0.5:{server.port} (implicit.test) from 127.0.0.1:")
+    assert step(run, "Connection").summary.startswith(
+        f"Connected to 127.0.0.5:{server.port} (implicit.test) from 127.0.0.1:"
+    )
     ehlo = step(run, "SMTP EHLO").details.splitlines()
     assert ehlo[0].startswith("Banner: 220 sink.test")
     assert ehlo[1].startswith("Extensions: ") and "PIPELINING" in ehlo[1]
-    assert step(run, "TLS").summary == "Not used: the remote server didn't offer STARTTLS, and the connector doesn't require TLS."
+    assert (
+        step(run, "TLS").summary
+        == "Not used: the remote server didn't offer STARTTLS, and the connector doesn't require TLS."
+    )
     assert step(run, "Authentication").summary == "No smart host authentication is configured."
     send = step(run, "Send test email").details.splitlines()
     assert send[0] == "Accepted for 1 recipient(s) by implicit.test: 250 2.0.0 Ok: queued as 4XYZ123"
@@ -119,7 +129,11 @@ def test_smart_host_with_tls_certificate_validation_and_authentication(settings,
     settings.SENDCONN_TLS_CA_FILE = str(tls_certs.ca_file)
     server = sink("127.0.0.7", tls_cert=tls_certs.valid, auth={"relay@contoso.test": "Pa$$w0rd"})
     connector = smart_host_connector(
-        make_connector, ["smtp.relay.test"], server.port, require_tls=True, tls_auth_level="CertificateValidation",
+        make_connector,
+        ["smtp.relay.test"],
+        server.port,
+        require_tls=True,
+        tls_auth_level="CertificateValidation",
         smart_host_auth_mechanism="BasicAuthRequireTLS",
         authentication_credential=Credential("relay@contoso.test", "Pa$$w0rd"),
     )
@@ -129,7 +143,9 @@ def test_smart_host_with_tls_certificate_validation_and_authentication(settings,
     assert run.status == VerificationStatus.SUCCEEDED, run.error
     assert all(status == SUCCEEDED for _, status in statuses(run))
     assert step(run, "Resolve").details.splitlines()[:2] == [
-        "Smart hosts smtp.relay.test:", f"smtp.relay.test → 127.0.0.7:{server.port}"]
+        "Smart hosts smtp.relay.test:",
+        f"smtp.relay.test → 127.0.0.7:{server.port}",
+    ]
     tls = step(run, "TLS").details.splitlines()
     assert tls[0].startswith("TLSv1.")
     assert tls[1] == "Validated: the certificate chain is trusted (TlsAuthLevel CertificateValidation)."
@@ -158,7 +174,10 @@ def test_a_verbose_connectors_test_session_goes_to_the_protocol_log(settings, tm
     ((session_id, rows),) = list(iter_sessions(path))
     assert {row["connector-id"] for row in rows} == {"To relay"}
     assert (rows[0]["event"], rows[0]["data"], rows[0]["context"]) == (
-        "*", f"run {run.pk} requested by orgadmin", "Verify delivery")
+        "*",
+        f"run {run.pk} requested by orgadmin",
+        "Verify delivery",
+    )
     sent = [row["data"] for row in rows if row["event"] == ">"]
     assert sent[0] == "EHLO ex01.contoso.test" and "QUIT" in sent
     assert rows[-1]["event"] == "-"
@@ -176,7 +195,8 @@ def test_opportunistic_tls_is_shown_but_not_validated(make_connector, sink, tls_
 
 
 def test_opportunistic_tls_that_fails_to_negotiate_is_skipped_and_the_message_sent_in_the_clear(
-        make_connector, sink, tls_certs):
+    make_connector, sink, tls_certs
+):
     server = sink("127.0.0.5", tls_context=legacy_tls_context(tls_certs.valid))
 
     run = verify(make_connector("To internet", port=server.port))
@@ -197,21 +217,26 @@ def test_a_failed_address_is_reported_and_the_next_one_used(make_connector, sink
 
     assert run.status == VerificationStatus.SUCCEEDED
     assert step(run, "Connection").details.splitlines()[1:] == [
-        "Tried before:", f"127.0.0.8:{server.port} (127.0.0.8): 450 4.4.316 Connection refused"]
+        "Tried before:",
+        f"127.0.0.8:{server.port} (127.0.0.8): 450 4.4.316 Connection refused",
+    ]
 
 
 def test_when_every_address_fails_the_one_that_got_furthest_is_shown(settings, make_connector, sink, tls_certs):
     settings.SENDCONN_TLS_CA_FILE = str(tls_certs.ca_file)
     server = sink("127.0.0.5", tls_cert=tls_certs.untrusted)  # implicit.test: 127.0.0.5, then ::1 (refused)
-    connector = make_connector("To internet", port=server.port, require_tls=True,
-                               tls_auth_level="CertificateValidation")
+    connector = make_connector(
+        "To internet", port=server.port, require_tls=True, tls_auth_level="CertificateValidation"
+    )
 
     run = verify(connector)
 
     assert run.failed_step.name == "TLS" and run.error.startswith("450 4.7.320 Certificate validation failed")
     assert step(run, "Connection").details.splitlines() == [
-        step(run, "Connection").summary, "Other addresses tried:",
-        f"[::1]:{server.port} (implicit.test): 450 4.4.316 Connection refused"]
+        step(run, "Connection").summary,
+        "Other addresses tried:",
+        f"[::1]:{server.port} (implicit.test): 450 4.4.316 Connection refused",
+    ]
     assert f"connected to [::1]:{server.port}" not in run.transcript and f"[::1]:{server.port}" in run.transcript
 
 
@@ -223,7 +248,10 @@ def test_each_recipient_domain_is_its_own_next_hop(make_connector, sink):
     run = verify(connector, "julia@implicit.test, kim@partial.test")
 
     assert run.status == VerificationStatus.SUCCEEDED
-    assert [(s.next_hop, s.name) for s in run.steps.all()][::6] == [("implicit.test", "Resolve"), ("partial.test", "Resolve")]
+    assert [(s.next_hop, s.name) for s in run.steps.all()][::6] == [
+        ("implicit.test", "Resolve"),
+        ("partial.test", "Resolve"),
+    ]
     assert run.steps.count() == 12
     assert implicit.messages[0].rcpt_tos == ["julia@implicit.test"]
     assert partial.messages[0].rcpt_tos == ["kim@partial.test"]
@@ -249,7 +277,7 @@ def assert_failed_at(run, failed_step, error):
     assert run.error == error
     assert run.hint
     names = [name for name, _ in statuses(run)]
-    after = names[names.index(failed_step) + 1:]
+    after = names[names.index(failed_step) + 1 :]
     assert [status for name, status in statuses(run) if name in after] == [SKIPPED] * len(after)
     assert step(run, failed_step).status == FAILED and step(run, failed_step).summary == error
 
@@ -259,8 +287,10 @@ def test_smart_host_that_refuses_the_connection(make_connector):
     run = verify(smart_host_connector(make_connector, ["smtp.relay.test"], port))
 
     assert_failed_at(run, "Connection", "450 4.4.316 Connection refused")
-    assert run.hint == (f"Nothing accepts connections on 127.0.0.7:{port}: check the address of the smart host and "
-                        f"the connector's Port ({port}).")
+    assert run.hint == (
+        f"Nothing accepts connections on 127.0.0.7:{port}: check the address of the smart host and "
+        f"the connector's Port ({port})."
+    )
     assert run.finished_at is not None
 
 
@@ -283,8 +313,9 @@ def test_smart_host_name_that_does_not_resolve(make_connector):
     run = verify(smart_host_connector(make_connector, ["nowhere.relay.test"], 25))
 
     # The queue's words for the same failure (a smart host that doesn't resolve is retried).
-    assert_failed_at(run, "Resolve", "451 4.4.0 DNS query failed. The error was: SMTPSEND.DNS.NonExistentDomain; "
-                                     "nonexistent domain")
+    assert_failed_at(
+        run, "Resolve", "451 4.4.0 DNS query failed. The error was: SMTPSEND.DNS.NonExistentDomain; nonexistent domain"
+    )
     assert "nowhere.relay.test: SMTPSEND.DNS.NonExistentDomain; nonexistent domain" in step(run, "Resolve").details
     assert "smart host names resolve" in run.hint
     assert run.transcript == ""
@@ -302,15 +333,17 @@ def test_downgrade_dns_failures_reads_as_the_queues_retry(make_connector):
     connector = make_connector("To internet", downgrade_dns_failures=True)
     run = verify(connector, "julia@nxdomain.test")
 
-    assert_failed_at(run, "Resolve", "451 4.4.0 DNS query failed. The error was: SMTPSEND.DNS.NonExistentDomain; "
-                                     "nonexistent domain")
+    assert_failed_at(
+        run, "Resolve", "451 4.4.0 DNS query failed. The error was: SMTPSEND.DNS.NonExistentDomain; nonexistent domain"
+    )
 
 
 def test_certificate_from_an_unknown_ca_fails_certificate_validation(settings, make_connector, sink, tls_certs):
     settings.SENDCONN_TLS_CA_FILE = str(tls_certs.ca_file)
     server = sink("127.0.0.7", tls_cert=tls_certs.untrusted)
-    connector = smart_host_connector(make_connector, ["smtp.relay.test"], server.port, require_tls=True,
-                                     tls_auth_level="CertificateValidation")
+    connector = smart_host_connector(
+        make_connector, ["smtp.relay.test"], server.port, require_tls=True, tls_auth_level="CertificateValidation"
+    )
 
     run = verify(connector)
 
@@ -323,26 +356,35 @@ def test_certificate_from_an_unknown_ca_fails_certificate_validation(settings, m
 
 def test_tls_required_but_not_offered(make_connector, sink):
     server = sink("127.0.0.7")
-    connector = smart_host_connector(make_connector, ["127.0.0.7"], server.port, require_tls=True,
-                                     tls_auth_level="EncryptionOnly")
+    connector = smart_host_connector(
+        make_connector, ["127.0.0.7"], server.port, require_tls=True, tls_auth_level="EncryptionOnly"
+    )
 
     run = verify(connector)
 
-    assert_failed_at(run, "TLS", "450 4.4.317 Cannot connect to remote server [TLS is required but the remote "
-                                 "server did not offer STARTTLS]")
+    assert_failed_at(
+        run,
+        "TLS",
+        "450 4.4.317 Cannot connect to remote server [TLS is required but the remote server did not offer STARTTLS]",
+    )
     assert "RequireTLS is $true" in run.hint
 
 
 def test_smart_host_that_rejects_the_credentials(make_connector, sink, tls_certs):
     server = sink("127.0.0.7", tls_cert=tls_certs.valid, auth={"relay": "right"})
-    connector = smart_host_connector(make_connector, ["127.0.0.7"], server.port,
-                                     smart_host_auth_mechanism="BasicAuth",
-                                     authentication_credential=Credential("relay", "wrong"))
+    connector = smart_host_connector(
+        make_connector,
+        ["127.0.0.7"],
+        server.port,
+        smart_host_auth_mechanism="BasicAuth",
+        authentication_credential=Credential("relay", "wrong"),
+    )
 
     run = verify(connector)
 
-    assert_failed_at(run, "Authentication",
-                     "450 4.7.8 Authentication failed [535 5.7.8 Authentication credentials invalid]")
+    assert_failed_at(
+        run, "Authentication", "450 4.7.8 Authentication failed [535 5.7.8 Authentication credentials invalid]"
+    )
     assert step(run, "TLS").status == SUCCEEDED
     assert "> AUTH PLAIN ****" in step(run, "Authentication").details
     assert "-AuthenticationCredential" in run.hint
@@ -373,13 +415,18 @@ def test_connection_dropped_during_data(make_connector, sink):
 
 def test_recipients_are_checked_and_normalised():
     assert parse_recipients(" a@Contoso.TEST, b@fabrikam.test;A@contoso.test\nc@x.test ") == [
-        "a@contoso.test", "b@fabrikam.test", "c@x.test"]
+        "a@contoso.test",
+        "b@fabrikam.test",
+        "c@x.test",
+    ]
     assert parse_recipients(["kim@contoso.test"]) == ["kim@contoso.test"]
     with pytest.raises(ValidationError) as caught:
         parse_recipients("julia, bob@, kim@contoso.test, bad local@x.test, x@-bad-.test")
     assert caught.value.messages == [
-        "'julia' isn't a valid SMTP address.", "'bob@' isn't a valid SMTP address.",
-        "'bad' isn't a valid SMTP address.", "'x@-bad-.test' isn't a valid SMTP address.",
+        "'julia' isn't a valid SMTP address.",
+        "'bob@' isn't a valid SMTP address.",
+        "'bad' isn't a valid SMTP address.",
+        "'x@-bad-.test' isn't a valid SMTP address.",
     ]
     with pytest.raises(ValidationError, match="Enter at least one recipient"):
         parse_recipients(" , ")
@@ -397,14 +444,20 @@ def test_start_creates_the_run_and_its_pending_steps_and_nothing_for_bad_input(m
 
     run = start_verification(CALLER, connector, "julia@implicit.test")
     assert (run.status, run.connector_name, run.requested_by, run.server_name) == (
-        "Running", "To internet", "orgadmin", "EX01")
+        "Running",
+        "To internet",
+        "orgadmin",
+        "EX01",
+    )
     assert list(run.steps.values_list("name", "status", "next_hop")) == [
         (name, "Pending", "implicit.test")
-        for name in ("Resolve", "Connection", "SMTP EHLO", "TLS", "Authentication", "Send test email")]
+        for name in ("Resolve", "Connection", "SMTP EHLO", "TLS", "Authentication", "Send test email")
+    ]
 
 
 def test_start_sends_the_run_to_the_verify_queue_of_a_source_server_on_commit(
-        make_connector, django_capture_on_commit_callbacks, monkeypatch):
+    make_connector, django_capture_on_commit_callbacks, monkeypatch
+):
     from sendconn.ops import verification
 
     sent = []
@@ -458,7 +511,9 @@ def test_recipients_are_remembered_and_the_list_gets_the_last_result(make_connec
     assert remembered_recipients(connector) == ["kim@implicit.test", "lee@implicit.test"]
     rows = {row.name: row for row in with_last_verification(SendConnector.objects.all())}
     assert (rows["To internet"].last_verification_status, rows["To internet"].last_verification_by) == (
-        "Running", "serveradmin")
+        "Running",
+        "serveradmin",
+    )
     assert rows["Other"].last_verification_status is None
 
 
@@ -501,19 +556,27 @@ def test_a_worker_runs_the_verification_from_its_verify_queue(tmp_path, nsd, sin
         stack.migrate()
         stack.cmdlet(f"New-SendConnector -Name 'To internet' -AddressSpaces * -Port {server.port}")
         worker = stack.start_worker(concurrency=1, queues="celery,server.ex01")
-        run_id = int(stack.manage("shell", "--no-imports", "-c", (
-            "from sendconn.connectors.selectors import get_connector; "
-            "from sendconn.connectors.services import Caller; "
-            "from sendconn.ops.verification import start_verification; "
-            "print(start_verification(Caller('tester', 'Shell'), get_connector('To internet'), "
-            "'julia@implicit.test').pk)"
-        )).strip())
+        run_id = int(
+            stack.manage(
+                "shell",
+                "--no-imports",
+                "-c",
+                (
+                    "from sendconn.connectors.selectors import get_connector; "
+                    "from sendconn.connectors.services import Caller; "
+                    "from sendconn.ops.verification import start_verification; "
+                    "print(start_verification(Caller('tester', 'Shell'), get_connector('To internet'), "
+                    "'julia@implicit.test').pk)"
+                ),
+            ).strip()
+        )
 
         database = sqlite3.connect(stack.var_dir / "sendconn.sqlite3")
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             [(status, error)] = database.execute(
-                "SELECT status, error FROM ops_verificationrun WHERE id = ?", (run_id,)).fetchall()
+                "SELECT status, error FROM ops_verificationrun WHERE id = ?", (run_id,)
+            ).fetchall()
             if status != "Running":
                 break
             time.sleep(0.2)

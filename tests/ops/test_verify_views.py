@@ -1,4 +1,5 @@
 """The Verify delivery pages: the recipients form, the run page and its polled fragment, history, the list column."""
+
 import re
 
 import pytest
@@ -17,8 +18,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def connector(make_connector):
     """Smart host 127.0.0.7 on a port nobody listens on: a run fails at Connection at once, with no DNS query."""
-    return make_connector("To relay", dns_routing_enabled=False, smart_hosts=["127.0.0.7"],
-                          port=free_port("127.0.0.7"))
+    return make_connector("To relay", dns_routing_enabled=False, smart_hosts=["127.0.0.7"], port=free_port("127.0.0.7"))
 
 
 def finished_run(connector, by="orgadmin", recipients="julia@fabrikam.test"):
@@ -60,8 +60,12 @@ def test_view_only_sees_runs_and_history_but_no_verify_button(helpdesk_client, c
 def test_signed_in_users_without_a_role_group_see_nothing(client, nobody, connector):
     client.force_login(nobody)
     run = finished_run(connector)
-    for url in (verify_url(connector), run_url(run), status_url(run),
-                reverse("ops:verification-history", args=[connector.guid])):
+    for url in (
+        verify_url(connector),
+        run_url(run),
+        status_url(run),
+        reverse("ops:verification-history", args=[connector.guid]),
+    ):
         assert client.get(url).status_code == 403
 
 
@@ -73,10 +77,13 @@ def test_signed_out_users_are_sent_to_sign_in(client, connector):
 @pytest.mark.parametrize("user_client", ["admin_client", "server_client"])
 def test_organization_and_server_management_get_the_button(request, user_client, connector):
     user_client = request.getfixturevalue(user_client)
-    for page in (reverse("connectors:detail", args=[connector.guid]),
-                 f"{reverse('connectors:list')}?selected={connector.guid}"):
-        assertContains(user_client.get(page), f'<a class="button" href="{verify_url(connector)}">Verify delivery</a>',
-                       html=True)
+    for page in (
+        reverse("connectors:detail", args=[connector.guid]),
+        f"{reverse('connectors:list')}?selected={connector.guid}",
+    ):
+        assertContains(
+            user_client.get(page), f'<a class="button" href="{verify_url(connector)}">Verify delivery</a>', html=True
+        )
 
 
 # --- starting -----------------------------------------------------------------------------------------------
@@ -99,7 +106,10 @@ def test_post_starts_a_run_and_shows_its_page(server_client, connector, django_c
     run = VerificationRun.objects.get()
     assertRedirects(response, run_url(run), fetch_redirect_response=False)
     assert (run.requested_by, run.recipients, run.status) == (
-        "serveradmin", ["julia@fabrikam.test", "kim@fabrikam.test"], "Running")
+        "serveradmin",
+        ["julia@fabrikam.test", "kim@fabrikam.test"],
+        "Running",
+    )
     assert len(callbacks) == 1  # the task is sent once the run is committed
 
 
@@ -175,7 +185,13 @@ def test_finished_fragment_stops_polling_and_shows_the_failure_and_transcript(ad
     assertContains(fragment, "<summary>SMTP transcript</summary>", html=True)
     assertContains(fragment, "attempting to connect")
     assert re.findall(r'<td class="step-(\w+)">', fragment.content.decode()) == [
-        "succeeded", "failed", "skipped", "skipped", "skipped", "skipped"]
+        "succeeded",
+        "failed",
+        "skipped",
+        "skipped",
+        "skipped",
+        "skipped",
+    ]
 
     page = admin_client.get(run_url(run))
     assertNotContains(page, "http-equiv")
@@ -206,5 +222,7 @@ def test_list_shows_each_connectors_last_verification(helpdesk_client, connector
 
     assertContains(response, '<th scope="col">LAST VERIFICATION</th>', html=True)
     body = response.content.decode()
-    assert re.search(r'<td class="run-succeeded">Passed\s*<small><time[^>]*>[\d: -]+</time> by orgadmin</small></td>', body)
+    assert re.search(
+        r'<td class="run-succeeded">Passed\s*<small><time[^>]*>[\d: -]+</time> by orgadmin</small></td>', body
+    )
     assertContains(response, '<td class="step-pending">Never</td>', html=True)

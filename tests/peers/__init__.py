@@ -1,5 +1,6 @@
 """Real network peers for tests and benches, on loopback only: nsd (DNS), aiosmtpd sinks, throwaway certificates,
 slapd (LDAP) and an OpenID Connect provider."""
+
 import socket
 
 

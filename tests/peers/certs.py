@@ -1,9 +1,10 @@
 """Throwaway X.509 certificates for STARTTLS tests: a test CA and leaves that pass or fail each check.
 
-    certs = make_test_certificates(tmp_path, "mx.contoso.test")
-    SmtpSink(tls_cert=certs.valid)                  # chain to certs.ca_file, names mx.contoso.test + 127.0.0.x
-    SmtpSink(tls_cert=certs.expired / certs.wrong_name / certs.untrusted / certs.self_signed)
+certs = make_test_certificates(tmp_path, "mx.contoso.test")
+SmtpSink(tls_cert=certs.valid)                  # chain to certs.ca_file, names mx.contoso.test + 127.0.0.x
+SmtpSink(tls_cert=certs.expired / certs.wrong_name / certs.untrusted / certs.self_signed)
 """
+
 import datetime
 import ipaddress
 import ssl
@@ -56,8 +57,9 @@ class CertificateAuthority:
         key = ec.generate_private_key(ec.SECP256R1())
         now = _now()
         certificate = (
-            _builder(_subject(names[0]), self.name, key.public_key(), not_before or now - _DAY,
-                     not_after or now + 30 * _DAY)
+            _builder(
+                _subject(names[0]), self.name, key.public_key(), not_before or now - _DAY, not_after or now + 30 * _DAY
+            )
             .add_extension(x509.SubjectAlternativeName([_general_name(n) for n in names]), critical=False)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .sign(self.key, hashes.SHA256())
@@ -102,7 +104,7 @@ _DAY = datetime.timedelta(days=1)
 
 
 def _now():
-    return datetime.datetime.now(datetime.timezone.utc)
+    return datetime.datetime.now(datetime.UTC)
 
 
 def _builder(subject, issuer, public_key, not_before, not_after):
@@ -119,8 +121,15 @@ def _builder(subject, issuer, public_key, not_before, not_after):
 
 def _ca_usage():
     return x509.KeyUsage(
-        digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
-        key_encipherment=False, data_encipherment=False, key_agreement=False, encipher_only=False, decipher_only=False,
+        digital_signature=True,
+        key_cert_sign=True,
+        crl_sign=True,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        encipher_only=False,
+        decipher_only=False,
     )
 
 

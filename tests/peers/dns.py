@@ -6,6 +6,7 @@
 nsd answers REFUSED for zones it doesn't serve and SERVFAIL, instantly, for a configured zone whose file is
 missing (tooling-notes §5). Serving a ``test`` zone makes every unknown ``*.test`` name NXDOMAIN.
 """
+
 import os
 import shutil
 import signal
@@ -206,8 +207,11 @@ remote-control:
         self.pid = None
 
     def _log_tail(self):
-        texts = [(self.directory / name).read_text(errors="replace") for name in ("nsd.out", "nsd.log")
-                 if (self.directory / name).exists()]
+        texts = [
+            (self.directory / name).read_text(errors="replace")
+            for name in ("nsd.out", "nsd.log")
+            if (self.directory / name).exists()
+        ]
         return "\n".join(texts)[-2000:]
 
 

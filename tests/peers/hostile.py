@@ -10,6 +10,7 @@
 
 Each runs its own asyncio loop in a thread and stops (closing every connection) when the block ends.
 """
+
 import asyncio
 import threading
 
@@ -44,8 +45,9 @@ class _LoopServer:
             for writer in list(self._writers):
                 writer.transport.abort()
 
-        self._thread = threading.Thread(target=asyncio.run, args=(serve(),), daemon=True,
-                                        name=f"{type(self).__name__}-{self.host}")
+        self._thread = threading.Thread(
+            target=asyncio.run, args=(serve(),), daemon=True, name=f"{type(self).__name__}-{self.host}"
+        )
         self._thread.start()
         ready.wait(10)
         if failure:
@@ -108,8 +110,9 @@ class LatencyProxy(_LoopServer):
         upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
         self._writers.add(upstream_writer)
         try:
-            await asyncio.gather(self._pump(reader, upstream_writer, 0.0),
-                                 self._pump(upstream_reader, writer, 2 * self.one_way))
+            await asyncio.gather(
+                self._pump(reader, upstream_writer, 0.0), self._pump(upstream_reader, writer, 2 * self.one_way)
+            )
         finally:
             self._writers.discard(upstream_writer)
             upstream_writer.transport.abort()

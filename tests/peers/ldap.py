@@ -7,6 +7,7 @@
 Started in the foreground (``-d 0``) from a slapd.conf in a temporary directory, the database loaded with
 slapadd first; stopped with SIGTERM. Debian's packaged slapd service is not needed, nor touched.
 """
+
 import shutil
 import signal
 import subprocess
@@ -53,8 +54,12 @@ class Slapd(Peer):
         (self.directory / "db").mkdir()
         self._write_config()
         (self.directory / "data.ldif").write_text(self.ldif)
-        subprocess.run([SLAPADD, "-f", str(self._conf), "-l", str(self.directory / "data.ldif")],
-                       check=True, capture_output=True, text=True)
+        subprocess.run(
+            [SLAPADD, "-f", str(self._conf), "-l", str(self.directory / "data.ldif")],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         last_error = None
         for _ in range(3):  # another process may take the port between our probe and slapd's bind
             self.port, self.ldaps_port = free_port(self.host), free_port(self.host)
@@ -94,8 +99,7 @@ class Slapd(Peer):
         schemas = "".join(f"include {SCHEMA_DIR / name}.schema\n" for name in ("core", "cosine", "inetorgperson"))
         tls = ""
         if self.tls_cert:
-            tls = (f"TLSCertificateFile {self.tls_cert.cert_file}\n"
-                   f"TLSCertificateKeyFile {self.tls_cert.key_file}\n")
+            tls = f"TLSCertificateFile {self.tls_cert.cert_file}\nTLSCertificateKeyFile {self.tls_cert.key_file}\n"
         self._conf.write_text(
             f"""{schemas}modulepath /usr/lib/ldap
 moduleload back_mdb
@@ -115,8 +119,7 @@ access to * by * read
     def _launch(self):
         urls = self.uri + "/" + (f" {self.ldaps_uri}/" if self.tls_cert else "")
         log = open(self.directory / "slapd.out", "wb")
-        self._process = subprocess.Popen([SLAPD, "-d", "0", "-f", str(self._conf), "-h", urls],
-                                         stdout=log, stderr=log)
+        self._process = subprocess.Popen([SLAPD, "-d", "0", "-f", str(self._conf), "-h", urls], stdout=log, stderr=log)
         log.close()
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:

@@ -9,6 +9,7 @@
 ``sign_in`` is the user's browser at the provider: it follows the redirects to the provider's sign-in form, posts
 the password and returns the provider's final redirect to the client without following it.
 """
+
 import json
 import re
 import selectors
@@ -27,8 +28,12 @@ REPO = Path(__file__).resolve().parents[2]
 
 class OidcProvider(Peer):
     def __init__(self, client_id, client_secret, redirect_uri, users, start_timeout=60.0):
-        self.config = {"client_id": client_id, "client_secret": client_secret, "redirect_uri": redirect_uri,
-                       "users": users}
+        self.config = {
+            "client_id": client_id,
+            "client_secret": client_secret,
+            "redirect_uri": redirect_uri,
+            "users": users,
+        }
         self.start_timeout = start_timeout
         self.directory = None
         self.port = None
@@ -50,11 +55,17 @@ class OidcProvider(Peer):
     def start(self):
         self.directory = tempfile.TemporaryDirectory(prefix="sendconn-oidc-")
         log = open(Path(self.directory.name) / "provider.log", "wb")
-        env = {"OIDC_PROVIDER_DB": str(Path(self.directory.name) / "provider.sqlite3"),
-               "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)}
+        env = {
+            "OIDC_PROVIDER_DB": str(Path(self.directory.name) / "provider.sqlite3"),
+            "PATH": "/usr/bin:/bin",
+            "PYTHONPATH": str(REPO),
+        }
         self._process = subprocess.Popen(
             [sys.executable, "-m", "tests.peers.oidc_provider.serve", json.dumps(self.config)],
-            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=log,
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=log,
         )
         log.close()
         line = _read_line(self._process, self.start_timeout)
@@ -83,16 +94,22 @@ class OidcProvider(Peer):
         response.raise_for_status()
         token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', response.text).group(1)
         next_url = re.search(r'name="next" value="([^"]*)"', response.text).group(1).replace("&amp;", "&")
-        response = browser.post(response.url, data={"csrfmiddlewaretoken": token, "username": username,
-                                                    "password": password, "next": next_url},
-                                headers={"Referer": response.url}, allow_redirects=False, timeout=10)
+        response = browser.post(
+            response.url,
+            data={"csrfmiddlewaretoken": token, "username": username, "password": password, "next": next_url},
+            headers={"Referer": response.url},
+            allow_redirects=False,
+            timeout=10,
+        )
         own_pages = ("/", f"http://127.0.0.1:{self.port}/")
         while response.is_redirect and response.headers["Location"].startswith(own_pages):
-            response = browser.get(urljoin(response.url, response.headers["Location"]), allow_redirects=False,
-                                   timeout=10)
+            response = browser.get(
+                urljoin(response.url, response.headers["Location"]), allow_redirects=False, timeout=10
+            )
         if not response.is_redirect:
-            raise AssertionError(f"the provider did not send the user back: {response.status_code} "
-                                 f"{response.text[:500]}")
+            raise AssertionError(
+                f"the provider did not send the user back: {response.status_code} {response.text[:500]}"
+            )
         return response.headers["Location"]
 
 

@@ -10,6 +10,7 @@
 Both listen on 127.0.0.1 and a free port, keep everything in a folder of their own and are stopped by their own
 pid (tooling-notes §3, §8). A stopped server is checked by its port: zombies linger under this machine's PID 1.
 """
+
 import glob
 import os
 import shutil
@@ -54,9 +55,24 @@ class PrivateRedis(Peer):
 
     def start(self):
         self.process = subprocess.Popen(
-            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.directory), "--logfile", str(self.directory / "redis.log")],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                REDIS_SERVER,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.directory),
+                "--logfile",
+                str(self.directory / "redis.log"),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         wait_until(f"Redis on port {self.port}", lambda: port_answers(self.port))
 
@@ -96,14 +112,28 @@ class PrivatePostgres(Peer):
         self.run("initdb", "-D", self.data, "-A", "trust", "-U", "postgres", "--no-sync")
 
     def run(self, program, *args):
-        result = subprocess.run([*self.as_owner, postgres_bin(program), *map(str, args)], stdin=subprocess.DEVNULL,
-                                capture_output=True, text=True, timeout=120)
+        result = subprocess.run(
+            [*self.as_owner, postgres_bin(program), *map(str, args)],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         if result.returncode:
             raise RuntimeError(f"{program} failed: {result.stdout}{result.stderr}")
 
     def start(self):
-        self.run("pg_ctl", "-D", self.data, "-l", self.directory / "postgres.log", "-w", "-o",
-                 f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
+        self.run(
+            "pg_ctl",
+            "-D",
+            self.data,
+            "-l",
+            self.directory / "postgres.log",
+            "-w",
+            "-o",
+            f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 -c fsync=off",
+            "start",
+        )
 
     def stop(self):
         """A fast shutdown: PostgreSQL disconnects every client, as when the server is restarted."""

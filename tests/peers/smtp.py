@@ -5,6 +5,7 @@ raw-socket client that sends bytes as a hostile client would.
         ...  # deliver to sink.host:sink.port
         assert sink.messages[0].rcpt_tos == ["ok@contoso.test"] and sink.sessions == 1
 """
+
 import asyncio
 import logging
 import socket
@@ -44,11 +45,30 @@ class SmtpSink(Peer):
     STARTTLS when auth_require_tls. pipelining: advertise PIPELINING (aiosmtpd reads pipelined commands fine).
     """
 
-    def __init__(self, host="127.0.0.2", port=0, *, tls_cert=None, tls_context=None, auth=None,
-                 auth_require_tls=True, auth_exclude=(), greeting_code=None,
-                 greeting_text=None, ehlo_reply=None, helo_reply=None, rcpt_replies=None,
-                 max_recipients=None, data_reply=None, drop_during_data=False, size_limit=33554432,
-                 pipelining=True, idle_timeout=300, hostname="sink.test", data_delay=0.0):
+    def __init__(
+        self,
+        host="127.0.0.2",
+        port=0,
+        *,
+        tls_cert=None,
+        tls_context=None,
+        auth=None,
+        auth_require_tls=True,
+        auth_exclude=(),
+        greeting_code=None,
+        greeting_text=None,
+        ehlo_reply=None,
+        helo_reply=None,
+        rcpt_replies=None,
+        max_recipients=None,
+        data_reply=None,
+        drop_during_data=False,
+        size_limit=33554432,
+        pipelining=True,
+        idle_timeout=300,
+        hostname="sink.test",
+        data_delay=0.0,
+    ):
         self.host = host
         self.port = port
         self.tls_cert = tls_cert
@@ -84,8 +104,9 @@ class SmtpSink(Peer):
         fixed_port = self.port
         for _ in range(3):
             self.port = fixed_port or free_port(self.host)
-            controller = _SinkController(self, self._handler(), hostname=self.host, port=self.port,
-                                         **self._smtp_parameters())
+            controller = _SinkController(
+                self, self._handler(), hostname=self.host, port=self.port, **self._smtp_parameters()
+            )
             try:
                 controller.start()
             except OSError:
@@ -103,8 +124,12 @@ class SmtpSink(Peer):
             self._controller = None
 
     def _smtp_parameters(self):
-        parameters = {"server_hostname": self.hostname, "data_size_limit": self.size_limit, "ready_timeout": 5.0,
-                      "timeout": self.idle_timeout}
+        parameters = {
+            "server_hostname": self.hostname,
+            "data_size_limit": self.size_limit,
+            "ready_timeout": 5.0,
+            "timeout": self.idle_timeout,
+        }
         context = self.tls_context
         if self.tls_cert and context is None:
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -112,8 +137,11 @@ class SmtpSink(Peer):
         if context is not None:
             parameters.update(tls_context=context, require_starttls=False)
         if self.auth is not None:
-            parameters.update(authenticator=self._authenticate, auth_require_tls=self.auth_require_tls,
-                              auth_exclude_mechanism=self.auth_exclude)
+            parameters.update(
+                authenticator=self._authenticate,
+                auth_require_tls=self.auth_require_tls,
+                auth_exclude_mechanism=self.auth_exclude,
+            )
         return parameters
 
     def _authenticate(self, server, session, envelope, mechanism, auth_data):
@@ -167,10 +195,15 @@ class SmtpSink(Peer):
                 if sink.data_reply:
                     return sink.data_reply
                 mail_from = "" if envelope.mail_from == "<>" else envelope.mail_from  # null sender as ""
-                sink.messages.append(ReceivedMessage(
-                    mail_from, list(envelope.rcpt_tos), envelope.content,
-                    session.ssl is not None, session.auth_data if session.authenticated else None,
-                ))
+                sink.messages.append(
+                    ReceivedMessage(
+                        mail_from,
+                        list(envelope.rcpt_tos),
+                        envelope.content,
+                        session.ssl is not None,
+                        session.auth_data if session.authenticated else None,
+                    )
+                )
                 return "250 2.6.0 Queued mail for delivery"
 
         return Handler()

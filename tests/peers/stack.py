@@ -16,6 +16,7 @@ Without ``database_url`` / ``broker_url`` the stack is in embedded mode: SQLite 
 its own var dir. ``fresh_database`` and ``empty_redis_db`` give the shared database and broker (skipping where
 PostgreSQL or Redis isn't running), ``query`` reads what the processes wrote.
 """
+
 import os
 import secrets
 import signal
@@ -42,8 +43,15 @@ class Process:
         self.args = args
         self.log = Path(log_dir) / f"{name}.log"
         with self.log.open("ab") as out:
-            self.popen = subprocess.Popen(args, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                          stdin=subprocess.DEVNULL, start_new_session=True)
+            self.popen = subprocess.Popen(
+                args,
+                cwd=REPO,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
 
     @property
     def pid(self):
@@ -89,17 +97,29 @@ class Process:
 
 
 class TransportStack:
-    def __init__(self, directory, *, database_url=None, broker_url=None, server_name="EX01",
-                 server_fqdn="ex01.contoso.test", **env):
+    def __init__(
+        self,
+        directory,
+        *,
+        database_url=None,
+        broker_url=None,
+        server_name="EX01",
+        server_fqdn="ex01.contoso.test",
+        **env,
+    ):
         self.directory = Path(directory)
         self.var_dir = self.directory / "var"
         self.var_dir.mkdir(parents=True, exist_ok=True)
         base = {k: v for k, v in os.environ.items() if not k.startswith(("SENDCONN_", "CELERY_", "DJANGO_"))}
         base.pop("DATABASE_URL", None)
         base.update(
-            DJANGO_SETTINGS_MODULE="sendconn.settings", SECRET_KEY=secrets.token_urlsafe(40),
-            SENDCONN_VAR_DIR=str(self.var_dir), SENDCONN_SERVER_NAME=server_name, SENDCONN_SERVER_FQDN=server_fqdn,
-            LOG_LEVEL="INFO", PYTHONUNBUFFERED="1",
+            DJANGO_SETTINGS_MODULE="sendconn.settings",
+            SECRET_KEY=secrets.token_urlsafe(40),
+            SENDCONN_VAR_DIR=str(self.var_dir),
+            SENDCONN_SERVER_NAME=server_name,
+            SENDCONN_SERVER_FQDN=server_fqdn,
+            LOG_LEVEL="INFO",
+            PYTHONUNBUFFERED="1",
         )
         if database_url:
             base["DATABASE_URL"] = database_url
@@ -133,8 +153,21 @@ class TransportStack:
     def start_web(self, workers=1, **env):
         """gunicorn serving the console on a free port (``web.port``), once it answers /healthz."""
         port = free_port()
-        process = self.start("web", [sys.executable, "-m", "gunicorn", "sendconn.wsgi", "--bind", f"127.0.0.1:{port}",
-                                     "--workers", str(workers), "--no-control-socket"], **env)
+        process = self.start(
+            "web",
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "sendconn.wsgi",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                str(workers),
+                "--no-control-socket",
+            ],
+            **env,
+        )
         process.port = port
         deadline = time.monotonic() + 60
         while True:
@@ -149,9 +182,22 @@ class TransportStack:
     def start_worker(self, name="worker", concurrency=2, queues=None, pool="threads", cluster_events=False, **env):
         """A worker that waited for "ready."; ``cluster_events`` keeps gossip, mingle and heartbeats on, as in the
         Procfile (tests leave them off: start-up is quicker without them)."""
-        args = [sys.executable, "-m", "celery", "-A", "sendconn", "worker", "--pool", pool,
-                "--concurrency", str(concurrency), "--hostname", f"{name}-{secrets.token_hex(3)}@%h",
-                "--loglevel", "INFO"]
+        args = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "sendconn",
+            "worker",
+            "--pool",
+            pool,
+            "--concurrency",
+            str(concurrency),
+            "--hostname",
+            f"{name}-{secrets.token_hex(3)}@%h",
+            "--loglevel",
+            "INFO",
+        ]
         if not cluster_events:
             args += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
         if queues:
@@ -162,8 +208,22 @@ class TransportStack:
 
     def start_beat(self, **env):
         schedule = self.directory / "celerybeat-schedule"
-        return self.start("beat", [sys.executable, "-m", "celery", "-A", "sendconn", "beat", "--schedule",
-                                   str(schedule), "--loglevel", "INFO"], **env)
+        return self.start(
+            "beat",
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "sendconn",
+                "beat",
+                "--schedule",
+                str(schedule),
+                "--loglevel",
+                "INFO",
+            ],
+            **env,
+        )
 
     def stop(self):
         for process in reversed(self.processes):
@@ -188,8 +248,9 @@ def internet_stack(directory, sink, **kwargs):
 
 def manage(env, *args, timeout=300):
     """``manage.py *args`` in a child process with ``env``; its output, or RuntimeError if it failed."""
-    result = subprocess.run([sys.executable, "manage.py", *args], cwd=REPO, env=env, capture_output=True, text=True,
-                            timeout=timeout)
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
+    )
     if result.returncode:
         raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
     return result.stdout

@@ -1,6 +1,7 @@
 """What the tests read SMTP sessions' and protocol logs' conversations from."""
+
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sendconn.transport.protocol_log import iter_rows, sequence_number
 
@@ -27,9 +28,9 @@ class MemoryTranscript:
         self.local_endpoint, self.remote_endpoint = local_endpoint, remote_endpoint
 
     def event(self, kind, data="", context=""):
-        self.events.append(TranscriptEvent(
-            datetime.now(timezone.utc), self.local_endpoint, self.remote_endpoint, kind, data, context
-        ))
+        self.events.append(
+            TranscriptEvent(datetime.now(UTC), self.local_endpoint, self.remote_endpoint, kind, data, context)
+        )
 
     def lines(self):
         return [f"{e.kind} {e.data}".rstrip() + (f" [{e.context}]" if e.context else "") for e in self.events]

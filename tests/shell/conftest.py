@@ -1,4 +1,5 @@
 """``cmdlet(line, stdin="")`` runs one shell line as the user "tester" and returns (status, stdout, stderr)."""
+
 import io
 from dataclasses import dataclass
 

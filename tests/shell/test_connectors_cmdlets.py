@@ -1,4 +1,5 @@
 """New-/Get-/Set-/Remove-SendConnector: the seed's and the reference's examples, and each error Exchange gives."""
+
 import os
 import subprocess
 import sys
@@ -59,7 +60,9 @@ def test_seed_internet_connector_gets_the_seed_defaults(cmdlet):
 
 def test_seed_syntax_with_source_transport_server_by_fqdn(cmdlet):
     register_transport_server("EX02", "ex02.contoso.test", "Default-First-Site-Name")
-    result = cmdlet("New-SendConnector -Name Outbound -AddressSpaces * -Internet -SourceTransportServer ex01.contoso.test,EX02")
+    result = cmdlet(
+        "New-SendConnector -Name Outbound -AddressSpaces * -Internet -SourceTransportServer ex01.contoso.test,EX02"
+    )
     assert result.status == 0, result.err
     assert servers(connector("Outbound")) == ["EX01", "EX02"]
 
@@ -107,7 +110,9 @@ def test_comma_list_of_address_spaces_with_costs(cmdlet):
 
 
 def test_usage_parameter_and_internal_default_size(cmdlet):
-    result = cmdlet("New-SendConnector -Name Inside -Usage internal -AddressSpaces * -DNSRoutingEnabled:$false -SmartHosts hub.contoso.com")
+    result = cmdlet(
+        "New-SendConnector -Name Inside -Usage internal -AddressSpaces * -DNSRoutingEnabled:$false -SmartHosts hub.contoso.com"
+    )
     assert result.status == 0, result.err
     assert connector("Inside").usage == "Internal"
     assert connector("Inside").max_message_size is None  # Internal: unlimited
@@ -120,17 +125,25 @@ def test_partner_switch_turns_on_domain_security(cmdlet):
 
 
 def test_parameter_names_are_case_insensitive_and_may_be_abbreviated(cmdlet):
-    result = cmdlet("new-sendconnector -NAME lower -addressspaces * -port 587 -ProtocolLog verbose -maxmessagesize unlimited")
+    result = cmdlet(
+        "new-sendconnector -NAME lower -addressspaces * -port 587 -ProtocolLog verbose -maxmessagesize unlimited"
+    )
     assert result.status == 0, result.err
     created = connector("lower")
     assert (created.port, created.protocol_logging_level, created.max_message_size) == (587, "Verbose", None)
 
 
 def test_error_policies_set_the_three_flags(cmdlet, make_connector):
-    result = cmdlet("New-SendConnector Partner -AddressSpaces contoso.com -ErrorPolicies DowngradeDnsFailures,UpgradeCustomFailures")
+    result = cmdlet(
+        "New-SendConnector Partner -AddressSpaces contoso.com -ErrorPolicies DowngradeDnsFailures,UpgradeCustomFailures"
+    )
     assert result.status == 0, result.err
     created = connector("Partner")
-    assert (created.downgrade_dns_failures, created.downgrade_custom_failures, created.upgrade_custom_failures) == (True, False, True)
+    assert (created.downgrade_dns_failures, created.downgrade_custom_failures, created.upgrade_custom_failures) == (
+        True,
+        False,
+        True,
+    )
     assert cmdlet("Set-SendConnector Partner -ErrorPolicies Default").status == 0
     created.refresh_from_db()
     assert not (created.downgrade_dns_failures or created.downgrade_custom_failures or created.upgrade_custom_failures)
@@ -138,7 +151,9 @@ def test_error_policies_set_the_three_flags(cmdlet, make_connector):
 
 def test_new_prints_warnings(cmdlet):
     register_transport_server("EX02", "ex02.contoso.test", "Branch-Site")
-    result = cmdlet("New-SendConnector Scoped -AddressSpaces * -IsScopedConnector $true -SourceTransportServers EX01,EX02")
+    result = cmdlet(
+        "New-SendConnector Scoped -AddressSpaces * -IsScopedConnector $true -SourceTransportServers EX01,EX02"
+    )
     assert result.status == 0
     assert result.err.startswith("WARNING: The source transport servers of this scoped Send connector are in different")
 
@@ -149,78 +164,138 @@ def test_new_prints_warnings(cmdlet):
 @pytest.mark.parametrize(
     "line, message",
     [
-        ("New-SendConnector -Name X -AddressSpaces * -Foo bar",
-         "New-SendConnector : A parameter cannot be found that matches parameter name 'Foo'."),
-        ("New-SendConnector -Name X -AddressSpaces * -Internet -Partner",
-         "New-SendConnector : Only one usage type can be specified."),
-        ("New-SendConnector -Name X -AddressSpaces * -Usage Internet -Custom",
-         "New-SendConnector : Only one usage type can be specified."),
-        ("New-SendConnector -Internet",
-         "New-SendConnector : Cannot process command because of one or more missing mandatory parameters: Name AddressSpaces."),
-        ("New-SendConnector -Name X -AddressSpaces * -SmartHosts relay.contoso.com",
-         "New-SendConnector : SmartHosts: SmartHosts can't be specified when DNSRoutingEnabled is $true."),
-        ("New-SendConnector -Name X -AddressSpaces * -DNSRoutingEnabled $false",
-         "New-SendConnector : SmartHosts: When DNSRoutingEnabled is $false, you must specify at least one smart host"),
-        ("New-SendConnector -Name X -AddressSpaces * -RequireTLS $true -TlsDomain contoso.com",
-         "New-SendConnector : TlsDomain: The TLSDomain parameter can only be set if the TLSAuthLevel parameter is set "
-         "to DomainValidation."),
-        ("New-SendConnector -Name X -AddressSpaces * -Fqdn contoso..com",
-         'New-SendConnector : Fqdn: "contoso..com" isn\'t a valid FQDN: it contains an empty label ("..").'),
+        (
+            "New-SendConnector -Name X -AddressSpaces * -Foo bar",
+            "New-SendConnector : A parameter cannot be found that matches parameter name 'Foo'.",
+        ),
+        (
+            "New-SendConnector -Name X -AddressSpaces * -Internet -Partner",
+            "New-SendConnector : Only one usage type can be specified.",
+        ),
+        (
+            "New-SendConnector -Name X -AddressSpaces * -Usage Internet -Custom",
+            "New-SendConnector : Only one usage type can be specified.",
+        ),
+        (
+            "New-SendConnector -Internet",
+            "New-SendConnector : Cannot process command because of one or more missing mandatory parameters: Name AddressSpaces.",
+        ),
+        (
+            "New-SendConnector -Name X -AddressSpaces * -SmartHosts relay.contoso.com",
+            "New-SendConnector : SmartHosts: SmartHosts can't be specified when DNSRoutingEnabled is $true.",
+        ),
+        (
+            "New-SendConnector -Name X -AddressSpaces * -DNSRoutingEnabled $false",
+            "New-SendConnector : SmartHosts: When DNSRoutingEnabled is $false, you must specify at least one smart host",
+        ),
+        (
+            "New-SendConnector -Name X -AddressSpaces * -RequireTLS $true -TlsDomain contoso.com",
+            "New-SendConnector : TlsDomain: The TLSDomain parameter can only be set if the TLSAuthLevel parameter is set "
+            "to DomainValidation.",
+        ),
+        (
+            "New-SendConnector -Name X -AddressSpaces * -Fqdn contoso..com",
+            'New-SendConnector : Fqdn: "contoso..com" isn\'t a valid FQDN: it contains an empty label ("..").',
+        ),
         (f"New-SendConnector -Name X -AddressSpaces * -Fqdn {'a' * 64}.com", "is longer than 63 characters."),
-        ("New-SendConnector -Name X -AddressSpaces *contoso.com",
-         "New-SendConnector : Cannot process argument transformation on parameter 'AddressSpaces'. \"*contoso.com\" "
-         "isn't a valid SMTP address space."),
+        (
+            "New-SendConnector -Name X -AddressSpaces *contoso.com",
+            "New-SendConnector : Cannot process argument transformation on parameter 'AddressSpaces'. \"*contoso.com\" "
+            "isn't a valid SMTP address space.",
+        ),
         ("New-SendConnector -Name X -AddressSpaces contoso..com", "contains an empty label"),
         ('New-SendConnector -Name X -AddressSpaces "contoso.com;0"', 'The cost "0" isn\'t valid.'),
         ('New-SendConnector -Name X -AddressSpaces "contoso.com;101"', 'The cost "101" isn\'t valid.'),
         ('New-SendConnector -Name X -AddressSpaces "contoso.com;cheap"', 'The cost "cheap" isn\'t valid.'),
-        ('New-SendConnector -Name X -AddressSpaces * -DNSRoutingEnabled $false -SmartHosts "relay contoso.com"',
-         '"relay contoso.com" isn\'t a valid smart host: it contains spaces.'),
-        ("New-SendConnector -Name X -AddressSpaces * -DNSRoutingEnabled $false -SmartHosts relay.contoso.com "
-         "-SmartHostAuthMechanism BasicAuth",
-         "New-SendConnector : AuthenticationCredential: The AuthenticationCredential parameter (user name and password) "
-         "is required when SmartHostAuthMechanism is BasicAuth."),
-        ("New-SendConnector -Name X -AddressSpaces * -SourceTransportServers EX99",
-         "Cannot process argument transformation on parameter 'SourceTransportServers'. The transport server \"EX99\" "
-         "couldn't be found."),
-        ("New-SendConnector -Name X -AddressSpaces * -MaxMessageSize 10XB",
-         "Cannot process argument transformation on parameter 'MaxMessageSize'. \"10XB\" isn't a valid size."),
-        ("New-SendConnector -Name X -AddressSpaces * -ConnectionInactivityTimeOut 2.00:00:00",
-         'The time span "2.00:00:00" is out of range.'),
-        ("New-SendConnector -Name X -AddressSpaces * -Enabled yes",
-         "Cannot process argument transformation on parameter 'Enabled'. Cannot convert value \"System.String\" to "
-         "type \"System.Boolean\"."),
-        ("New-SendConnector -Name X -AddressSpaces * -ErrorPolicies DowngradeAuthFailures",
-         'Unable to match the identifier name DowngradeAuthFailures to a valid enumerator name.'),
-        ("New-SendConnector -Name X -AddressSpaces * -Name Y",
-         "Cannot bind parameter because parameter 'Name' is specified more than once."),
-        ("New-SendConnector -Name X -AddressSpaces",
-         "Missing an argument for parameter 'AddressSpaces'. Specify a parameter of type 'MultiValuedProperty'"),
+        (
+            'New-SendConnector -Name X -AddressSpaces * -DNSRoutingEnabled $false -SmartHosts "relay contoso.com"',
+            '"relay contoso.com" isn\'t a valid smart host: it contains spaces.',
+        ),
+        (
+            "New-SendConnector -Name X -AddressSpaces * -DNSRoutingEnabled $false -SmartHosts relay.contoso.com "
+            "-SmartHostAuthMechanism BasicAuth",
+            "New-SendConnector : AuthenticationCredential: The AuthenticationCredential parameter (user name and password) "
+            "is required when SmartHostAuthMechanism is BasicAuth.",
+        ),
+        (
+            "New-SendConnector -Name X -AddressSpaces * -SourceTransportServers EX99",
+            "Cannot process argument transformation on parameter 'SourceTransportServers'. The transport server \"EX99\" "
+            "couldn't be found.",
+        ),
+        (
+            "New-SendConnector -Name X -AddressSpaces * -MaxMessageSize 10XB",
+            "Cannot process argument transformation on parameter 'MaxMessageSize'. \"10XB\" isn't a valid size.",
+        ),
+        (
+            "New-SendConnector -Name X -AddressSpaces * -ConnectionInactivityTimeOut 2.00:00:00",
+            'The time span "2.00:00:00" is out of range.',
+        ),
+        (
+            "New-SendConnector -Name X -AddressSpaces * -Enabled yes",
+            "Cannot process argument transformation on parameter 'Enabled'. Cannot convert value \"System.String\" to "
+            'type "System.Boolean".',
+        ),
+        (
+            "New-SendConnector -Name X -AddressSpaces * -ErrorPolicies DowngradeAuthFailures",
+            "Unable to match the identifier name DowngradeAuthFailures to a valid enumerator name.",
+        ),
+        (
+            "New-SendConnector -Name X -AddressSpaces * -Name Y",
+            "Cannot bind parameter because parameter 'Name' is specified more than once.",
+        ),
+        (
+            "New-SendConnector -Name X -AddressSpaces",
+            "Missing an argument for parameter 'AddressSpaces'. Specify a parameter of type 'MultiValuedProperty'",
+        ),
         ("New-SendConnector X * -Internet", "A positional parameter cannot be found that accepts argument '*'."),
-        ("New-SendConnector -Name X -AddressSpaces * -Internet $true",
-         "A positional parameter cannot be found that accepts argument '$true'."),
-        ("New-SendConnector -Name X -AddressSpaces * -Inter", "the parameter name 'Inter' is ambiguous. Possible "
-         "matches include: -Internal -Internet."),
-        ('New-SendConnector -Name X -AddressSpaces * -SmartHosts @{Add="a.com"} -DNSRoutingEnabled $false',
-         "SmartHosts: @{Add=...;Remove=...} can only change an existing connector"),
-        ("New-Sendconnectr -Name X", "New-Sendconnectr : The term 'New-Sendconnectr' is not recognized as the name of "
-         "a cmdlet, function, script file, or operable program."),
-        ("New-SendConnector -Name X -AddressSpaces * -WhatIf -DNSRoutingEnabled $false",
-         "When DNSRoutingEnabled is $false"),
-        ("New-SendConnector -Name X -AddressSpaces * -SmtpMaxMessagesPerConnection 99999999999",
-         'Error: "Value was either too large or too small for an Int32."'),
+        (
+            "New-SendConnector -Name X -AddressSpaces * -Internet $true",
+            "A positional parameter cannot be found that accepts argument '$true'.",
+        ),
+        (
+            "New-SendConnector -Name X -AddressSpaces * -Inter",
+            "the parameter name 'Inter' is ambiguous. Possible matches include: -Internal -Internet.",
+        ),
+        (
+            'New-SendConnector -Name X -AddressSpaces * -SmartHosts @{Add="a.com"} -DNSRoutingEnabled $false',
+            "SmartHosts: @{Add=...;Remove=...} can only change an existing connector",
+        ),
+        (
+            "New-Sendconnectr -Name X",
+            "New-Sendconnectr : The term 'New-Sendconnectr' is not recognized as the name of "
+            "a cmdlet, function, script file, or operable program.",
+        ),
+        (
+            "New-SendConnector -Name X -AddressSpaces * -WhatIf -DNSRoutingEnabled $false",
+            "When DNSRoutingEnabled is $false",
+        ),
+        (
+            "New-SendConnector -Name X -AddressSpaces * -SmtpMaxMessagesPerConnection 99999999999",
+            'Error: "Value was either too large or too small for an Int32."',
+        ),
         ("New-SendConnector -Name X -AddressSpaces * -Port 70000", 'The port "70000" isn\'t valid.'),
-        ("New-SendConnector -Name X -AddressSpaces * -Port $null",
-         "Cannot bind argument to parameter 'Port' because it is null."),
+        (
+            "New-SendConnector -Name X -AddressSpaces * -Port $null",
+            "Cannot bind argument to parameter 'Port' because it is null.",
+        ),
         ("New-SendConnector -Name X -AddressSpaces * -Port ²", 'The port "²" isn\'t valid.'),
-        ("New-SendConnector -Name X -AddressSpaces * -DNSRoutingEnabled $false -SmartHosts '[999.1.1.1]'",
-         "Cannot process argument transformation on parameter 'SmartHosts'. \"[999.1.1.1]\" isn't a valid smart "
-         "host: [ ] can only enclose an IP address, such as [192.168.1.25]."),
-        ("New-SendConnector -Name X -AddressSpaces * -DNSRoutingEnabled $false -SmartHosts 999.1.1.1",
-         '"999.1.1.1" isn\'t a valid smart host: it isn\'t a valid IP address, and an FQDN can\'t end with a number.'),
-        ('New-SendConnector -Name X -AddressSpaces * -SourceTransportServers "EX`001"',
-         "parameter 'SourceTransportServers'. The value contains the NUL character (`0), which isn't allowed."),
-        ('New-SendConnector -Name X -AddressSpaces * -Comment "a`0b"', "parameter 'Comment'. The value contains the NUL"),
+        (
+            "New-SendConnector -Name X -AddressSpaces * -DNSRoutingEnabled $false -SmartHosts '[999.1.1.1]'",
+            "Cannot process argument transformation on parameter 'SmartHosts'. \"[999.1.1.1]\" isn't a valid smart "
+            "host: [ ] can only enclose an IP address, such as [192.168.1.25].",
+        ),
+        (
+            "New-SendConnector -Name X -AddressSpaces * -DNSRoutingEnabled $false -SmartHosts 999.1.1.1",
+            "\"999.1.1.1\" isn't a valid smart host: it isn't a valid IP address, and an FQDN can't end with a number.",
+        ),
+        (
+            'New-SendConnector -Name X -AddressSpaces * -SourceTransportServers "EX`001"',
+            "parameter 'SourceTransportServers'. The value contains the NUL character (`0), which isn't allowed.",
+        ),
+        (
+            'New-SendConnector -Name X -AddressSpaces * -Comment "a`0b"',
+            "parameter 'Comment'. The value contains the NUL",
+        ),
     ],
 )
 def test_new_errors(cmdlet, line, message):
@@ -236,12 +311,21 @@ def test_duplicate_name_is_refused_case_insensitively(cmdlet, make_connector):
     make_connector("To internet")
     result = cmdlet('New-SendConnector -Name "TO INTERNET" -AddressSpaces * -Internet')
     assert result.status == 1
-    assert result.err == 'New-SendConnector : Name: A Send connector with the name "TO INTERNET" already exists. Specify a unique name.\n'
+    assert (
+        result.err
+        == 'New-SendConnector : Name: A Send connector with the name "TO INTERNET" already exists. Specify a unique name.\n'
+    )
     assert SendConnector.objects.count() == 1 and AdminAuditLogEntry.objects.count() == 1
 
 
-@pytest.mark.parametrize("line", ["Get-SendConnector Nope", "Set-SendConnector Nope -Enabled $false",
-                                  "Remove-SendConnector -Identity Nope -Confirm:$false"])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Get-SendConnector Nope",
+        "Set-SendConnector Nope -Enabled $false",
+        "Remove-SendConnector -Identity Nope -Confirm:$false",
+    ],
+)
 def test_unknown_identity(cmdlet, make_connector, line):
     make_connector("To internet")
     result = cmdlet(line)
@@ -298,7 +382,9 @@ def test_set_smart_hosts_with_add_and_remove(cmdlet, make_connector):
     assert hosts(connector("Relay")) == ["10.0.0.1", "b.contoso.com", "10.0.0.2"]
     result = cmdlet('Set-SendConnector Relay -SmartHosts @{Remove="c.contoso.com"}')
     assert result.status == 1
-    assert 'SmartHosts: "c.contoso.com" can\'t be removed because it isn\'t one of the connector\'s values.' in result.err
+    assert (
+        "SmartHosts: \"c.contoso.com\" can't be removed because it isn't one of the connector's values." in result.err
+    )
     assert hosts(connector("Relay")) == ["10.0.0.1", "b.contoso.com", "10.0.0.2"]
 
 
@@ -313,7 +399,10 @@ def test_set_source_transport_servers_with_add_and_remove(cmdlet, make_connector
 
 def test_set_address_spaces_with_add_and_remove(cmdlet, make_connector):
     make_connector("Partners", address_spaces=["contoso.com;5", "fabrikam.com"])
-    assert cmdlet('Set-SendConnector Partners -AddressSpaces @{Add="SMTP:*.tailspin.com;2"; Remove="contoso.com"}').status == 0
+    assert (
+        cmdlet('Set-SendConnector Partners -AddressSpaces @{Add="SMTP:*.tailspin.com;2"; Remove="contoso.com"}').status
+        == 0
+    )
     assert spaces(connector("Partners")) == ["SMTP:fabrikam.com;1", "SMTP:*.tailspin.com;2"]
 
 
@@ -329,7 +418,10 @@ def test_set_without_changes_warns(cmdlet, make_connector):
     make_connector("To internet")
     result = cmdlet('Set-SendConnector "To internet"')
     assert result.status == 0
-    assert result.err == "WARNING: The command completed successfully but no settings of 'To internet' have been modified.\n"
+    assert (
+        result.err
+        == "WARNING: The command completed successfully but no settings of 'To internet' have been modified.\n"
+    )
     assert AdminAuditLogEntry.objects.count() == 1
 
 
@@ -375,7 +467,9 @@ def test_remove_declined_or_unanswered_keeps_the_connector(cmdlet, make_connecto
 
 def test_remove_without_prompt_and_what_if(cmdlet, make_connector):
     make_connector("To internet")
-    assert cmdlet('Remove-SendConnector "To internet" -WhatIf').out == 'What if: Removing Send connector "To internet".\n'
+    assert (
+        cmdlet('Remove-SendConnector "To internet" -WhatIf').out == 'What if: Removing Send connector "To internet".\n'
+    )
     assert SendConnector.objects.exists()
     result = cmdlet('Remove-SendConnector "To internet" -Confirm:$false')
     assert (result.status, result.err) == (0, "")
@@ -393,8 +487,10 @@ def test_remove_many_with_yes_to_all(cmdlet, make_connector):
 
 # -- credentials -----------------------------------------------------------------------------------------
 
-BASIC = ("New-SendConnector -Name Relay -AddressSpaces * -DNSRoutingEnabled $false -SmartHosts relay.contoso.com "
-         "-SmartHostAuthMechanism BasicAuth -AuthenticationCredential ")
+BASIC = (
+    "New-SendConnector -Name Relay -AddressSpaces * -DNSRoutingEnabled $false -SmartHosts relay.contoso.com "
+    "-SmartHostAuthMechanism BasicAuth -AuthenticationCredential "
+)
 
 
 def assert_password_kept_secret(result, password):
@@ -423,11 +519,14 @@ def test_user_name_reads_the_password_from_stdin(cmdlet, make_connector):
     assert_password_kept_secret(result, "N3w pass")
 
 
-@pytest.mark.parametrize("tail, stdin, message", [
-    ("svc-relay", "", 'No password was read from standard input for the user "svc-relay".'),
-    ("(Get-Credential)", "", "Get-Credential : No user name was entered."),
-    ("(Get-Credential)", "svc\n", 'Get-Credential : No password was entered for the user "svc".'),
-])
+@pytest.mark.parametrize(
+    "tail, stdin, message",
+    [
+        ("svc-relay", "", 'No password was read from standard input for the user "svc-relay".'),
+        ("(Get-Credential)", "", "Get-Credential : No user name was entered."),
+        ("(Get-Credential)", "svc\n", 'Get-Credential : No password was entered for the user "svc".'),
+    ],
+)
 def test_missing_credential_input_saves_nothing(cmdlet, tail, stdin, message):
     result = cmdlet(BASIC + tail, stdin=stdin)
     assert result.status == 1
@@ -439,14 +538,19 @@ def test_missing_credential_input_saves_nothing(cmdlet, tail, stdin, message):
 
 
 def test_informational_properties_are_stored_and_shown(cmdlet):
-    result = cmdlet("New-SendConnector -Name 'To Office 365' -AddressSpaces contoso.mail.onmicrosoft.com "
-                    "-ConnectorType XPremises -CloudServicesMailEnabled $true -RequireOorg $false "
-                    "-TlsCertificateName '<I>CN=Contoso CA, DC=contoso, DC=com<S>CN=mail.contoso.com' "
-                    "-SourceIPAddress 192.0.2.10")
+    result = cmdlet(
+        "New-SendConnector -Name 'To Office 365' -AddressSpaces contoso.mail.onmicrosoft.com "
+        "-ConnectorType XPremises -CloudServicesMailEnabled $true -RequireOorg $false "
+        "-TlsCertificateName '<I>CN=Contoso CA, DC=contoso, DC=com<S>CN=mail.contoso.com' "
+        "-SourceIPAddress 192.0.2.10"
+    )
     assert result.status == 0, result.err
     created = connector("To Office 365")
     assert (created.connector_type, created.cloud_services_mail_enabled, created.source_ip_address) == (
-        "XPremises", True, "192.0.2.10")
+        "XPremises",
+        True,
+        "192.0.2.10",
+    )
     assert created.tls_certificate_name == "<I>CN=Contoso CA, DC=contoso, DC=com<S>CN=mail.contoso.com"
     listed = cmdlet("Get-SendConnector 'To Office 365' | fl ConnectorType,Cloud*,SourceIPAddress,TlsCert*").out
     assert listed.splitlines() == [
@@ -459,21 +563,40 @@ def test_informational_properties_are_stored_and_shown(cmdlet):
     ]
     assert cmdlet("Set-SendConnector 'To Office 365' -TlsCertificateName $null -SourceIPAddress 0.0.0.0").status == 0
     assert (connector("To Office 365").tls_certificate_name, connector("To Office 365").source_ip_address) == (
-        "", "0.0.0.0")
+        "",
+        "0.0.0.0",
+    )
     assert "-ConnectorType XPremises -CloudServicesMailEnabled $true" in AdminAuditLogEntry.objects.last().command_line
 
 
-@pytest.mark.parametrize("tail, message", [
-    ("-ConnectorType Hybrid", "Cannot process argument transformation on parameter 'ConnectorType'. Cannot convert "
-                              'value "Hybrid" to type "TenantConnectorType".'),
-    ("-SourceIPAddress 192.0.2", "Cannot process argument transformation on parameter 'SourceIPAddress'. Cannot "
-                                 'convert value "192.0.2" to type "System.Net.IPAddress". Error: "An invalid IP '
-                                 'address was specified."'),
-    ("-SourceIPAddress 224.0.0.5", 'The source IP address "224.0.0.5" isn\'t valid: a multicast or broadcast address'),
-    ("-TlsCertificateName CN=mail.contoso.com", 'TlsCertificateName: "CN=mail.contoso.com" isn\'t a valid '
-                                                "certificate name. Use <I>issuer<S>subject"),
-    ("-CloudServicesMailEnabled yes", "Cannot process argument transformation on parameter 'CloudServicesMailEnabled'."),
-])
+@pytest.mark.parametrize(
+    "tail, message",
+    [
+        (
+            "-ConnectorType Hybrid",
+            "Cannot process argument transformation on parameter 'ConnectorType'. Cannot convert "
+            'value "Hybrid" to type "TenantConnectorType".',
+        ),
+        (
+            "-SourceIPAddress 192.0.2",
+            "Cannot process argument transformation on parameter 'SourceIPAddress'. Cannot "
+            'convert value "192.0.2" to type "System.Net.IPAddress". Error: "An invalid IP '
+            'address was specified."',
+        ),
+        (
+            "-SourceIPAddress 224.0.0.5",
+            'The source IP address "224.0.0.5" isn\'t valid: a multicast or broadcast address',
+        ),
+        (
+            "-TlsCertificateName CN=mail.contoso.com",
+            'TlsCertificateName: "CN=mail.contoso.com" isn\'t a valid certificate name. Use <I>issuer<S>subject',
+        ),
+        (
+            "-CloudServicesMailEnabled yes",
+            "Cannot process argument transformation on parameter 'CloudServicesMailEnabled'.",
+        ),
+    ],
+)
 def test_informational_properties_are_validated_as_exchange_does(cmdlet, make_connector, tail, message):
     make_connector("To internet")
     result = cmdlet("Set-SendConnector 'To internet' " + tail)
@@ -482,7 +605,10 @@ def test_informational_properties_are_validated_as_exchange_does(cmdlet, make_co
     assert message in result.err
     unchanged = connector("To internet")
     assert (unchanged.connector_type, unchanged.source_ip_address, unchanged.tls_certificate_name) == (
-        "Default", "0.0.0.0", "")
+        "Default",
+        "0.0.0.0",
+        "",
+    )
 
 
 # -- the management command ------------------------------------------------------------------------------
@@ -492,8 +618,15 @@ def test_call_command(db, capsys):
     import io
 
     out, err = io.StringIO(), io.StringIO()
-    call_command("cmdlet", 'New-SendConnector -Name "To internet" -AddressSpaces * -Internet', "--caller", "ops",
-                 stdin=io.StringIO(), stdout=out, stderr=err)
+    call_command(
+        "cmdlet",
+        'New-SendConnector -Name "To internet" -AddressSpaces * -Internet',
+        "--caller",
+        "ops",
+        stdin=io.StringIO(),
+        stdout=out,
+        stderr=err,
+    )
     assert "To internet {SMTP:*;1}    True" in out.getvalue()
     assert AdminAuditLogEntry.objects.get().caller == "ops"
     with pytest.raises(SystemExit) as exit_:
@@ -504,11 +637,20 @@ def test_call_command(db, capsys):
 
 def test_manage_py_cmdlet_in_a_real_process(tmp_path):
     env = {key: value for key, value in os.environ.items() if key not in ("DATABASE_URL",)}
-    env.update(SECRET_KEY="subprocess-test-key", DJANGO_SETTINGS_MODULE="tests.settings", SENDCONN_VAR_DIR=str(tmp_path))
+    env.update(
+        SECRET_KEY="subprocess-test-key", DJANGO_SETTINGS_MODULE="tests.settings", SENDCONN_VAR_DIR=str(tmp_path)
+    )
 
     def manage(*args, stdin=""):
-        return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, input=stdin,
-                              capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env=env,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     assert manage("migrate", "-v0").returncode == 0
     created = manage("cmdlet", 'New-SendConnector -Name "To internet" -AddressSpaces * -Internet')

@@ -1,16 +1,19 @@
 """What the shell prints: the default table, Format-List, Format-Table, Select-Object and ConvertTo-Json."""
+
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sendconn.connectors.models import SendConnector
-from sendconn.connectors.services import Credential
 from sendconn.connectors.servers import register_transport_server
+from sendconn.connectors.services import Credential
 from sendconn.shell.output import Record, convert_to_json, format_list, format_table, render
 
 
 def test_table_pads_columns_and_underlines_each_header():
-    records = [Record({"Name": "A", "Port": 25, "Enabled": True, "Hosts": ["a", "b", "c", "d", "e"]}),
-               Record({"Name": "Longer name", "Port": 587, "Enabled": False, "Hosts": []})]
+    records = [
+        Record({"Name": "A", "Port": 25, "Enabled": True, "Hosts": ["a", "b", "c", "d", "e"]}),
+        Record({"Name": "Longer name", "Port": 587, "Enabled": False, "Hosts": []}),
+    ]
     assert format_table(records) == [
         "",
         "Name        Port Enabled Hosts",
@@ -22,7 +25,9 @@ def test_table_pads_columns_and_underlines_each_header():
 
 
 def test_list_aligns_names_shows_lists_and_indents_continued_lines():
-    record = Record({"Name": "X", "AddressSpaces": ["SMTP:*;1", "SMTP:contoso.com;2"], "Comment": "one\ntwo", "Fqdn": None})
+    record = Record(
+        {"Name": "X", "AddressSpaces": ["SMTP:*;1", "SMTP:contoso.com;2"], "Comment": "one\ntwo", "Fqdn": None}
+    )
     assert format_list([record, Record({"Name": "Y"})]) == [
         "",
         "Name          : X",
@@ -64,23 +69,66 @@ def test_get_send_connector_table(cmdlet, make_connector):
 
 
 EXCHANGE_FORMAT_LIST = [
-    "AddressSpaces", "AuthenticationCredential", "CloudServicesMailEnabled", "Comment", "ConnectedDomains",
-    "ConnectionInactivityTimeOut", "ConnectorType", "DNSRoutingEnabled", "DomainSecureEnabled", "Enabled",
-    "ErrorPolicies", "ForceHELO", "Fqdn", "FrontendProxyEnabled", "HomeMTA", "HomeMtaServerId", "Identity",
-    "IgnoreSTARTTLS", "IsScopedConnector", "IsSmtpConnector", "MaxMessageSize", "Name", "Port", "ProtocolLoggingLevel",
-    "RequireOorg", "RequireTLS", "SmartHostAuthMechanism", "SmartHosts", "SmartHostsString",
-    "SmtpMaxMessagesPerConnection", "SourceIPAddress", "SourceRoutingGroup", "SourceTransportServers", "TlsAuthLevel",
-    "TlsDomain", "UseExternalDNSServersEnabled", "TlsCertificateName", "AdminDisplayName", "ExchangeVersion",
-    "DistinguishedName", "Guid", "ObjectCategory", "ObjectClass", "WhenChanged", "WhenCreated", "WhenChangedUTC",
-    "WhenCreatedUTC", "OrganizationId", "Id", "OriginatingServer", "IsValid", "ObjectState",
+    "AddressSpaces",
+    "AuthenticationCredential",
+    "CloudServicesMailEnabled",
+    "Comment",
+    "ConnectedDomains",
+    "ConnectionInactivityTimeOut",
+    "ConnectorType",
+    "DNSRoutingEnabled",
+    "DomainSecureEnabled",
+    "Enabled",
+    "ErrorPolicies",
+    "ForceHELO",
+    "Fqdn",
+    "FrontendProxyEnabled",
+    "HomeMTA",
+    "HomeMtaServerId",
+    "Identity",
+    "IgnoreSTARTTLS",
+    "IsScopedConnector",
+    "IsSmtpConnector",
+    "MaxMessageSize",
+    "Name",
+    "Port",
+    "ProtocolLoggingLevel",
+    "RequireOorg",
+    "RequireTLS",
+    "SmartHostAuthMechanism",
+    "SmartHosts",
+    "SmartHostsString",
+    "SmtpMaxMessagesPerConnection",
+    "SourceIPAddress",
+    "SourceRoutingGroup",
+    "SourceTransportServers",
+    "TlsAuthLevel",
+    "TlsDomain",
+    "UseExternalDNSServersEnabled",
+    "TlsCertificateName",
+    "AdminDisplayName",
+    "ExchangeVersion",
+    "DistinguishedName",
+    "Guid",
+    "ObjectCategory",
+    "ObjectClass",
+    "WhenChanged",
+    "WhenCreated",
+    "WhenChangedUTC",
+    "WhenCreatedUTC",
+    "OrganizationId",
+    "Id",
+    "OriginatingServer",
+    "IsValid",
+    "ObjectState",
 ]
 
 
 def test_format_list_is_exchanges_property_set_in_exchanges_order(cmdlet, make_connector):
     created = make_connector("To internet", usage="Internet")
     SendConnector.objects.filter(pk=created.pk).update(
-        created_at=datetime(2026, 11, 2, 20, 54, 13, tzinfo=timezone.utc),
-        changed_at=datetime(2026, 11, 3, 8, 5, 0, tzinfo=timezone.utc),
+        created_at=datetime(2026, 11, 2, 20, 54, 13, tzinfo=UTC),
+        changed_at=datetime(2026, 11, 3, 8, 5, 0, tzinfo=UTC),
     )
     lines = cmdlet('Get-SendConnector "To internet" | fl').out.splitlines()
     assert [line.split(" :")[0].rstrip() for line in lines if line] == EXCHANGE_FORMAT_LIST
@@ -113,11 +161,20 @@ def test_format_list_is_exchanges_property_set_in_exchanges_order(cmdlet, make_c
 
 
 def test_credential_shows_as_a_ps_credential(cmdlet, make_connector):
-    make_connector("Relay", dns_routing_enabled=False, smart_hosts=["smtp.contoso.test"],
-                   smart_host_auth_mechanism="BasicAuth", authentication_credential=Credential("svc", "S3cret!pw"))
+    make_connector(
+        "Relay",
+        dns_routing_enabled=False,
+        smart_hosts=["smtp.contoso.test"],
+        smart_host_auth_mechanism="BasicAuth",
+        authentication_credential=Credential("svc", "S3cret!pw"),
+    )
     listed = cmdlet("Get-SendConnector Relay | Format-List AuthenticationCredential,SmartHostsString").out
-    assert listed.splitlines() == ["", "AuthenticationCredential : System.Management.Automation.PSCredential",
-                                   "SmartHostsString         : smtp.contoso.test", ""]
+    assert listed.splitlines() == [
+        "",
+        "AuthenticationCredential : System.Management.Automation.PSCredential",
+        "SmartHostsString         : smtp.contoso.test",
+        "",
+    ]
     assert "svc" not in cmdlet("Get-SendConnector Relay | ConvertTo-Json").out
 
 
@@ -136,17 +193,31 @@ def test_convert_to_json_uses_exchange_names_and_formats(cmdlet, make_connector)
     assert data["DNSRoutingEnabled"] is True and data["IsScopedConnector"] is False
     assert data["Port"] == 25 and data["SourceTransportServers"] == ["EX01"] and data["TlsDomain"] is None
     make_connector("Second", address_spaces=["contoso.com"])
-    assert [item["Name"] for item in json.loads(cmdlet("Get-SendConnector | ConvertTo-Json").out)] == ["Second", "To internet"]
+    assert [item["Name"] for item in json.loads(cmdlet("Get-SendConnector | ConvertTo-Json").out)] == [
+        "Second",
+        "To internet",
+    ]
 
 
 def test_format_table_and_select_object(cmdlet, make_connector):
     make_connector("To internet")
     assert cmdlet("Get-SendConnector | ft Name,Port -AutoSize").out.splitlines() == [
-        "", "Name        Port", "----        ----", "To internet   25", "",
+        "",
+        "Name        Port",
+        "----        ----",
+        "To internet   25",
+        "",
     ]
     selected = json.loads(cmdlet("Get-SendConnector | Select-Object Name,*Enabled -First 1 | ConvertTo-Json").out)
-    assert list(selected) == ["Name", "CloudServicesMailEnabled", "DNSRoutingEnabled", "DomainSecureEnabled",
-                              "Enabled", "FrontendProxyEnabled", "UseExternalDNSServersEnabled"]
+    assert list(selected) == [
+        "Name",
+        "CloudServicesMailEnabled",
+        "DNSRoutingEnabled",
+        "DomainSecureEnabled",
+        "Enabled",
+        "FrontendProxyEnabled",
+        "UseExternalDNSServersEnabled",
+    ]
 
 
 def test_get_transport_service(cmdlet):
@@ -160,8 +231,12 @@ def test_get_transport_service(cmdlet):
         "",
     ]
     listed = cmdlet("Get-TransportService ex02.contoso.test | Format-List").out.splitlines()
-    assert listed[1:5] == ["Name                            : EX02", "Site                            : Branch",
-                           "Fqdn                            : ex02.contoso.test", "Identity                        : EX02"]
+    assert listed[1:5] == [
+        "Name                            : EX02",
+        "Site                            : Branch",
+        "Fqdn                            : ex02.contoso.test",
+        "Identity                        : EX02",
+    ]
     assert "couldn't be found" in cmdlet("Get-TransportService EX09").err
 
 

@@ -1,4 +1,5 @@
 """The PowerShell-syntax parser: what admins paste from Microsoft's docs, and PowerShell's errors for the rest."""
+
 import pytest
 
 from sendconn.shell.parser import (
@@ -45,7 +46,7 @@ def test_comma_list_with_quoted_entry():
 
 
 def test_constants_and_colon_values():
-    parameter, = [e for e in elements("Remove-X -Confirm:$false") if isinstance(e, Parameter)]
+    (parameter,) = [e for e in elements("Remove-X -Confirm:$false") if isinstance(e, Parameter)]
     assert parameter.name == "Confirm" and parameter.value.value is False
     assert values("x $TRUE $null $False") == [True, None, False]
     (parameter,) = elements("x -Name: 'spaced'")
@@ -57,7 +58,12 @@ def test_single_quotes_double_the_quote():
 
 
 def test_double_quotes_take_backtick_escapes_and_doubled_quotes():
-    assert values('x "a`"b" "say ""hi""" "tab`there" "$notavariable"') == ['a"b', 'say "hi"', "tab\there", "$notavariable"]
+    assert values('x "a`"b" "say ""hi""" "tab`there" "$notavariable"') == [
+        'a"b',
+        'say "hi"',
+        "tab\there",
+        "$notavariable",
+    ]
 
 
 def test_quoted_parts_join_a_bare_word():
@@ -72,7 +78,8 @@ def test_typographic_quotes_and_dashes_from_pasted_docs():
 
 def test_hashtable_add_remove():
     assert values('Set-SendConnector X -SmartHosts @{Add="a.com","b.com"; Remove = c.com}')[1] == {
-        "Add": ["a.com", "b.com"], "Remove": "c.com",
+        "Add": ["a.com", "b.com"],
+        "Remove": "c.com",
     }
     assert values("x @{ 'Add'='a' }") == [{"Add": "a"}]
     assert values("x @{}") == [{}]
@@ -93,7 +100,7 @@ def test_pipeline_script_block_and_comment():
 
 
 def test_backtick_line_continuation():
-    commands = pipeline('New-SendConnector -Name X `\n  -AddressSpaces *')
+    commands = pipeline("New-SendConnector -Name X `\n  -AddressSpaces *")
     assert [getattr(e, "name", e.value) for e in commands[0].elements] == ["Name", "X", "AddressSpaces", "*"]
 
 
@@ -101,13 +108,21 @@ def test_statements_are_separated_by_semicolons_and_new_lines():
     assert [command.name for command in pipeline("\n Get-SendConnector\n")] == ["Get-SendConnector"]
     statements = parse("Get-SendConnector;Get-TransportService\n\n Get-Queue | fl ;")
     assert [[command.name for command in statement.pipeline] for statement in statements] == [
-        ["Get-SendConnector"], ["Get-TransportService"], ["Get-Queue", "fl"]]
+        ["Get-SendConnector"],
+        ["Get-TransportService"],
+        ["Get-Queue", "fl"],
+    ]
 
 
 def test_variables_are_assigned_then_used():
-    first, second, third = parse("$cred = Get-Credential; New-SendConnector -AuthenticationCredential $Cred; $cred | fl")
+    first, second, third = parse(
+        "$cred = Get-Credential; New-SendConnector -AuthenticationCredential $Cred; $cred | fl"
+    )
     assert (first.variable, first.source, [command.name for command in first.pipeline]) == (
-        "cred", NO_VALUE, ["Get-Credential"])
+        "cred",
+        NO_VALUE,
+        ["Get-Credential"],
+    )
     assert second.variable is None and second.pipeline[0].elements[1].value == Variable("Cred")
     assert (third.source, [command.name for command in third.pipeline]) == (Variable("cred"), ["fl"])
     (named,) = parse("$name = 'To internet', 'Other'")
@@ -137,8 +152,11 @@ def test_empty_line_is_nothing_to_run():
         ("x a,", "Missing argument in parameter list.", 4),
         ("x | ", "An empty pipe element is not allowed.", 4),
         ("x $foo", "The variable '$foo' cannot be retrieved because it has not been set.", 2),
-        ("x -AddressSpaces SMTP:contoso.com;1", "Unexpected token '1' in expression or statement. To pass a value "
-                                                "that contains ';'", 33),
+        (
+            "x -AddressSpaces SMTP:contoso.com;1",
+            "Unexpected token '1' in expression or statement. To pass a value that contains ';'",
+            33,
+        ),
         ("$a = x; $b", "The variable '$b' cannot be retrieved because it has not been set.", 8),
         ("$a = $a", "The variable '$a' cannot be retrieved because it has not been set.", 5),
         ("$a = ", "You must provide a value expression following the '=' operator.", 5),

@@ -1,5 +1,6 @@
 """Property tests: the address-space and smart-host parsers, the shell's line parser and the OPATH filters of the
 queue cmdlets, on generated input."""
+
 import ipaddress
 
 import pytest
@@ -9,9 +10,9 @@ from hypothesis import strategies as st
 
 from sendconn.connectors.models import SendConnector
 from sendconn.connectors.values import AddressSpaceValue, SmartHostValue, parse_address_space, parse_smart_host
+from sendconn.shell.cmdlets.transport import QUEUE_PROPERTIES, queue_record
 from sendconn.shell.parser import ParseError, parse
 from sendconn.transport import opath, queue_admin
-from sendconn.shell.cmdlets.transport import QUEUE_PROPERTIES, queue_record
 from tests.factories import queued, retry_values
 
 LABEL = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?", fullmatch=True)
@@ -39,7 +40,9 @@ def test_smtp_address_spaces_round_trip(domain, cost, wildcard, upper):
 
 
 @given(
-    address_type=st.from_regex(r"[A-Za-z][A-Za-z0-9-]{0,10}", fullmatch=True).filter(lambda kind: kind.upper() != "SMTP"),
+    address_type=st.from_regex(r"[A-Za-z][A-Za-z0-9-]{0,10}", fullmatch=True).filter(
+        lambda kind: kind.upper() != "SMTP"
+    ),
     text=st.text("abcXYZ019=/.,:- ", min_size=1, max_size=40).filter(str.strip),
     cost=COSTS,
 )
@@ -110,12 +113,21 @@ def test_junk_lines_raise_only_parse_errors(line):
 @given(address_space=JUNK, smart_host=JUNK)
 def test_junk_through_the_shell_exits_0_or_1_and_saves_all_or_nothing(cmdlet, address_space, smart_host):
     def quoted(text):
-        return "'" + text.replace("'", "''").replace("\u2018", "''").replace("\u2019", "''") \
-            .replace("\u201a", "''").replace("\u201b", "''") + "'"
+        return (
+            "'"
+            + text.replace("'", "''")
+            .replace("\u2018", "''")
+            .replace("\u2019", "''")
+            .replace("\u201a", "''")
+            .replace("\u201b", "''")
+            + "'"
+        )
 
     before = SendConnector.objects.count()
-    result = cmdlet(f"New-SendConnector -Name J{before} -AddressSpaces {quoted(address_space)} "
-                    f"-DNSRoutingEnabled $false -SmartHosts {quoted(smart_host)}")
+    result = cmdlet(
+        f"New-SendConnector -Name J{before} -AddressSpaces {quoted(address_space)} "
+        f"-DNSRoutingEnabled $false -SmartHosts {quoted(smart_host)}"
+    )
     assert result.status in (0, 1)
     assert SendConnector.objects.count() == before + (1 - result.status)
     assert "Traceback" not in result.err
@@ -126,20 +138,42 @@ def test_junk_through_the_shell_exits_0_or_1_and_saves_all_or_nothing(cmdlet, ad
 FILTER_PROPERTIES = st.sampled_from([*queue_admin.MESSAGE_FILTER_FIELDS, *QUEUE_PROPERTIES, "Colour"])
 FILTER_OPERATORS = st.sampled_from([*opath.OPERATORS, "-is", "-and", "-not", "("])
 FILTER_VALUES = st.one_of(
-    st.sampled_from(["nan", "inf", "-Infinity", "1e400", "9223372036854775808", "-9223372036854775809", "$null",
-                     "$true", "'*a*a*a*b'", "'%_\\'", "''", "0", "1.5", "99999999999999999999999", "1e-400", ")"]),
+    st.sampled_from(
+        [
+            "nan",
+            "inf",
+            "-Infinity",
+            "1e400",
+            "9223372036854775808",
+            "-9223372036854775809",
+            "$null",
+            "$true",
+            "'*a*a*a*b'",
+            "'%_\\'",
+            "''",
+            "0",
+            "1.5",
+            "99999999999999999999999",
+            "1e-400",
+            ")",
+        ]
+    ),
     st.integers().map(str),
     st.floats().map(repr),
     JUNK.map(lambda text: "'" + text.replace("'", "''") + "'"),
 )
 COMPARISONS = st.builds(" ".join, st.tuples(FILTER_PROPERTIES, FILTER_OPERATORS, FILTER_VALUES))
 FILTERS = st.one_of(
-    st.recursive(COMPARISONS, lambda inner: st.one_of(
-        st.builds("{} -and {}".format, inner, inner),
-        st.builds("{} -or {}".format, inner, inner),
-        inner.map("-not {}".format),
-        inner.map("({})".format),
-    ), max_leaves=12),
+    st.recursive(
+        COMPARISONS,
+        lambda inner: st.one_of(
+            st.builds("{} -and {}".format, inner, inner),
+            st.builds("{} -or {}".format, inner, inner),
+            inner.map("-not {}".format),
+            inner.map("({})".format),
+        ),
+        max_leaves=12,
+    ),
     JUNK,
     st.integers(0, 1100).map(lambda depth: "(" * depth + "Size -gt 1" + ")" * depth),
     st.integers(0, 2100).map(lambda count: " -and ".join(["RetryCount -ge 0"] * count)),

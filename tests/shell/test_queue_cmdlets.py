@@ -1,5 +1,7 @@
 """Get-Queue, Get-Message and the queue actions through the shell's runner: output, -Filter, exit codes."""
+
 import json
+
 import pytest
 from django.utils import timezone
 
@@ -46,13 +48,16 @@ def test_get_queue_identity_format_list(cmdlet, queues):
     assert any(line.startswith("NextRetryTime    : 20") and line.endswith("Z") for line in lines)
 
 
-@pytest.mark.parametrize("filter_text, identities", [
-    ("Status -eq 'Retry'", ["EX01\\contoso.test"]),
-    ("MessageCount -gt 1", ["EX01\\contoso.test"]),
-    ("MessageCount -ge 1 -and NextHopDomain -like '*fabrikam*'", ["EX01\\fabrikam.test"]),
-    ("DeliveryType -ne 'DnsConnectorDelivery' -and -not (MessageCount -eq 0)", ["EX01\\Unreachable"]),
-    ("(Status -eq 'retry') -or Identity -like '*\\Submission'", ["EX01\\contoso.test", "EX01\\Submission"]),
-])
+@pytest.mark.parametrize(
+    "filter_text, identities",
+    [
+        ("Status -eq 'Retry'", ["EX01\\contoso.test"]),
+        ("MessageCount -gt 1", ["EX01\\contoso.test"]),
+        ("MessageCount -ge 1 -and NextHopDomain -like '*fabrikam*'", ["EX01\\fabrikam.test"]),
+        ("DeliveryType -ne 'DnsConnectorDelivery' -and -not (MessageCount -eq 0)", ["EX01\\Unreachable"]),
+        ("(Status -eq 'retry') -or Identity -like '*\\Submission'", ["EX01\\contoso.test", "EX01\\Submission"]),
+    ],
+)
 def test_get_queue_filter(cmdlet, queues, filter_text, identities):
     result = cmdlet(f'Get-Queue -Filter "{filter_text}" | ConvertTo-Json -Compress')
     assert result.status == 0, result.err
@@ -61,13 +66,16 @@ def test_get_queue_filter(cmdlet, queues, filter_text, identities):
     assert [queue["Identity"] for queue in found] == identities
 
 
-@pytest.mark.parametrize("line, error", [
-    ('Get-Queue -Filter "Status -eqq \'Retry\'"', "Invalid filter syntax"),
-    ('Get-Queue -Filter "Colour -eq \'red\'"', '"Colour" isn\'t a property that can be filtered on'),
-    ('Get-Queue -Filter "MessageCount -gt lots"', 'isn\'t a number'),
-    ('Get-Queue -Identity EX01\\nowhere.test', "object 'EX01\\nowhere.test' couldn't be found"),
-    ('Get-Queue -Identity EX01\\contoso.test -Filter "Status -eq \'Retry\'"', "Parameter set cannot be resolved"),
-])
+@pytest.mark.parametrize(
+    "line, error",
+    [
+        ("Get-Queue -Filter \"Status -eqq 'Retry'\"", "Invalid filter syntax"),
+        ("Get-Queue -Filter \"Colour -eq 'red'\"", '"Colour" isn\'t a property that can be filtered on'),
+        ('Get-Queue -Filter "MessageCount -gt lots"', "isn't a number"),
+        ("Get-Queue -Identity EX01\\nowhere.test", "object 'EX01\\nowhere.test' couldn't be found"),
+        ("Get-Queue -Identity EX01\\contoso.test -Filter \"Status -eq 'Retry'\"", "Parameter set cannot be resolved"),
+    ],
+)
 def test_get_queue_errors_exit_1(cmdlet, queues, line, error):
     result = cmdlet(line)
     assert (result.status, result.out) == (1, "")
@@ -81,8 +89,14 @@ def test_get_message_default_table_and_queue(cmdlet, queues):
     assert (result.status, result.err) == (0, "")
     lines = result.out.splitlines()
     assert lines[1].split() == ["Identity", "FromAddress", "Status", "Queue", "Subject"]
-    assert lines[3].split() == [f"EX01\\contoso.test\\{first.pk}", SENDER, "Retry", "EX01\\contoso.test", "Quarterly",
-                                "report"]
+    assert lines[3].split() == [
+        f"EX01\\contoso.test\\{first.pk}",
+        SENDER,
+        "Retry",
+        "EX01\\contoso.test",
+        "Quarterly",
+        "report",
+    ]
     assert lines[4].split()[:3] == [f"EX01\\contoso.test\\{second.pk}", "kim@fabrikam.com", "Retry"]
     assert len(lines) == 6
 
@@ -100,11 +114,14 @@ def test_get_message_identity_format_list(cmdlet, queues):
     assert any(line.startswith("Size              : ") and "bytes)" in line for line in lines)
 
 
-@pytest.mark.parametrize("filter_text, senders", [
-    ("FromAddress -like '*@fabrikam.com'", ["kim@fabrikam.com"]),
-    ("Status -eq 'Ready'", [SENDER, SENDER]),
-    ("Subject -like 'quarterly*' -and Status -eq 'Retry'", [SENDER, "kim@fabrikam.com"]),
-])
+@pytest.mark.parametrize(
+    "filter_text, senders",
+    [
+        ("FromAddress -like '*@fabrikam.com'", ["kim@fabrikam.com"]),
+        ("Status -eq 'Ready'", [SENDER, SENDER]),
+        ("Subject -like 'quarterly*' -and Status -eq 'Retry'", [SENDER, "kim@fabrikam.com"]),
+    ],
+)
 def test_get_message_filter(cmdlet, queues, filter_text, senders):
     result = cmdlet(f'Get-Message -Filter "{filter_text}" | ConvertTo-Json -Compress')
     assert result.status == 0, result.err
@@ -129,7 +146,10 @@ def test_retry_queue(cmdlet, queues, woken):
     assert len(woken) == 1
     entry = AdminAuditLogEntry.objects.get(cmdlet="Retry-Queue")
     assert (entry.command_line, entry.caller, entry.source) == (
-        "Retry-Queue -Identity 'EX01\\contoso.test'", "tester", "Shell")
+        "Retry-Queue -Identity 'EX01\\contoso.test'",
+        "tester",
+        "Shell",
+    )
 
 
 def test_retry_queue_with_nothing_to_retry_warns(cmdlet, queues):
@@ -164,14 +184,20 @@ def test_suspend_and_resume_queue_through_the_pipeline(cmdlet, queues):
     assert "Suspended" in cmdlet("Get-Queue EX01\\contoso.test").out
     assert "EX01\\contoso.test" in cmdlet("Get-Queue -Filter \"Status -eq 'Suspended'\"").out
     assert cmdlet("Suspend-Queue EX01\\contoso.test").err == (
-        "WARNING: The command completed successfully but no messages in 'EX01\\contoso.test' have been modified.\n")
+        "WARNING: The command completed successfully but no messages in 'EX01\\contoso.test' have been modified.\n"
+    )
     assert cmdlet("Resume-Queue EX01\\contoso.test").status == 0
     assert "Suspended" not in cmdlet("Get-Queue EX01\\contoso.test").out
     assert set(Recipient.objects.filter(domain="contoso.test").values_list("status", flat=True)) == {"Retry"}
-    assert list(AdminAuditLogEntry.objects.filter(cmdlet__in=["Suspend-Queue", "Resume-Queue"])
-                .order_by("id").values_list("command_line", flat=True)) == [
-        "Suspend-Queue -Identity 'EX01\\contoso.test'", "Suspend-Queue -Identity 'EX01\\contoso.test'",
-        "Resume-Queue -Identity 'EX01\\contoso.test'"]
+    assert list(
+        AdminAuditLogEntry.objects.filter(cmdlet__in=["Suspend-Queue", "Resume-Queue"])
+        .order_by("id")
+        .values_list("command_line", flat=True)
+    ) == [
+        "Suspend-Queue -Identity 'EX01\\contoso.test'",
+        "Suspend-Queue -Identity 'EX01\\contoso.test'",
+        "Resume-Queue -Identity 'EX01\\contoso.test'",
+    ]
 
 
 def test_suspend_and_resume_message(cmdlet, queues):
@@ -188,7 +214,9 @@ def test_remove_message_asks_first(cmdlet, queues):
     first = queues["first"]
     declined = cmdlet(f"Remove-Message EX01\\contoso.test\\{first.pk}", stdin="n\n")
     assert declined.status == 1
-    assert f'Removing message "EX01\\contoso.test\\{first.pk}" with a non-delivery report to the sender.' in declined.err
+    assert (
+        f'Removing message "EX01\\contoso.test\\{first.pk}" with a non-delivery report to the sender.' in declined.err
+    )
     assert set(Recipient.objects.filter(message=first).values_list("status", flat=True)) == {"Retry"}
     accepted = cmdlet(f"Remove-Message EX01\\contoso.test\\{first.pk}", stdin="y\n")
     assert accepted.status == 0
@@ -203,7 +231,8 @@ def test_remove_message_without_ndr_and_confirm_false(cmdlet, queues):
     assert set(Recipient.objects.filter(message=first).values_list("status", flat=True)) == {"Failed"}
     assert not Message.objects.filter(is_dsn=True).exists()
     assert AdminAuditLogEntry.objects.get(cmdlet="Remove-Message").command_line == (
-        f"Remove-Message -Identity 'EX01\\contoso.test\\{first.pk}' -WithNDR $false")
+        f"Remove-Message -Identity 'EX01\\contoso.test\\{first.pk}' -WithNDR $false"
+    )
 
 
 def test_remove_messages_by_filter(cmdlet, queues):
@@ -222,35 +251,42 @@ def test_suspend_message_unknown_exits_1(cmdlet, queues):
 BIG = "9223372036854775808"  # one more than the largest 64-bit id
 
 
-@pytest.mark.parametrize("line, error", [
-    ('Get-Message -Filter "Size -gt nan"', 'The value "nan" of the filter on Size isn\'t a number.'),
-    ('Get-Message -Filter "Size -gt inf"', 'The value "inf" of the filter on Size isn\'t a number.'),
-    ('Get-Message -Filter "Size -gt 1e400"', 'The value "1e400" of the filter on Size is out of range.'),
-    ('Get-Message -Filter "RetryCount -lt -99999999999999999999999"', "is out of range"),
-    ('Get-Queue -Filter "MessageCount -gt inf"', "isn't a number"),
-    ("Get-Message -Filter \"" + "(" * 1000 + "Size -gt 1" + ")" * 1000 + "\"", "The filter is too complex."),
-    ("Get-Message -Filter \"" + "-not " * 700 + "Size -gt 1\"", "The filter is too complex."),
-    ("Get-Queue -Filter \"" + "(" * 1000 + "MessageCount -gt 1" + ")" * 1000 + "\"", "The filter is too complex."),
-    ("Get-Message -Filter \"" + " -and ".join(["Size -gt 1"] * 2000) + "\"", "A filter can have at most 4096"),
-    ("Get-Message -Filter \"" + " -or ".join(["Size -gt 1"] * 101) + "\"", "Use at most 100 comparisons"),
-    (f"Get-Message -Identity 'EX01\\contoso.test\\{BIG}'", f"object 'EX01\\contoso.test\\{BIG}' couldn't be found"),
-    ("Get-Message -Identity 'EX01\\contoso.test\\99999999999999999999999'", "couldn't be found"),
-    ("Get-Message -Identity 'EX01\\contoso.test\\²'", "couldn't be found"),
-    (f"Remove-Message -Identity 'EX01\\contoso.test\\{BIG}' -Confirm:$false", "couldn't be found"),
-    ("Get-Message -ResultSize 99999999999999999999999",
-     "Cannot process argument transformation on parameter 'ResultSize'. The value \"99999999999999999999999\" isn't "
-     "valid. Enter a whole number from 1 through 2147483647, or unlimited."),
-    ("Get-Queue -ResultSize 2147483648", "Enter a whole number from 1 through 2147483647, or unlimited."),
-    ("Get-Message -ResultSize ²", "isn't valid"),
-    ("Get-MessageTrackingLog -ResultSize 99999999999999999999999", "isn't valid"),
-    # PostgreSQL can't compare text holding NUL: refused before any query, whatever the database.
-    ('Get-Queue -Identity "EX01\\con`0toso.test"', "Cannot process argument transformation on parameter "
-                                                   "'Identity'. The value contains the NUL character (`0)"),
-    ('Get-Message -Queue "EX01\\con`0toso.test"', "parameter 'Queue'. The value contains the NUL character"),
-    ("Get-Message -Filter \"Subject -eq 'a`0b'\"", "parameter 'Filter'. The value contains the NUL character"),
-    ('Get-MessageTrackingLog -Recipients kim@contoso.test,"a`0@b.c"', "parameter 'Recipients'. The value contains"),
-    ('Get-MessageTrackingLog -Server "EX`001"', "parameter 'Server'. The value contains the NUL character"),
-])
+@pytest.mark.parametrize(
+    "line, error",
+    [
+        ('Get-Message -Filter "Size -gt nan"', 'The value "nan" of the filter on Size isn\'t a number.'),
+        ('Get-Message -Filter "Size -gt inf"', 'The value "inf" of the filter on Size isn\'t a number.'),
+        ('Get-Message -Filter "Size -gt 1e400"', 'The value "1e400" of the filter on Size is out of range.'),
+        ('Get-Message -Filter "RetryCount -lt -99999999999999999999999"', "is out of range"),
+        ('Get-Queue -Filter "MessageCount -gt inf"', "isn't a number"),
+        ('Get-Message -Filter "' + "(" * 1000 + "Size -gt 1" + ")" * 1000 + '"', "The filter is too complex."),
+        ('Get-Message -Filter "' + "-not " * 700 + 'Size -gt 1"', "The filter is too complex."),
+        ('Get-Queue -Filter "' + "(" * 1000 + "MessageCount -gt 1" + ")" * 1000 + '"', "The filter is too complex."),
+        ('Get-Message -Filter "' + " -and ".join(["Size -gt 1"] * 2000) + '"', "A filter can have at most 4096"),
+        ('Get-Message -Filter "' + " -or ".join(["Size -gt 1"] * 101) + '"', "Use at most 100 comparisons"),
+        (f"Get-Message -Identity 'EX01\\contoso.test\\{BIG}'", f"object 'EX01\\contoso.test\\{BIG}' couldn't be found"),
+        ("Get-Message -Identity 'EX01\\contoso.test\\99999999999999999999999'", "couldn't be found"),
+        ("Get-Message -Identity 'EX01\\contoso.test\\²'", "couldn't be found"),
+        (f"Remove-Message -Identity 'EX01\\contoso.test\\{BIG}' -Confirm:$false", "couldn't be found"),
+        (
+            "Get-Message -ResultSize 99999999999999999999999",
+            "Cannot process argument transformation on parameter 'ResultSize'. The value \"99999999999999999999999\" isn't "
+            "valid. Enter a whole number from 1 through 2147483647, or unlimited.",
+        ),
+        ("Get-Queue -ResultSize 2147483648", "Enter a whole number from 1 through 2147483647, or unlimited."),
+        ("Get-Message -ResultSize ²", "isn't valid"),
+        ("Get-MessageTrackingLog -ResultSize 99999999999999999999999", "isn't valid"),
+        # PostgreSQL can't compare text holding NUL: refused before any query, whatever the database.
+        (
+            'Get-Queue -Identity "EX01\\con`0toso.test"',
+            "Cannot process argument transformation on parameter 'Identity'. The value contains the NUL character (`0)",
+        ),
+        ('Get-Message -Queue "EX01\\con`0toso.test"', "parameter 'Queue'. The value contains the NUL character"),
+        ("Get-Message -Filter \"Subject -eq 'a`0b'\"", "parameter 'Filter'. The value contains the NUL character"),
+        ('Get-MessageTrackingLog -Recipients kim@contoso.test,"a`0@b.c"', "parameter 'Recipients'. The value contains"),
+        ('Get-MessageTrackingLog -Server "EX`001"', "parameter 'Server'. The value contains the NUL character"),
+    ],
+)
 def test_numbers_out_of_range_and_oversized_filters_exit_1(cmdlet, queues, line, error):
     result = cmdlet(line)
     assert (result.status, result.out) == (1, "")

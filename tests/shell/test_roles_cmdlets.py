@@ -1,4 +1,5 @@
 """Add-, Remove- and Get-RoleGroupMember through the shell (sendconn.accounts.services underneath)."""
+
 from sendconn.accounts import roles
 from sendconn.connectors.models import AdminAuditLogEntry
 
@@ -30,8 +31,10 @@ def test_add_what_if_changes_nothing(cmdlet, nobody):
 def test_add_errors(cmdlet, helpdesk):
     already = cmdlet(f'Add-RoleGroupMember "{roles.VIEW_ONLY_ORGANIZATION_MANAGEMENT}" -Member helpdesk')
     assert already.status == 1
-    assert already.err == (f'Add-RoleGroupMember : "helpdesk" is already a member of the role group '
-                           f'"{roles.VIEW_ONLY_ORGANIZATION_MANAGEMENT}".\n')
+    assert already.err == (
+        f'Add-RoleGroupMember : "helpdesk" is already a member of the role group '
+        f'"{roles.VIEW_ONLY_ORGANIZATION_MANAGEMENT}".\n'
+    )
     no_group = cmdlet('Add-RoleGroupMember "Recipient Management" -Member helpdesk')
     assert no_group.err == 'Add-RoleGroupMember : The role group "Recipient Management" couldn\'t be found.\n'
     no_user = cmdlet('Add-RoleGroupMember "Organization Management" -Member david')
@@ -59,8 +62,9 @@ def test_remove_asks_for_confirmation(cmdlet, server_admin):
 def test_the_last_organization_management_member_cannot_be_removed(cmdlet, org_admin):
     result = cmdlet('Remove-RoleGroupMember "Organization Management" -Member orgadmin -Confirm:$false')
     assert result.status == 1
-    assert result.err.startswith('Remove-RoleGroupMember : "orgadmin" is the last enabled member of the role group '
-                                 '"Organization Management"')
+    assert result.err.startswith(
+        'Remove-RoleGroupMember : "orgadmin" is the last enabled member of the role group "Organization Management"'
+    )
     assert groups(org_admin) == [roles.ORGANIZATION_MANAGEMENT]
 
 
@@ -68,7 +72,10 @@ def test_remove_with_confirm_false_and_errors_before_the_prompt(cmdlet, server_a
     not_member = cmdlet('Remove-RoleGroupMember "Organization Management" -Member serveradmin', stdin="y\n")
     assert not_member.status == 1
     assert "Are you sure" not in not_member.err
-    assert 'Remove-RoleGroupMember : "serveradmin" isn\'t a member of the role group "Organization Management".' in not_member.err
+    assert (
+        'Remove-RoleGroupMember : "serveradmin" isn\'t a member of the role group "Organization Management".'
+        in not_member.err
+    )
     result = cmdlet('Remove-RoleGroupMember "Server Management" -Member serveradmin -Confirm:$false')
     assert (result.status, result.err) == (0, "")
     assert groups(server_admin) == []
@@ -79,7 +86,12 @@ def test_get_role_group_member(cmdlet, org_admin, nobody):
     result = cmdlet('Get-RoleGroupMember "organization management"')
     assert result.status == 0
     assert result.out.splitlines() == [
-        "", "Name     RecipientType", "----     -------------", "nobody   User", "orgadmin User", "",
+        "",
+        "Name     RecipientType",
+        "----     -------------",
+        "nobody   User",
+        "orgadmin User",
+        "",
     ]
     assert "couldn't be found" in cmdlet("Get-RoleGroupMember Nope").err
 
@@ -95,7 +107,8 @@ def test_get_and_clear_sign_in_lockout(cmdlet, client, org_admin):
 
     assert cmdlet("Clear-SignInLockout").err == "Clear-SignInLockout : Specify either -UserName or -IPAddress.\n"
     assert cmdlet("Clear-SignInLockout -UserName nobody").err == (
-        'Clear-SignInLockout : The user name "nobody" isn\'t locked out.\n')
+        'Clear-SignInLockout : The user name "nobody" isn\'t locked out.\n'
+    )
     what_if = cmdlet("Clear-SignInLockout -UserName orgadmin -WhatIf")
     assert what_if.out == 'What if: Clearing the sign-in lockout of "orgadmin".\n'
     assert len(cmdlet("Get-SignInLockout").out.splitlines()) == 6

@@ -1,5 +1,6 @@
 """Lines admins paste: several statements with variables, Where-Object filters, Server\\Connector identities,
 and Get-Help / Get-Command listing what the shell supports."""
+
 import json
 
 import pytest
@@ -7,13 +8,18 @@ import pytest
 from sendconn.connectors.models import AdminAuditLogEntry, SendConnector
 from sendconn.connectors.servers import register_transport_server
 
-SMART_HOST = ("New-SendConnector -Name Relay -AddressSpaces * -DNSRoutingEnabled $false -SmartHosts relay.contoso.com "
-              "-SmartHostAuthMechanism BasicAuthRequireTLS -AuthenticationCredential $cred")
+SMART_HOST = (
+    "New-SendConnector -Name Relay -AddressSpaces * -DNSRoutingEnabled $false -SmartHosts relay.contoso.com "
+    "-SmartHostAuthMechanism BasicAuthRequireTLS -AuthenticationCredential $cred"
+)
 
 
 def names(result):
-    return [item["Name"] for item in json.loads(result.out or "[]")] if result.out.lstrip().startswith("[") else (
-        [json.loads(result.out)["Name"]] if result.out.strip() else [])
+    return (
+        [item["Name"] for item in json.loads(result.out or "[]")]
+        if result.out.lstrip().startswith("[")
+        else ([json.loads(result.out)["Name"]] if result.out.strip() else [])
+    )
 
 
 # -- statements and variables ----------------------------------------------------------------------------
@@ -29,9 +35,11 @@ def test_credential_in_a_variable(cmdlet):
 
 
 def test_statements_on_several_lines_run_in_order_and_print_their_output(cmdlet):
-    result = cmdlet("New-SendConnector 'To internet' -AddressSpaces * -Internet\n"
-                    "$name = 'To internet'\n"
-                    "Set-SendConnector $name -Port 587; Get-SendConnector $name | fl Name,Port")
+    result = cmdlet(
+        "New-SendConnector 'To internet' -AddressSpaces * -Internet\n"
+        "$name = 'To internet'\n"
+        "Set-SendConnector $name -Port 587; Get-SendConnector $name | fl Name,Port"
+    )
     assert result.status == 0, result.err
     assert result.out.splitlines()[-4:] == ["", "Name : To internet", "Port : 587", ""]
 
@@ -69,37 +77,55 @@ def three(make_connector):
     make_connector("To fabrikam", address_spaces=["fabrikam.com", "*.fabrikam.com"], port=587)
 
 
-@pytest.mark.parametrize("line, expected", [
-    ("Get-SendConnector | Where-Object {$_.Enabled -eq $true}", ["To fabrikam", "To internet"]),
-    ("Get-SendConnector | ? {$_.Enabled -eq $false}", ["To contoso"]),
-    ("Get-SendConnector | where {$_.Enabled -and $_.Name -like 'to f*'}", ["To fabrikam"]),
-    ('Get-SendConnector | ? {$_.AddressSpaces -like "*contoso*" -or $_.Port -ge 500}', ["To contoso", "To fabrikam"]),
-    ("Get-SendConnector | ? {-not $_.Enabled}", ["To contoso"]),
-    ("Get-SendConnector | ? {!($PSItem.Port -eq 25)}", ["To fabrikam"]),
-    ("Get-SendConnector | ? {$_.SourceTransportServers -contains 'ex01' -and $_.Name -match 'internet$'}",
-     ["To internet"]),
-    ("Get-SendConnector | Where-Object Enabled -eq $false", ["To contoso"]),
-    ("Get-SendConnector | Where-Object Port -GT 25", ["To fabrikam"]),
-    ("Get-SendConnector | Where-Object {$_.MaxMessageSize -like '35 MB*' -and $_.Enabled -eq 'True'}",
-     ["To fabrikam", "To internet"]),
-    ("Get-SendConnector | ? {$_.Name -ceq 'to internet'}", []),
-    ("Get-SendConnector | ? {$_.MaxMessageSize -gt 30MB -and $_.MaxMessageSize -lt 36700161}",
-     ["To contoso", "To fabrikam", "To internet"]),
-    ("Get-SendConnector | ? {$_.SmtpMaxMessagesPerConnection -eq '20' -and $_.Port -ne 25}", ["To fabrikam"]),
-])
+@pytest.mark.parametrize(
+    "line, expected",
+    [
+        ("Get-SendConnector | Where-Object {$_.Enabled -eq $true}", ["To fabrikam", "To internet"]),
+        ("Get-SendConnector | ? {$_.Enabled -eq $false}", ["To contoso"]),
+        ("Get-SendConnector | where {$_.Enabled -and $_.Name -like 'to f*'}", ["To fabrikam"]),
+        (
+            'Get-SendConnector | ? {$_.AddressSpaces -like "*contoso*" -or $_.Port -ge 500}',
+            ["To contoso", "To fabrikam"],
+        ),
+        ("Get-SendConnector | ? {-not $_.Enabled}", ["To contoso"]),
+        ("Get-SendConnector | ? {!($PSItem.Port -eq 25)}", ["To fabrikam"]),
+        (
+            "Get-SendConnector | ? {$_.SourceTransportServers -contains 'ex01' -and $_.Name -match 'internet$'}",
+            ["To internet"],
+        ),
+        ("Get-SendConnector | Where-Object Enabled -eq $false", ["To contoso"]),
+        ("Get-SendConnector | Where-Object Port -GT 25", ["To fabrikam"]),
+        (
+            "Get-SendConnector | Where-Object {$_.MaxMessageSize -like '35 MB*' -and $_.Enabled -eq 'True'}",
+            ["To fabrikam", "To internet"],
+        ),
+        ("Get-SendConnector | ? {$_.Name -ceq 'to internet'}", []),
+        (
+            "Get-SendConnector | ? {$_.MaxMessageSize -gt 30MB -and $_.MaxMessageSize -lt 36700161}",
+            ["To contoso", "To fabrikam", "To internet"],
+        ),
+        ("Get-SendConnector | ? {$_.SmtpMaxMessagesPerConnection -eq '20' -and $_.Port -ne 25}", ["To fabrikam"]),
+    ],
+)
 def test_where_object(cmdlet, three, line, expected):
     result = cmdlet(line + " | ConvertTo-Json")
     assert result.status == 0, result.err
     assert sorted(names(result)) == expected
 
 
-@pytest.mark.parametrize("line, message", [
-    ("Get-SendConnector | ? {$_.Port -between 1}", "The operator '-between' isn't supported in filters."),
-    ("Get-SendConnector | ? {$_.Port -eq}", "The filter ends where a value was expected."),
-    ("Get-SendConnector | ? {$x.Port -eq 25}", "The variable '$x' can't be used in a filter: use $_ for the object."),
-    ("Get-SendConnector | ? {($_.Port -eq 25}", "Missing closing ')' in the filter."),
-    ("Get-SendConnector | ? {}", "The filter is empty."),
-])
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("Get-SendConnector | ? {$_.Port -between 1}", "The operator '-between' isn't supported in filters."),
+        ("Get-SendConnector | ? {$_.Port -eq}", "The filter ends where a value was expected."),
+        (
+            "Get-SendConnector | ? {$x.Port -eq 25}",
+            "The variable '$x' can't be used in a filter: use $_ for the object.",
+        ),
+        ("Get-SendConnector | ? {($_.Port -eq 25}", "Missing closing ')' in the filter."),
+        ("Get-SendConnector | ? {}", "The filter is empty."),
+    ],
+)
 def test_where_object_errors(cmdlet, three, line, message):
     result = cmdlet(line)
     assert result.status == 1
@@ -114,7 +140,10 @@ def test_server_and_connector_identity(cmdlet, make_connector):
     register_transport_server("EX02", "ex02.contoso.test", "Branch")
     assert cmdlet(r"Get-SendConnector 'EX01\To internet' | fl Name").out.splitlines() == ["", "Name : To internet", ""]
     assert cmdlet(r"Get-SendConnector ex02.contoso.test\to* | fl Name").out.splitlines() == [
-        "", "Name : To internet", ""]
+        "",
+        "Name : To internet",
+        "",
+    ]
     assert cmdlet(r"Set-SendConnector 'EX01\To internet' -Port 2525").status == 0
     assert SendConnector.objects.get().port == 2525
     missing = cmdlet(r"Get-SendConnector 'EX99\To internet'")
@@ -129,16 +158,31 @@ def test_get_command_lists_the_supported_cmdlets(cmdlet):
     listed = cmdlet("Get-Command").out.splitlines()
     assert listed[1].split() == ["CommandType", "Name", "Source"]
     rows = [line.split()[1] for line in listed[3:] if line]
-    for name in ("New-SendConnector", "Get-SendConnector", "Set-SendConnector", "Remove-SendConnector", "Get-Queue",
-                 "Where-Object", "Get-Help", "Get-Command", "Format-List"):
+    for name in (
+        "New-SendConnector",
+        "Get-SendConnector",
+        "Set-SendConnector",
+        "Remove-SendConnector",
+        "Get-Queue",
+        "Where-Object",
+        "Get-Help",
+        "Get-Command",
+        "Format-List",
+    ):
         assert name in rows
     assert rows == sorted(rows, key=str.lower)
     sendconnector = cmdlet("Get-Command -Noun SendConnector | ConvertTo-Json -Compress").out
     assert [item["Name"] for item in json.loads(sendconnector)] == [
-        "Get-SendConnector", "New-SendConnector", "Remove-SendConnector", "Set-SendConnector"]
+        "Get-SendConnector",
+        "New-SendConnector",
+        "Remove-SendConnector",
+        "Set-SendConnector",
+    ]
     aliases = json.loads(cmdlet("Get-Command fl,? | ConvertTo-Json").out)
     assert [(item["CommandType"], item["Name"]) for item in aliases] == [
-        ("Alias", "fl -> Format-List"), ("Alias", "? -> Where-Object")]
+        ("Alias", "fl -> Format-List"),
+        ("Alias", "? -> Where-Object"),
+    ]
     unknown = cmdlet("Get-Command Get-Mailbox")
     assert unknown.status == 1 and "The term 'Get-Mailbox' is not recognized" in unknown.err
 
@@ -159,15 +203,20 @@ def test_get_help_shows_the_synopsis_and_syntax(cmdlet):
     ]
     new = " ".join(cmdlet("Get-Help New-SendConnector").out.split())
     assert "SYNTAX New-SendConnector [-Name] <String> -AddressSpaces <MultiValuedProperty> [-Usage <Usage>]" in new
-    for part in ("[-SourceTransportServers <MultiValuedProperty>]", "[-ConnectorType <TenantConnectorType>]",
-                 "[-TlsCertificateName <SmtpX509Identifier>]", "[-Internet]", "[-WhatIf] [-Confirm] [<CommonParameters>]"):
+    for part in (
+        "[-SourceTransportServers <MultiValuedProperty>]",
+        "[-ConnectorType <TenantConnectorType>]",
+        "[-TlsCertificateName <SmtpX509Identifier>]",
+        "[-Internet]",
+        "[-WhatIf] [-Confirm] [<CommonParameters>]",
+    ):
         assert part in new
     assert all(len(line) <= 116 for line in cmdlet("Get-Help New-SendConnector").out.splitlines())
 
 
 def test_get_help_full_lists_the_parameters(cmdlet):
     lines = cmdlet("Get-Help Set-SendConnector -Parameter Identity").out.splitlines()
-    assert lines[lines.index("PARAMETERS") + 1:lines.index("PARAMETERS") + 6] == [
+    assert lines[lines.index("PARAMETERS") + 1 : lines.index("PARAMETERS") + 6] == [
         "    -Identity <String>",
         "        Required?                    true",
         "        Position?                    0",
@@ -178,5 +227,7 @@ def test_get_help_full_lists_the_parameters(cmdlet):
     assert "ALIASES\n    where\n    ?\n" in cmdlet("help Where-Object").out
     missing = cmdlet("Get-Help Get-Mailbox")
     assert missing.status == 1
-    assert missing.err == ("Get-Help : Get-Help could not find Get-Mailbox in a help file in this session. Get-Command "
-                           "lists the cmdlets this shell supports.\n")
+    assert missing.err == (
+        "Get-Help : Get-Help could not find Get-Mailbox in a help file in this session. Get-Command "
+        "lists the cmdlets this shell supports.\n"
+    )

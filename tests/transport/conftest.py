@@ -13,6 +13,7 @@ Standard zones (everything under ``test.``; an unknown ``*.test`` name is NXDOMA
   alias.test        CNAME contoso.test                               -> contoso.test's MX
   relay.test        smart host names: smtp.relay.test 127.0.0.7, smtp2.relay.test 127.0.0.8
 """
+
 import asyncio
 import smtplib
 import threading
@@ -91,7 +92,7 @@ def standard_zone():
         .null_mx("nullmx")
         .mx("badmx", 10, "nowhere.badmx")
         .mx("partial", 10, "gone.partial")
-        .record("gone.partial IN TXT \"no address here\"")
+        .record('gone.partial IN TXT "no address here"')
         .mx("partial", 20, "mx.partial", "127.0.0.6")
         .mx("softmx", 10, "mx.servfail.test.")
         .cname("alias", "contoso")

@@ -6,6 +6,7 @@ Procfile, beat, nsd, an aiosmtpd sink.
 The restart comes while the worker holds unacknowledged wake-ups (acks_late): celery 5.7.0's worker died of
 exactly that (``Unrecoverable error: AttributeError("'NoneType' object has no attribute 'hostname'")``).
 """
+
 import smtplib
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -43,16 +44,23 @@ def sink(implicit_sink):
 
 @pytest.fixture
 def stack(tmp_path, database_url, redis_server, nsd, sink):
-    with internet_stack(tmp_path, sink, database_url=database_url, broker_url=redis_server.url,
-                        SENDCONN_DNS_SERVERS=nsd.address, SENDCONN_SWEEP_INTERVAL=1) as stack:
+    with internet_stack(
+        tmp_path,
+        sink,
+        database_url=database_url,
+        broker_url=redis_server.url,
+        SENDCONN_DNS_SERVERS=nsd.address,
+        SENDCONN_SWEEP_INTERVAL=1,
+    ) as stack:
         yield stack
 
 
 def submit(smtpd, numbers):
     with smtplib.SMTP(smtpd.host, smtpd.port, timeout=60) as client:
         for number in numbers:
-            client.sendmail("julia@contoso.test", [f"user{number}@implicit.test"],
-                            f"Subject: message {number}\r\n\r\nHello\r\n")
+            client.sendmail(
+                "julia@contoso.test", [f"user{number}@implicit.test"], f"Subject: message {number}\r\n\r\nHello\r\n"
+            )
 
 
 def delivered(sink):
@@ -82,8 +90,9 @@ def test_the_worker_rides_out_a_redis_restart(stack, redis_server, sink, databas
     assert delivered(sink) == {f"user{number}@implicit.test" for number in range(MESSAGES_BEFORE + MESSAGES_AFTER)}
     deadline = time.monotonic() + 30  # the sink can be ahead of the delivery records
     while query(database_url, "SELECT count(*) FROM transport_recipient WHERE status <> 'Delivered'") != [(0,)]:
-        assert time.monotonic() < deadline, query(database_url, "SELECT address, status, claimed_by FROM "
-                                                                "transport_recipient WHERE status <> 'Delivered'")
+        assert time.monotonic() < deadline, query(
+            database_url, "SELECT address, status, claimed_by FROM transport_recipient WHERE status <> 'Delivered'"
+        )
         time.sleep(0.2)
     assert worker.running and beat.running, stack.logs()
     assert "Connection to broker lost" in worker.output()  # the restart was noticed, and ridden out

@@ -1,5 +1,6 @@
 """The transport's system checks: a server FQDN that servers on the internet would refuse in EHLO is reported,
 once when `make run` starts."""
+
 import re
 from pathlib import Path
 
@@ -38,9 +39,10 @@ def runs_system_checks(command_line):
 def test_make_run_prints_the_warnings_once():
     """`make run` runs migrate, collectstatic and bootstrap, then the Procfile's processes: one of them checks."""
     makefile = (ROOT / "Makefile").read_text()
-    recipe = makefile[makefile.index("\nrun:"):makefile.index("\ntest:")]
+    recipe = makefile[makefile.index("\nrun:") : makefile.index("\ntest:")]
     procfile = (ROOT / "Procfile").read_text()
-    started = [match.group(1) for text in (recipe, procfile)
-               for match in re.finditer(r"python manage\.py ([^\n#]+)", text)]
+    started = [
+        match.group(1) for text in (recipe, procfile) for match in re.finditer(r"python manage\.py ([^\n#]+)", text)
+    ]
     assert [line.split()[0] for line in started] == ["migrate", "collectstatic", "bootstrap", "runall", "smtpd"]
     assert [line.split()[0] for line in started if runs_system_checks(line)] == ["migrate"]

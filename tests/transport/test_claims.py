@@ -1,4 +1,5 @@
 """Claims of processes that are gone: a worker starting on the same host releases them at once."""
+
 import os
 import socket
 import subprocess
@@ -35,7 +36,9 @@ def test_claims_of_dead_processes_on_this_host_are_released_and_others_kept(make
         "other server": f"EX02/{host}:{dead_pid()}/cccccccccccc",
     }
     for name, token in holders.items():
-        message = queue_message("julia@contoso.test", [f"{name.replace(' ', '')}@fabrikam.test"], b"Subject: x\r\n\r\nx\r\n")
+        message = queue_message(
+            "julia@contoso.test", [f"{name.replace(' ', '')}@fabrikam.test"], b"Subject: x\r\n\r\nx\r\n"
+        )
         Recipient.objects.filter(message=message).update(claimed_by=token)
 
     assert release_claims_of_dead_processes("EX01") == 1

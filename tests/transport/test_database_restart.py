@@ -5,6 +5,7 @@ itself, and the worker, beat, smtpd and web processes all ride it out.
 Real processes: a private PostgreSQL cluster (stopped and started again; never the shared one), a private Redis,
 gunicorn, smtpd, a Celery worker (prefork, and the threads pool), beat, nsd, an aiosmtpd sink.
 """
+
 import re
 import smtplib
 import sys
@@ -52,17 +53,39 @@ def sink(implicit_sink):
 
 @pytest.fixture
 def stack(tmp_path, database_url, redis_server, nsd, sink):
-    with internet_stack(tmp_path, sink, database_url=database_url, broker_url=redis_server.url,
-                        SENDCONN_DNS_SERVERS=nsd.address, SENDCONN_SWEEP_INTERVAL=1,
-                        SENDCONN_CLAIM_TIMEOUT=CLAIM_TIMEOUT, DEBUG="false") as stack:
+    with internet_stack(
+        tmp_path,
+        sink,
+        database_url=database_url,
+        broker_url=redis_server.url,
+        SENDCONN_DNS_SERVERS=nsd.address,
+        SENDCONN_SWEEP_INTERVAL=1,
+        SENDCONN_CLAIM_TIMEOUT=CLAIM_TIMEOUT,
+        DEBUG="false",
+    ) as stack:
         yield stack
 
 
 def start_web(stack):
     port = free_port()
-    process = stack.start("web", [sys.executable, "-m", "gunicorn", "sendconn.wsgi", "--bind", f"127.0.0.1:{port}",
-                                  "--workers", "1", "--threads", "2", "--access-logfile", "-",
-                                  "--no-control-socket"])
+    process = stack.start(
+        "web",
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "sendconn.wsgi",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "1",
+            "--threads",
+            "2",
+            "--access-logfile",
+            "-",
+            "--no-control-socket",
+        ],
+    )
     process.url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
@@ -78,8 +101,9 @@ def sign_in(web, password):
     session = requests.Session()
     page = session.get(f"{web.url}/login/", timeout=10).text
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
-    response = session.post(f"{web.url}/login/", timeout=10,
-                            data={"csrfmiddlewaretoken": token, "username": "admin", "password": password})
+    response = session.post(
+        f"{web.url}/login/", timeout=10, data={"csrfmiddlewaretoken": token, "username": "admin", "password": password}
+    )
     assert response.url.endswith("/dashboard/"), response.text
     return session
 
@@ -88,8 +112,9 @@ def submit(smtpd, number):
     """Submit one message the way a client does: the final reply code (250 when accepted)."""
     try:
         with smtplib.SMTP(smtpd.host, smtpd.port, timeout=30) as client:
-            client.sendmail("julia@contoso.test", [f"user{number}@implicit.test"],
-                            f"Subject: message {number}\r\n\r\nHello\r\n")
+            client.sendmail(
+                "julia@contoso.test", [f"user{number}@implicit.test"], f"Subject: message {number}\r\n\r\nHello\r\n"
+            )
         return 250
     except smtplib.SMTPRecipientsRefused as error:
         return next(iter(error.recipients.values()))[0]
@@ -110,7 +135,9 @@ def test_a_database_restart_loses_nothing_and_every_process_rides_it_out(stack, 
     worker = stack.start_worker(pool=pool, queues="celery,server.ex01", cluster_events=True)
     beat = stack.start_beat()
     replies = {}
-    submitting = ThreadPoolExecutor(1).submit(lambda: [replies.setdefault(n, submit(smtpd, n)) for n in range(MESSAGES)])
+    submitting = ThreadPoolExecutor(1).submit(
+        lambda: [replies.setdefault(n, submit(smtpd, n)) for n in range(MESSAGES)]
+    )
     deadline = time.monotonic() + 60
     while len(delivered(sink)) < STOP_AFTER:
         assert time.monotonic() < deadline, f"no delivery started\n{stack.logs()}"
@@ -138,13 +165,15 @@ def test_a_database_restart_loses_nothing_and_every_process_rides_it_out(stack, 
     everyone = {f"user{number}@implicit.test" for number in range(MESSAGES + 1)}
     deadline = time.monotonic() + 90
     while delivered(sink) != everyone:
-        assert time.monotonic() < deadline, (f"{len(everyone - delivered(sink))} never arrived, "
-                                             f"{len(refused)} refused during the outage\n{stack.logs()}")
+        assert time.monotonic() < deadline, (
+            f"{len(everyone - delivered(sink))} never arrived, {len(refused)} refused during the outage\n{stack.logs()}"
+        )
         time.sleep(0.2)
     deadline = time.monotonic() + 30  # the sink can be ahead of the delivery records
     while query(database_url, "SELECT count(*) FROM transport_recipient WHERE status <> 'Delivered'") != [(0,)]:
-        assert time.monotonic() < deadline, query(database_url, "SELECT address, status, claimed_by FROM "
-                                                                "transport_recipient WHERE status <> 'Delivered'")
+        assert time.monotonic() < deadline, query(
+            database_url, "SELECT address, status, claimed_by FROM transport_recipient WHERE status <> 'Delivered'"
+        )
         time.sleep(0.2)
     for process in (web, smtpd, worker, beat):
         assert process.running, f"{process.name} exited\n{process.tail()}"

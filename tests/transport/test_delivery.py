@@ -4,6 +4,7 @@ Zones (tests/transport/conftest.py): implicit.test → 127.0.0.5 (no MX), partia
 127.0.0.6, relay.test smart hosts 127.0.0.7 / .8, nullmx / nxdomain / servfail.test. Every sink of a test
 listens on the same port, the connector's Port.
 """
+
 import email
 import socket
 import time
@@ -19,11 +20,11 @@ from sendconn.connectors.services import Credential
 from sendconn.transport import wakeups
 from sendconn.transport.claims import claim, due_rows
 from sendconn.transport.engine import INITIAL_CONCURRENCY, get_engine, reset_engine
-from sendconn.transport.outcomes import retry_interval
-from tests.peers.transcripts import iter_sessions
 from sendconn.transport.models import Message, Recipient, RecipientStatus, TrackingEvent
+from sendconn.transport.outcomes import retry_interval
 from sendconn.transport.queueing import queue_message
 from tests.peers import free_port
+from tests.peers.transcripts import iter_sessions
 
 pytestmark = pytest.mark.django_db
 
@@ -117,7 +118,10 @@ def test_recipients_are_delivered_in_one_transaction_and_tracked(internet, sink,
     assert server.helo_names == [("EHLO", "ex01.contoso.test")]  # no Fqdn on the connector: the server's
     for row in rows_by_address().values():
         assert (row.status, row.last_response, row.attempt_count) == (
-            RecipientStatus.DELIVERED, "250 2.6.0 Queued mail for delivery", 1)
+            RecipientStatus.DELIVERED,
+            "250 2.6.0 Queued mail for delivery",
+            1,
+        )
         assert row.delivered_at and row.next_attempt_at is None and row.claimed_by == "" and row.claimed_at is None
     sent = TrackingEvent.objects.filter(event_id="SEND")
     assert sorted(sent.values_list("recipient", "connector_name", "remote_host", "remote_ip", "source")) == [
@@ -127,14 +131,20 @@ def test_recipients_are_delivered_in_one_transaction_and_tracked(internet, sink,
     assert {event.queued_message_id for event in sent} == {message.pk}
     [log_file] = log_dirs.SENDCONN_TRACKING_LOG_DIR.glob("MSGTRK*.log")
     rows = [line for line in log_file.read_text().splitlines() if ",SEND," in line]
-    assert len(rows) == 2 and all("To internet" in line and "250 2.6.0 Queued mail for delivery" in line for line in rows)
+    assert len(rows) == 2 and all(
+        "To internet" in line and "250 2.6.0 Queued mail for delivery" in line for line in rows
+    )
 
 
 def test_each_recipient_gets_its_own_outcome(internet, sink, port):
-    sink("127.0.0.6", port=port, rcpt_replies={
-        "busy@partial.test": "450 4.2.1 Mailbox busy, try again later",
-        "gone@partial.test": "550 5.1.1 User unknown",
-    })
+    sink(
+        "127.0.0.6",
+        port=port,
+        rcpt_replies={
+            "busy@partial.test": "450 4.2.1 Mailbox busy, try again later",
+            "gone@partial.test": "550 5.1.1 User unknown",
+        },
+    )
     queue_message(SENDER, ["ok@partial.test", "busy@partial.test", "gone@partial.test"], CONTENT)
     before = timezone.now()
 
@@ -144,11 +154,17 @@ def test_each_recipient_gets_its_own_outcome(internet, sink, port):
     assert rows["ok@partial.test"].status == RecipientStatus.DELIVERED
     busy = rows["busy@partial.test"]
     assert (busy.status, busy.last_response, busy.attempt_count) == (
-        RecipientStatus.RETRY, "450 4.2.1 Mailbox busy, try again later", 1)
+        RecipientStatus.RETRY,
+        "450 4.2.1 Mailbox busy, try again later",
+        1,
+    )
     assert before + timedelta(minutes=5) <= busy.next_attempt_at <= timezone.now() + timedelta(minutes=5)
     gone = rows["gone@partial.test"]
     assert (gone.status, gone.last_response, gone.next_attempt_at) == (
-        RecipientStatus.FAILED, "550 5.1.1 User unknown", None)
+        RecipientStatus.FAILED,
+        "550 5.1.1 User unknown",
+        None,
+    )
     assert events("SEND") == [("ok@partial.test", "250 2.6.0 Queued mail for delivery")]
     assert events("DEFER") == [("busy@partial.test", "450 4.2.1 Mailbox busy, try again later")]
     assert events("FAIL") == [("gone@partial.test", "550 5.1.1 User unknown")]
@@ -165,8 +181,10 @@ def test_each_recipient_gets_its_own_outcome(internet, sink, port):
 
 def test_a_recipient_the_preferred_mx_hosts_defer_is_delivered_by_the_backup_mx_at_once(internet, sink, port):
     greylisted = {"bob@contoso.test": "450 4.2.1 Greylisted, try again later"}
-    preferred = [sink("127.0.0.2", port=port, rcpt_replies=greylisted),
-                 sink("127.0.0.3", port=port, rcpt_replies=greylisted)]
+    preferred = [
+        sink("127.0.0.2", port=port, rcpt_replies=greylisted),
+        sink("127.0.0.3", port=port, rcpt_replies=greylisted),
+    ]
     backup = sink("127.0.0.4", port=port)
     queue_message(SENDER, ["ann@contoso.test", "bob@contoso.test"], CONTENT)
 
@@ -238,7 +256,11 @@ def test_unreachable_host_is_retried(internet, port):
 def test_mail_to_a_smart_host_authenticates_inside_tls(make_connector, dns_settings, port, sink, tls_certs):
     relay = sink("127.0.0.7", port=port, tls_cert=tls_certs.valid, auth={"relay@contoso.test": "Pa$$w0rd"})
     connector = make_connector(
-        "Via relay", ["*"], port=port, dns_routing_enabled=False, smart_hosts=["smtp.relay.test"],
+        "Via relay",
+        ["*"],
+        port=port,
+        dns_routing_enabled=False,
+        smart_hosts=["smtp.relay.test"],
         smart_host_auth_mechanism="BasicAuthRequireTLS",
         authentication_credential=Credential("relay@contoso.test", "Pa$$w0rd"),
     )
@@ -252,14 +274,20 @@ def test_mail_to_a_smart_host_authenticates_inside_tls(make_connector, dns_setti
     assert (received.tls, received.auth_user) == (True, "relay@contoso.test")
     assert {row.status for row in rows_by_address().values()} == {RecipientStatus.DELIVERED}
     assert set(TrackingEvent.objects.filter(event_id="SEND").values_list("remote_host", flat=True)) == {
-        "smtp.relay.test"}
+        "smtp.relay.test"
+    }
 
 
 def test_a_wrong_smart_host_password_is_retried_not_bounced(make_connector, dns_settings, port, sink, tls_certs):
     sink("127.0.0.7", port=port, tls_cert=tls_certs.valid, auth={"relay@contoso.test": "Pa$$w0rd"})
     connector = make_connector(
-        "Via relay", ["*"], port=port, dns_routing_enabled=False, smart_hosts=["smtp.relay.test"],
-        smart_host_auth_mechanism="BasicAuthRequireTLS", authentication_credential=Credential("relay@contoso.test", "nope"),
+        "Via relay",
+        ["*"],
+        port=port,
+        dns_routing_enabled=False,
+        smart_hosts=["smtp.relay.test"],
+        smart_host_auth_mechanism="BasicAuthRequireTLS",
+        authentication_credential=Credential("relay@contoso.test", "nope"),
     )
     queue_message(SENDER, ["kim@fabrikam.test"], CONTENT)
 
@@ -284,8 +312,9 @@ def test_rows_of_a_disabled_connector_are_routed_again(make_connector, dns_setti
     assert woken == [[(second.pk, "implicit.test")]]
 
 
-def test_a_wake_up_on_a_server_that_is_no_longer_a_source_server_is_handed_on(make_connector, dns_settings, port,
-                                                                               sink, woken):
+def test_a_wake_up_on_a_server_that_is_no_longer_a_source_server_is_handed_on(
+    make_connector, dns_settings, port, sink, woken
+):
     server = sink("127.0.0.5", port=port)
     ex02 = register_transport_server("EX02", "ex02.contoso.test", "Default-First-Site-Name")
     connector = make_connector("To internet", ["*"], port=port, source_transport_servers=[ex02])
@@ -301,9 +330,9 @@ def test_a_wake_up_on_a_server_that_is_no_longer_a_source_server_is_handed_on(ma
 
 
 @pytest.mark.parametrize("per_connection, sessions", [(20, 1), (2, 3)])
-def test_connections_are_reused_up_to_smtp_max_messages_per_connection(make_connector, dns_settings, port, sink,
-                                                                        one_session_per_domain, per_connection,
-                                                                        sessions):
+def test_connections_are_reused_up_to_smtp_max_messages_per_connection(
+    make_connector, dns_settings, port, sink, one_session_per_domain, per_connection, sessions
+):
     server = sink("127.0.0.5", port=port)
     connector = make_connector("To internet", ["*"], port=port, smtp_max_messages_per_connection=per_connection)
     for number in range(5):
@@ -315,8 +344,9 @@ def test_connections_are_reused_up_to_smtp_max_messages_per_connection(make_conn
     assert server.sessions == sessions
 
 
-def test_a_backlog_is_claimed_in_batches_over_the_same_connection(internet, sink, port, settings,
-                                                                    one_session_per_domain):
+def test_a_backlog_is_claimed_in_batches_over_the_same_connection(
+    internet, sink, port, settings, one_session_per_domain
+):
     settings.SENDCONN_DELIVERY_BATCH_SIZE = 3
     server = sink("127.0.0.5", port=port)
     for number in range(7):
@@ -352,11 +382,14 @@ def test_a_connection_dropped_mid_message_defers_the_backlog_without_a_connectio
 
     rows = Recipient.objects.all()
     assert {(row.status, row.last_response) for row in rows} == {
-        (RecipientStatus.RETRY, "450 4.4.318 Connection was closed abruptly")}
+        (RecipientStatus.RETRY, "450 4.4.318 Connection was closed abruptly")
+    }
     assert server.sessions <= INITIAL_CONCURRENCY + 2  # the next hop is dead after a window of failures
 
 
-def test_a_verbose_connector_writes_its_sessions_to_the_protocol_log(make_connector, dns_settings, port, sink, log_dirs):
+def test_a_verbose_connector_writes_its_sessions_to_the_protocol_log(
+    make_connector, dns_settings, port, sink, log_dirs
+):
     sink("127.0.0.5", port=port)
     connector = make_connector("To internet", ["*"], port=port, protocol_logging_level="Verbose")
     queue_message(SENDER, ["kim@implicit.test"], CONTENT)
@@ -376,14 +409,16 @@ def test_a_verbose_connector_writes_its_sessions_to_the_protocol_log(make_connec
     assert lines[3] == (">", "EHLO ex01.contoso.test", "")
     size = len(bytes(Message.objects.get().content))
     assert lines.index((">", f"MAIL FROM:<{SENDER}> SIZE={size}", "")) + 1 == lines.index(
-        (">", "RCPT TO:<kim@implicit.test>", ""))  # pipelined
+        (">", "RCPT TO:<kim@implicit.test>", "")
+    )  # pipelined
     assert ("<", "250 2.6.0 Queued mail for delivery", "") in lines
     assert lines[-1] == ("-", "", "Local")
     assert [kind for kind, _, _ in lines].count("+") == 1
 
 
-def test_each_connection_to_a_backup_mx_is_a_protocol_log_session_of_its_own(make_connector, dns_settings, port,
-                                                                             sink, log_dirs):
+def test_each_connection_to_a_backup_mx_is_a_protocol_log_session_of_its_own(
+    make_connector, dns_settings, port, sink, log_dirs
+):
     for host in ("127.0.0.2", "127.0.0.3"):
         sink(host, port=port, rcpt_replies={"bob@contoso.test": "450 4.2.1 Greylisted, try again later"})
     sink("127.0.0.4", port=port)
@@ -550,10 +585,10 @@ def test_a_claimed_row_is_not_claimed_again(internet):
 def test_rows_not_due_or_final_are_not_claimed(internet):
     queue_message(SENDER, ["later@implicit.test", "done@implicit.test", "now@implicit.test"], CONTENT)
     Recipient.objects.filter(address="later@implicit.test").update(
-        status=RecipientStatus.RETRY, next_attempt_at=timezone.now() + timedelta(minutes=5))
+        status=RecipientStatus.RETRY, next_attempt_at=timezone.now() + timedelta(minutes=5)
+    )
     Recipient.objects.filter(address="done@implicit.test").update(status=RecipientStatus.DELIVERED)
 
     claimed = claim(due_rows(internet.pk, "implicit.test"), "worker-a", 10)
 
     assert [row.address for row in claimed] == ["now@implicit.test"]
-

@@ -1,4 +1,5 @@
 """MX and smart-host resolution against a real nsd on loopback (zones in conftest.py)."""
+
 import time
 
 import pytest
@@ -39,8 +40,11 @@ def test_domain_without_mx_uses_its_own_addresses(resolver):
 
 
 def test_cname_is_followed(resolver):
-    assert {t.hostname for t in resolver.resolve_mx("alias.test")} == {"mx1.contoso.test", "mx2.contoso.test",
-                                                                      "mx3.contoso.test"}
+    assert {t.hostname for t in resolver.resolve_mx("alias.test")} == {
+        "mx1.contoso.test",
+        "mx2.contoso.test",
+        "mx3.contoso.test",
+    }
 
 
 def test_null_mx_fails_at_once(resolver):
@@ -210,7 +214,10 @@ def test_dns_server_setting_is_parsed(monkeypatch):
     monkeypatch.setenv("SENDCONN_DNS_SERVERS", "127.0.0.1:5353, ::1,[::1]:5300,192.0.2.53")
 
     assert env_dns_servers("SENDCONN_DNS_SERVERS") == [
-        ("127.0.0.1", 5353), ("::1", 53), ("::1", 5300), ("192.0.2.53", 53)
+        ("127.0.0.1", 5353),
+        ("::1", 53),
+        ("::1", 5300),
+        ("192.0.2.53", 53),
     ]
 
 

@@ -1,5 +1,5 @@
 import email
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email import policy
 
 import pytest
@@ -12,8 +12,8 @@ from sendconn.transport.dsn import (
     should_send_ndr,
 )
 
-ARRIVED = datetime(2025, 1, 6, 9, 58, 12, tzinfo=timezone.utc)
-ATTEMPTED = datetime(2025, 1, 6, 10, 0, 0, tzinfo=timezone.utc)
+ARRIVED = datetime(2025, 1, 6, 9, 58, 12, tzinfo=UTC)
+ATTEMPTED = datetime(2025, 1, 6, 10, 0, 0, tzinfo=UTC)
 ORIGINAL = (
     b"From: Alice <alice@contoso.test>\r\n"
     b"To: bob@fabrikam.test, carol@nomx.test\r\n"
@@ -132,9 +132,7 @@ def test_human_readable_part_names_recipient_code_answer_and_connector():
     assert "Diagnostic information for administrators:" in text
     assert "Generating server: ex01.contoso.test" in text
     assert "Remote server: mx1.fabrikam.test" in text
-    assert (
-        "Remote server returned '550 5.1.1 <bob@fabrikam.test>: Recipient address rejected: User unknown'" in text
-    )
+    assert "Remote server returned '550 5.1.1 <bob@fabrikam.test>: Recipient address rejected: User unknown'" in text
     assert "Status: 5.1.1" in text
     assert "Send connector: To Internet" in text
     assert "ex01.contoso.test returned '550 5.1.10 Domain nomx.test does not accept mail (null MX)'" in text

@@ -3,6 +3,7 @@ outbound connection limits, and silent or slow servers that hold only their own 
 
 Zones (tests/transport/conftest.py): implicit.test → 127.0.0.5, silent.test → 127.0.0.9 (no MX, implicit).
 """
+
 import asyncio
 import time
 from datetime import timedelta
@@ -110,7 +111,10 @@ def test_a_server_dribbling_its_greeting_is_cut_off_and_retried_on_the_timer(int
     row = Recipient.objects.get()
     assert elapsed < 4
     assert (row.status, row.attempt_count, row.last_response) == (
-        RecipientStatus.RETRY, 1, "450 4.4.315 Connection timed out")
+        RecipientStatus.RETRY,
+        1,
+        "450 4.4.315 Connection timed out",
+    )
     assert row.next_attempt_at >= timezone.now() + timedelta(minutes=4)  # TransientFailureRetryInterval
     assert row.claimed_by == ""
 

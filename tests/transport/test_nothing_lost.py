@@ -7,6 +7,7 @@ SENDCONN_CLAIM_TIMEOUT. The test prints how many were sent twice.
 
 Real processes throughout: smtpd, Celery workers and beat on Redis (db 8), PostgreSQL, nsd, an aiosmtpd sink.
 """
+
 import smtplib
 import time
 from collections import Counter
@@ -47,8 +48,14 @@ def sink(implicit_sink):
 
 @pytest.fixture
 def stack(tmp_path, database_url, broker, nsd, sink):
-    with internet_stack(tmp_path, sink, database_url=database_url, broker_url=REDIS_URL,
-                        SENDCONN_DNS_SERVERS=nsd.address, SENDCONN_SWEEP_INTERVAL=1) as stack:
+    with internet_stack(
+        tmp_path,
+        sink,
+        database_url=database_url,
+        broker_url=REDIS_URL,
+        SENDCONN_DNS_SERVERS=nsd.address,
+        SENDCONN_SWEEP_INTERVAL=1,
+    ) as stack:
         stack.cmdlet(f"Set-TransportService EX01 -MaxPerDomainOutboundConnections {PER_DOMAIN}")
         yield stack
 
@@ -61,8 +68,9 @@ def submit_all(smtpd, connections=4):
     def send(numbers):
         with smtplib.SMTP(smtpd.host, smtpd.port, timeout=60) as client:
             for number in numbers:
-                client.sendmail("julia@contoso.test", [f"user{number}@implicit.test"],
-                                f"Subject: message {number}\r\n\r\nHello\r\n")
+                client.sendmail(
+                    "julia@contoso.test", [f"user{number}@implicit.test"], f"Subject: message {number}\r\n\r\nHello\r\n"
+                )
 
     return ThreadPoolExecutor(connections).map(send, [range(i, MESSAGES, connections) for i in range(connections)])
 
@@ -78,8 +86,9 @@ def test_killing_a_worker_mid_run_loses_nothing(stack, sink, database_url, capsy
         time.sleep(0.005)
     worker.kill()
     at_kill = sum(received(sink).values())
-    in_flight = {address for (address,) in query(database_url, "SELECT address FROM transport_recipient "
-                                                               "WHERE claimed_by <> ''")}
+    in_flight = {
+        address for (address,) in query(database_url, "SELECT address FROM transport_recipient WHERE claimed_by <> ''")
+    }
     list(submitting)  # smtpd goes on accepting while no worker runs
 
     stack.start_worker("successor", queues="celery,server.ex01")
@@ -92,8 +101,10 @@ def test_killing_a_worker_mid_run_loses_nothing(stack, sink, database_url, capsy
 
     counts = received(sink)
     twice = {address for address, count in counts.items() if count > 1}
-    report = (f"nothing lost: {MESSAGES} recipients, worker killed after {at_kill} deliveries with {len(in_flight)} "
-              f"claimed (sent or not, none recorded); {len(twice)} delivered twice")
+    report = (
+        f"nothing lost: {MESSAGES} recipients, worker killed after {at_kill} deliveries with {len(in_flight)} "
+        f"claimed (sent or not, none recorded); {len(twice)} delivered twice"
+    )
     with capsys.disabled():
         print(f"\n{report}")
     assert set(counts) == {f"user{number}@implicit.test" for number in range(MESSAGES)}, report

@@ -3,7 +3,7 @@ import multiprocessing
 import os
 import re
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from importlib.metadata import version
 
 import pytest
@@ -17,7 +17,7 @@ DAY = 86400
 
 
 def today():
-    return f"{datetime.now(timezone.utc):%Y%m%d}"
+    return f"{datetime.now(UTC):%Y%m%d}"
 
 
 def log_files(directory):
@@ -134,7 +134,7 @@ def test_rolls_into_the_next_file_at_the_maximum_size(tmp_path, settings):
 
 def test_numbering_restarts_each_utc_day(tmp_path, settings, monkeypatch):
     settings.SENDCONN_PROTOCOL_LOG_MAX_FILE_SIZE = 1000
-    clock = [datetime(2025, 1, 6, 23, 59, 59, tzinfo=timezone.utc)]
+    clock = [datetime(2025, 1, 6, 23, 59, 59, tzinfo=UTC)]
 
     class FrozenClock(datetime):
         @classmethod
@@ -145,7 +145,7 @@ def test_numbering_restarts_each_utc_day(tmp_path, settings, monkeypatch):
     log = ProtocolLog(tmp_path)
     for _ in range(4):
         smtp_session(log)
-    clock[0] = datetime(2025, 1, 7, 0, 0, 1, tzinfo=timezone.utc)
+    clock[0] = datetime(2025, 1, 7, 0, 0, 1, tzinfo=UTC)
     smtp_session(log)
 
     names = [path.name for path in log_files(tmp_path)]

@@ -1,4 +1,5 @@
 """The queue viewer's selectors and actions: aggregates, identities, query counts, and what each action does."""
+
 import email
 from datetime import timedelta
 from email import policy
@@ -14,7 +15,13 @@ from sendconn.connectors.services import Caller
 from sendconn.transport import opath, queue_admin, sweeper, tracking
 from sendconn.transport.claims import claim, claim_due, due_rows
 from sendconn.transport.models import (
-    Message, Recipient, RecipientStatus, SuspendedQueue, TrackingEvent, TrackingEventId, TrackingSource,
+    Message,
+    Recipient,
+    RecipientStatus,
+    SuspendedQueue,
+    TrackingEvent,
+    TrackingEventId,
+    TrackingSource,
 )
 from sendconn.transport.queue_admin import QueueError, QueueNotFound
 from sendconn.transport.queueing import UNREACHABLE_RESPONSE
@@ -32,8 +39,9 @@ def internet(make_connector):
 
 @pytest.fixture
 def relay(make_connector):
-    return make_connector("Fabrikam relay", ["fabrikam.test"], dns_routing_enabled=False,
-                          smart_hosts=["relay.contoso.test"])
+    return make_connector(
+        "Fabrikam relay", ["fabrikam.test"], dns_routing_enabled=False, smart_hosts=["relay.contoso.test"]
+    )
 
 
 def retrying(*recipients, minutes_ago=1, **row_values):
@@ -63,14 +71,23 @@ def test_one_queue_per_next_hop_plus_submission_and_unreachable(internet, relay)
     unreachable("e@nowhere.test")
     queues = queue_admin.queue_list()
     assert [queue.identity for queue in queues] == [
-        "EX01\\contoso.test", "EX01\\relay.contoso.test", "EX01\\Submission", "EX01\\Unreachable",
+        "EX01\\contoso.test",
+        "EX01\\relay.contoso.test",
+        "EX01\\Submission",
+        "EX01\\Unreachable",
     ]
     contoso, relayed, submission, lost = queues
     assert (contoso.message_count, contoso.recipients, contoso.status) == (2, 3, "Ready")
     assert (contoso.delivery_type, contoso.next_hop_domain, contoso.next_hop_connector) == (
-        "DnsConnectorDelivery", "contoso.test", "To internet")
+        "DnsConnectorDelivery",
+        "contoso.test",
+        "To internet",
+    )
     assert (relayed.delivery_type, relayed.next_hop_connector, relayed.message_count) == (
-        "SmartHostConnectorDelivery", "Fabrikam relay", 1)
+        "SmartHostConnectorDelivery",
+        "Fabrikam relay",
+        1,
+    )
     # Routing happens at submission: the Submission queue exists, empty.
     assert (submission.message_count, submission.delivery_type, submission.status) == (0, "Undefined", "Ready")
     assert (lost.message_count, lost.delivery_type, lost.last_error) == (1, "Unreachable", UNREACHABLE_RESPONSE)
@@ -132,8 +149,14 @@ def test_get_queue_accepts_exchange_identities_and_refuses_unknown_ones(internet
     assert queue_admin.get_queue("EX01\\Unreachable").message_count == 0
     # Still the long form for a queue no other connector shares.
     assert queue_admin.get_queue("EX01\\contoso.test\\To internet").identity == "EX01\\contoso.test"
-    for unknown in ("EX01\\fabrikam.test", "BR01\\contoso.test", "EX01\\contoso.test\\Nope", "", "EX01\\",
-                    "EX01\\Unreachable\\x"):
+    for unknown in (
+        "EX01\\fabrikam.test",
+        "BR01\\contoso.test",
+        "EX01\\contoso.test\\Nope",
+        "",
+        "EX01\\",
+        "EX01\\Unreachable\\x",
+    ):
         with pytest.raises(QueueNotFound, match="couldn't be found"):
             queue_admin.get_queue(unknown)
 
@@ -161,8 +184,10 @@ def test_messages_of_a_queue_with_their_recipients(internet):
     second = retrying("d@contoso.test")
     queue = queue_admin.get_queue("EX01\\contoso.test")
     messages = queue_admin.load_messages(queue_admin.message_rows(queue), {queue.key: queue})
-    assert [message.identity for message in messages] == [f"EX01\\contoso.test\\{first.pk}",
-                                                          f"EX01\\contoso.test\\{second.pk}"]
+    assert [message.identity for message in messages] == [
+        f"EX01\\contoso.test\\{first.pk}",
+        f"EX01\\contoso.test\\{second.pk}",
+    ]
     assert [row.address for row in messages[0].recipients] == ["a@contoso.test", "b@contoso.test"]
     assert (messages[0].status, messages[0].from_address, messages[0].subject) == ("Ready", SENDER, "Quarterly report")
     assert (messages[1].status, messages[1].last_error, messages[1].retry_count) == ("Retry", DEFERRED, 2)
@@ -173,8 +198,12 @@ def test_get_message_finds_it_in_its_queue_only(internet):
     message = queued("a@contoso.test", "b@fabrikam.test")
     found = queue_admin.get_message(f"EX01\\fabrikam.test\\{message.pk}")
     assert [row.address for row in found.recipients] == ["b@fabrikam.test"]
-    for unknown in (f"EX01\\nowhere.test\\{message.pk}", "EX01\\fabrikam.test\\999999", "EX01\\fabrikam.test\\x",
-                    str(message.pk)):
+    for unknown in (
+        f"EX01\\nowhere.test\\{message.pk}",
+        "EX01\\fabrikam.test\\999999",
+        "EX01\\fabrikam.test\\x",
+        str(message.pk),
+    ):
         with pytest.raises(QueueNotFound):
             queue_admin.get_message(unknown)
 
@@ -227,19 +256,48 @@ def _insert(model, columns, rows):
 def _bulk_queue(connector, recipients, per_message=5):
     """``recipients`` queued rows over three next hops and three statuses, one message per ``per_message``."""
     now = connection.ops.adapt_datetimefield_value(timezone.now())
-    _insert(Message, ("sender", "content", "size", "message_id", "subject", "submitted_at", "client_hostname",
-                      "is_dsn"),
-            [(SENDER, b"x", 1, f"<bulk{n}@contoso.com>", "Bulk", now, "", False)
-             for n in range(recipients // per_message)])
+    _insert(
+        Message,
+        ("sender", "content", "size", "message_id", "subject", "submitted_at", "client_hostname", "is_dsn"),
+        [(SENDER, b"x", 1, f"<bulk{n}@contoso.com>", "Bulk", now, "", False) for n in range(recipients // per_message)],
+    )
     message_ids = list(Message.objects.filter(subject="Bulk").order_by("id").values_list("id", flat=True))
     hops = ["contoso.test", "fabrikam.test", "tailspin.test"]
     statuses = [RecipientStatus.READY, RecipientStatus.RETRY, RecipientStatus.SUSPENDED]
-    _insert(Recipient, ("message_id", "address", "domain", "status", "attempt_count", "next_attempt_at",
-                        "last_attempt_at", "last_response", "connector_id", "next_hop_domain", "claimed_by",
-                        "delay_notified"),
-            [(message_ids[n // per_message], f"user{n}@{hops[n % 3]}", hops[n % 3], statuses[n % 3], n % 2, now,
-              now, DEFERRED if n % 3 == 1 else "", connector.pk, hops[n % 3], "", False)
-             for n in range(recipients)])
+    _insert(
+        Recipient,
+        (
+            "message_id",
+            "address",
+            "domain",
+            "status",
+            "attempt_count",
+            "next_attempt_at",
+            "last_attempt_at",
+            "last_response",
+            "connector_id",
+            "next_hop_domain",
+            "claimed_by",
+            "delay_notified",
+        ),
+        [
+            (
+                message_ids[n // per_message],
+                f"user{n}@{hops[n % 3]}",
+                hops[n % 3],
+                statuses[n % 3],
+                n % 2,
+                now,
+                now,
+                DEFERRED if n % 3 == 1 else "",
+                connector.pk,
+                hops[n % 3],
+                "",
+                False,
+            )
+            for n in range(recipients)
+        ],
+    )
 
 
 def test_queue_list_and_a_queue_page_cost_the_same_queries_for_ten_or_100000_recipients(internet):
@@ -275,7 +333,12 @@ def test_retry_queue_makes_retry_rows_due_now_and_wakes_the_next_hop(internet, w
     assert woken == [[(internet.pk, "contoso.test")]]
     entry = AdminAuditLogEntry.objects.get(cmdlet="Retry-Queue")
     assert (entry.command_line, entry.object_name, entry.connector_guid, entry.caller, entry.source) == (
-        "Retry-Queue -Identity 'EX01\\contoso.test'", "EX01\\contoso.test", internet.guid, "kim", "Shell")
+        "Retry-Queue -Identity 'EX01\\contoso.test'",
+        "EX01\\contoso.test",
+        internet.guid,
+        "kim",
+        "Shell",
+    )
 
 
 def test_retry_unreachable_needs_resubmit_and_then_routes_again(make_connector, woken):
@@ -292,7 +355,8 @@ def test_retry_unreachable_needs_resubmit_and_then_routes_again(make_connector, 
     assert rows["b@contoso.test"].status == RecipientStatus.SUSPENDED  # suspended messages are skipped
     assert woken == [[(connector.pk, "contoso.test")]]
     assert AdminAuditLogEntry.objects.get(cmdlet="Retry-Queue").command_line == (
-        "Retry-Queue -Identity 'EX01\\Unreachable' -Resubmit $true")
+        "Retry-Queue -Identity 'EX01\\Unreachable' -Resubmit $true"
+    )
 
 
 def test_resubmitting_a_delivery_queue_routes_its_messages_again(internet, make_connector, woken):
@@ -324,7 +388,8 @@ def test_a_suspended_queue_holds_its_mail_and_mail_routed_to_it_later(internet, 
     assert woken == [[]]
     assert later.recipients.get().status == RecipientStatus.READY
     assert AdminAuditLogEntry.objects.get(cmdlet="Suspend-Queue").command_line == (
-        "Suspend-Queue -Identity 'EX01\\contoso.test'")
+        "Suspend-Queue -Identity 'EX01\\contoso.test'"
+    )
 
 
 def test_suspending_a_suspended_queue_changes_nothing(internet):
@@ -364,8 +429,10 @@ def test_resume_queue_delivers_again_and_leaves_suspended_messages_suspended(int
     assert parked.recipients.get().status == RecipientStatus.SUSPENDED  # Resume-Message resumes it
     assert woken == [[(internet.pk, "contoso.test")]]
     assert queue_admin.resume_queue(CALLER, queue_admin.get_queue("EX01\\contoso.test")).changed == 0
-    assert list(AdminAuditLogEntry.objects.filter(cmdlet="Resume-Queue").values_list("command_line", flat=True)) == [
-        "Resume-Queue -Identity 'EX01\\contoso.test'"] * 2
+    assert (
+        list(AdminAuditLogEntry.objects.filter(cmdlet="Resume-Queue").values_list("command_line", flat=True))
+        == ["Resume-Queue -Identity 'EX01\\contoso.test'"] * 2
+    )
 
 
 def test_a_suspended_unreachable_queue_is_not_rerouted(internet, make_connector):
@@ -382,8 +449,19 @@ def delivered(message, connector, minutes_ago=0):
     """``message``'s recipients delivered through ``connector``: Delivered rows and their SEND entries."""
     when = timezone.now() - timedelta(minutes=minutes_ago)
     Recipient.objects.filter(message=message).update(status=RecipientStatus.DELIVERED, next_attempt_at=None)
-    tracking.record([tracking.event(TrackingEventId.SEND, TrackingSource.SMTP, message, row.address,
-                                    connector_name=connector.name, timestamp=when) for row in message.recipients.all()])
+    tracking.record(
+        [
+            tracking.event(
+                TrackingEventId.SEND,
+                TrackingSource.SMTP,
+                message,
+                row.address,
+                connector_name=connector.name,
+                timestamp=when,
+            )
+            for row in message.recipients.all()
+        ]
+    )
 
 
 def test_an_emptied_queue_stays_listed_for_queue_max_idle_time_and_can_be_suspended(internet, woken):
@@ -435,7 +513,8 @@ def test_suspend_message_touches_only_that_message_in_that_queue(internet):
     assert queue_admin.get_message(f"EX01\\contoso.test\\{target.pk}").status == "Suspended"
     assert queue_admin.get_message(f"EX01\\contoso.test\\{other.pk}").status == "Ready"
     assert AdminAuditLogEntry.objects.get(cmdlet="Suspend-Message").command_line == (
-        f"Suspend-Message -Identity 'EX01\\contoso.test\\{target.pk}'")
+        f"Suspend-Message -Identity 'EX01\\contoso.test\\{target.pk}'"
+    )
 
 
 def test_suspending_the_submission_queue_is_refused(internet):
@@ -456,7 +535,8 @@ def test_remove_message_with_ndr_fails_its_recipients_and_tells_the_sender(inter
     statuses = dict(Recipient.objects.filter(message=message).values_list("address", "status"))
     assert statuses == {"a@contoso.test": "Failed", "b@contoso.test": "Failed", "c@fabrikam.test": "Retry"}
     assert set(Recipient.objects.filter(status="Failed").values_list("last_response", flat=True)) == {
-        "550 4.3.2 QUEUE.Admin; message deleted by administrative action"}
+        "550 4.3.2 QUEUE.Admin; message deleted by administrative action"
+    }
     fails = TrackingEvent.objects.filter(event_id=TrackingEventId.FAIL, queued_message=message)
     assert sorted(fails.values_list("recipient", flat=True)) == ["a@contoso.test", "b@contoso.test"]
     assert set(fails.values_list("source", flat=True)) == {"QUEUE"}
@@ -467,7 +547,8 @@ def test_remove_message_with_ndr_fails_its_recipients_and_tells_the_sender(inter
     assert ndr["Subject"] == "Undeliverable: Quarterly report"
     assert "4.3.2" in ndr.as_string() and "QUEUE.Admin" in ndr.as_string()
     assert AdminAuditLogEntry.objects.get(cmdlet="Remove-Message").command_line == (
-        f"Remove-Message -Identity 'EX01\\contoso.test\\{message.pk}' -WithNDR $true")
+        f"Remove-Message -Identity 'EX01\\contoso.test\\{message.pk}' -WithNDR $true"
+    )
 
 
 def test_remove_message_without_ndr_sends_nothing(internet):

@@ -42,29 +42,43 @@ def test_message_is_stored_once_with_a_routed_row_per_recipient(connectors, woke
     assert message.subject == "Quarterly résumé"
     assert message.received_by == local_server()
     assert bytes(message.content).endswith(CONTENT)
-    assert bytes(message.content).startswith(b"Received: from pc1 ([127.0.0.1]) by ex01.contoso.test (sendconn) with ESMTP")
+    assert bytes(message.content).startswith(
+        b"Received: from pc1 ([127.0.0.1]) by ex01.contoso.test (sendconn) with ESMTP"
+    )
     assert message.size == len(bytes(message.content))
 
     rows = {row.address: row for row in Recipient.objects.all()}
     assert list(rows) == recipients
-    assert all(row.status == RecipientStatus.READY and row.next_attempt_at == message.submitted_at for row in rows.values())
-    assert (rows["kim@fabrikam.test"].connector, rows["kim@fabrikam.test"].next_hop_domain) == (internet, "fabrikam.test")
+    assert all(
+        row.status == RecipientStatus.READY and row.next_attempt_at == message.submitted_at for row in rows.values()
+    )
+    assert (rows["kim@fabrikam.test"].connector, rows["kim@fabrikam.test"].next_hop_domain) == (
+        internet,
+        "fabrikam.test",
+    )
     assert rows["lee@sales.fabrikam.test"].next_hop_domain == "sales.fabrikam.test"
-    assert {(row.connector, row.next_hop_domain) for row in rows.values() if row.domain == "tailspin.test"} == {(relay, "[10.0.0.1]")}
+    assert {(row.connector, row.next_hop_domain) for row in rows.values() if row.domain == "tailspin.test"} == {
+        (relay, "[10.0.0.1]")
+    }
     assert woken == [[(internet.pk, "fabrikam.test"), (internet.pk, "sales.fabrikam.test"), (relay.pk, "[10.0.0.1]")]]
 
 
 def test_receive_is_tracked_for_each_recipient(connectors):
-    message = queue_message("julia@contoso.test", ["kim@fabrikam.test", "ann@tailspin.test"], CONTENT, client_ip="127.0.0.9")
-    events = list(TrackingEvent.objects.values_list("event_id", "source", "recipient", "message_id", "remote_ip", "total_bytes"))
+    message = queue_message(
+        "julia@contoso.test", ["kim@fabrikam.test", "ann@tailspin.test"], CONTENT, client_ip="127.0.0.9"
+    )
+    events = list(
+        TrackingEvent.objects.values_list("event_id", "source", "recipient", "message_id", "remote_ip", "total_bytes")
+    )
     assert events == [
         ("RECEIVE", "SMTP", "kim@fabrikam.test", "<q3@contoso.test>", "127.0.0.9", message.size),
         ("RECEIVE", "SMTP", "ann@tailspin.test", "<q3@contoso.test>", "127.0.0.9", message.size),
     ]
 
 
-def test_receive_is_written_to_the_tracking_log_on_commit(connectors, settings, tmp_path,
-                                                         django_capture_on_commit_callbacks):
+def test_receive_is_written_to_the_tracking_log_on_commit(
+    connectors, settings, tmp_path, django_capture_on_commit_callbacks
+):
     settings.SENDCONN_TRACKING_LOG_DIR = tmp_path
     with django_capture_on_commit_callbacks() as callbacks:
         queue_message("julia@contoso.test", ["kim@fabrikam.test"], CONTENT, client_ip="127.0.0.9")
@@ -107,7 +121,9 @@ def test_recipient_without_a_connector_goes_to_unreachable(connectors, woken, dj
     assert woken == [[(connectors[0].pk, "fabrikam.test")]]
 
 
-def test_message_bigger_than_every_matching_connector_fails_5_3_4(make_connector, woken, django_capture_on_commit_callbacks):
+def test_message_bigger_than_every_matching_connector_fails_5_3_4(
+    make_connector, woken, django_capture_on_commit_callbacks
+):
     make_connector("Small", ["fabrikam.test"], max_message_size=1 * MB)
     big = CONTENT + b"x" * (2 * MB)
     with django_capture_on_commit_callbacks(execute=True):
@@ -143,7 +159,9 @@ def test_content_without_headers_keeps_its_body_out_of_the_header_section():
 
 def test_null_sender_dsn_is_recorded_as_such(connectors):
     original = queue_message("julia@contoso.test", ["kim@fabrikam.test"], CONTENT)
-    ndr = queue_message("", ["julia@fabrikam.test"], b"Subject: Undeliverable\r\n\r\n", is_dsn=True, original_message=original)
+    ndr = queue_message(
+        "", ["julia@fabrikam.test"], b"Subject: Undeliverable\r\n\r\n", is_dsn=True, original_message=original
+    )
     assert (ndr.sender, ndr.is_dsn, ndr.original_message) == ("", True, original)
     assert TrackingEvent.objects.get(queued_message=ndr).source == "DSN"
 
@@ -161,27 +179,34 @@ def test_invalid_recipient_saves_nothing(connectors):
     assert not Message.objects.exists() and not TrackingEvent.objects.exists()
 
 
-@pytest.mark.parametrize("sender, recipient", [
-    ('"a>b"@contoso.test', "kim@fabrikam.test"),
-    ("julia@contoso.test", '"a>b"@fabrikam.test'),
-    ("julia\r\n@contoso.test", "kim@fabrikam.test"),
-    ("julia@contoso.test", "kim\x00@fabrikam.test"),
-])
+@pytest.mark.parametrize(
+    "sender, recipient",
+    [
+        ('"a>b"@contoso.test', "kim@fabrikam.test"),
+        ("julia@contoso.test", '"a>b"@fabrikam.test'),
+        ("julia\r\n@contoso.test", "kim@fabrikam.test"),
+        ("julia@contoso.test", "kim\x00@fabrikam.test"),
+    ],
+)
 def test_an_address_delivery_could_not_carry_saves_nothing(connectors, sender, recipient):
     with pytest.raises(ValueError, match="isn't a valid SMTP address"):
         queue_message(sender, ["ok@fabrikam.test", recipient], CONTENT)
     assert not Message.objects.exists()
 
 
-@pytest.mark.parametrize("client_hostname, client_ip, received", [
-    ("evil.example\rX-Injected: x", "127.0.0.1", b"Received: from unknown ([127.0.0.1]) by"),
-    ("[127.0.0.1]\r\rSubject: fake", "127.0.0.1", b"Received: from unknown ([127.0.0.1]) by"),
-    ("pc1", "::1", b"Received: from pc1 ([IPv6:::1]) by"),
-    ("[IPv6:::1]", "::ffff:127.0.0.1", b"Received: from [IPv6:::1] ([127.0.0.1]) by"),
-])
+@pytest.mark.parametrize(
+    "client_hostname, client_ip, received",
+    [
+        ("evil.example\rX-Injected: x", "127.0.0.1", b"Received: from unknown ([127.0.0.1]) by"),
+        ("[127.0.0.1]\r\rSubject: fake", "127.0.0.1", b"Received: from unknown ([127.0.0.1]) by"),
+        ("pc1", "::1", b"Received: from pc1 ([IPv6:::1]) by"),
+        ("[IPv6:::1]", "::ffff:127.0.0.1", b"Received: from [IPv6:::1] ([127.0.0.1]) by"),
+    ],
+)
 def test_received_header_carries_only_a_valid_helo_name_and_ip_address(client_hostname, client_ip, received):
-    message = queue_message("julia@contoso.test", ["kim@fabrikam.test"], CONTENT, client_ip=client_ip,
-                            client_hostname=client_hostname)
+    message = queue_message(
+        "julia@contoso.test", ["kim@fabrikam.test"], CONTENT, client_ip=client_ip, client_hostname=client_hostname
+    )
     content = bytes(message.content)
     assert content.startswith(received + b" ex01.contoso.test (sendconn) with ESMTP; ")
     assert b"X-Injected" not in content and b"\r\r" not in content and content.count(b"Subject:") == 1

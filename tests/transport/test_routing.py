@@ -133,8 +133,9 @@ def test_disabled_connector_is_ignored(make_connector):
 
 
 def test_non_smtp_address_spaces_never_match_smtp_recipients(make_connector):
-    connector = make_connector("X400", ["X400:c=US;a= ;p=Contoso;o=Exchange;1"], dns_routing_enabled=False,
-                               smart_hosts=["relay.contoso.com"])
+    connector = make_connector(
+        "X400", ["X400:c=US;a= ;p=Contoso;o=Exchange;1"], dns_routing_enabled=False, smart_hosts=["relay.contoso.com"]
+    )
     assert AddressSpace.objects.get(connector=connector).match_domain == ""
     assert route("contoso.com").unreachable
 
@@ -219,8 +220,9 @@ def _bulk_connectors(count, start, server):
         SendConnector(name=f"Partner {index:05d}") for index in range(start, start + count)
     )
     AddressSpace.objects.bulk_create(
-        AddressSpace(connector=connector, domain=f"*.partner{index}.test", is_wildcard=True,
-                     match_domain=f"partner{index}.test")
+        AddressSpace(
+            connector=connector, domain=f"*.partner{index}.test", is_wildcard=True, match_domain=f"partner{index}.test"
+        )
         for index, connector in enumerate(connectors, start)
     )
     Through = SendConnector.source_transport_servers.through

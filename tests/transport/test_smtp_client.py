@@ -1,4 +1,5 @@
 """The outbound SMTP session against real aiosmtpd sinks on 127.0.0.x (peers in tests/peers)."""
+
 import asyncio
 import base64
 import socket
@@ -35,8 +36,9 @@ def target(sink, hostname="mx1.fabrikam.test"):
 
 
 def session_for(*sinks, transcript=None, recipient_domain="fabrikam.test", **overrides):
-    return SmtpSession([target(s) for s in sinks], options(**overrides), transcript=transcript,
-                       recipient_domain=recipient_domain)
+    return SmtpSession(
+        [target(s) for s in sinks], options(**overrides), transcript=transcript, recipient_domain=recipient_domain
+    )
 
 
 def codes(outcome):
@@ -143,7 +145,11 @@ def test_refused_connection_moves_on_and_reports_every_host(sink):
     error = caught.value
     assert error.response == "450 4.4.316 Connection refused"
     assert (error.stage, error.remote_host, error.remote_ip, error.remote_port) == (
-        "connect", "mx2.fabrikam.test", "127.0.0.3", also_dead.port)
+        "connect",
+        "mx2.fabrikam.test",
+        "127.0.0.3",
+        also_dead.port,
+    )
     assert [e.remote_host for e in error.attempts] == ["mx1.fabrikam.test"]
 
 
@@ -152,8 +158,9 @@ def test_silent_server_times_out(sink):
     listener.bind(("127.0.0.2", 0))
     listener.listen()  # the kernel accepts; nobody ever greets
     try:
-        session = SmtpSession([Target("slow.fabrikam.test", "127.0.0.2", listener.getsockname()[1])],
-                              options(command_timeout=0.3))
+        session = SmtpSession(
+            [Target("slow.fabrikam.test", "127.0.0.2", listener.getsockname()[1])], options(command_timeout=0.3)
+        )
         with pytest.raises(SmtpTransientError) as caught:
             session.open()
     finally:
@@ -167,14 +174,18 @@ def test_silent_server_times_out(sink):
 
 @pytest.mark.parametrize("pipelining", [True, False])
 def test_each_recipient_gets_its_own_reply(sink, pipelining):
-    server = sink(pipelining=pipelining, rcpt_replies={
-        "busy@fabrikam.test": "450 4.2.1 Mailbox busy, try later",
-        "gone@fabrikam.test": "550 5.1.1 User unknown",
-    })
+    server = sink(
+        pipelining=pipelining,
+        rcpt_replies={
+            "busy@fabrikam.test": "450 4.2.1 Mailbox busy, try later",
+            "gone@fabrikam.test": "550 5.1.1 User unknown",
+        },
+    )
 
     with session_for(server) as session:
-        outcome = session.send("alice@contoso.test",
-                               ["bob@fabrikam.test", "busy@fabrikam.test", "gone@fabrikam.test"], MESSAGE)
+        outcome = session.send(
+            "alice@contoso.test", ["bob@fabrikam.test", "busy@fabrikam.test", "gone@fabrikam.test"], MESSAGE
+        )
 
     busy, gone = outcome.per_recipient["busy@fabrikam.test"], outcome.per_recipient["gone@fabrikam.test"]
     assert outcome.delivered == ["bob@fabrikam.test"]
@@ -249,18 +260,29 @@ def test_connection_dropped_during_data_is_transient_for_the_accepted(sink):
 
 
 def mx_pair(first, second):
-    return SmtpSession([Target("mx1.fabrikam.test", first.host, first.port, 10),
-                        Target("mx2.fabrikam.test", second.host, second.port, 20)], options())
+    return SmtpSession(
+        [
+            Target("mx1.fabrikam.test", first.host, first.port, 10),
+            Target("mx2.fabrikam.test", second.host, second.port, 20),
+        ],
+        options(),
+    )
 
 
 def test_recipients_the_first_mx_defers_go_to_the_next_in_the_same_attempt(sink):
-    greylisting = sink("127.0.0.2", rcpt_replies={"bob@fabrikam.test": "450 4.2.1 Greylisted, try again later",
-                                                  "gone@fabrikam.test": "550 5.1.1 User unknown"})
+    greylisting = sink(
+        "127.0.0.2",
+        rcpt_replies={
+            "bob@fabrikam.test": "450 4.2.1 Greylisted, try again later",
+            "gone@fabrikam.test": "550 5.1.1 User unknown",
+        },
+    )
     backup = sink("127.0.0.3")
 
     with mx_pair(greylisting, backup) as session:
-        outcome = session.send("alice@contoso.test", ["bob@fabrikam.test", "carol@fabrikam.test",
-                                                      "gone@fabrikam.test"], MESSAGE)
+        outcome = session.send(
+            "alice@contoso.test", ["bob@fabrikam.test", "carol@fabrikam.test", "gone@fabrikam.test"], MESSAGE
+        )
 
     assert codes(outcome) == {"bob@fabrikam.test": 250, "carol@fabrikam.test": 250, "gone@fabrikam.test": 550}
     assert [m.rcpt_tos for m in greylisting.messages] == [["carol@fabrikam.test"]]
@@ -428,8 +450,9 @@ def test_require_tls_fails_when_the_server_offers_no_starttls(sink):
 def test_certificate_validation_accepts_a_chain_to_the_trusted_ca(sink, tls_certs):
     server = sink(tls_cert=tls_certs.wrong_name)  # CertificateValidation checks the chain, not the name
 
-    with session_for(server, require_tls=True, tls_auth_level="CertificateValidation",
-                     ca_file=str(tls_certs.ca_file)) as session:
+    with session_for(
+        server, require_tls=True, tls_auth_level="CertificateValidation", ca_file=str(tls_certs.ca_file)
+    ) as session:
         outcome = session.send("alice@contoso.test", ["bob@fabrikam.test"], MESSAGE)
         tls = session.tls
 
@@ -438,48 +461,69 @@ def test_certificate_validation_accepts_a_chain_to_the_trusted_ca(sink, tls_cert
     assert tls.peer_issuer == "CN=sendconn test CA"
 
 
-@pytest.mark.parametrize("certificate, reason", [
-    ("untrusted", "unable to get local issuer certificate"),
-    ("self_signed", "self-signed certificate"),
-    ("expired", "certificate has expired"),
-])
+@pytest.mark.parametrize(
+    "certificate, reason",
+    [
+        ("untrusted", "unable to get local issuer certificate"),
+        ("self_signed", "self-signed certificate"),
+        ("expired", "certificate has expired"),
+    ],
+)
 def test_certificate_validation_refuses_unknown_ca_and_expired(sink, tls_certs, certificate, reason):
     server = sink(tls_cert=getattr(tls_certs, certificate))
 
     with pytest.raises(SmtpTransientError) as caught:
-        session_for(server, require_tls=True, tls_auth_level="CertificateValidation",
-                    ca_file=str(tls_certs.ca_file)).open()
+        session_for(
+            server, require_tls=True, tls_auth_level="CertificateValidation", ca_file=str(tls_certs.ca_file)
+        ).open()
 
     assert caught.value.stage == "starttls"
     assert caught.value.response == f"450 4.7.320 Certificate validation failed [{reason}]"
 
 
-@pytest.mark.parametrize("tls_domain, recipient_domain", [
-    ("mx.contoso.test", ""),
-    ("*.contoso.test", ""),
-    ("", "contoso.test"),  # no TlsDomain: the recipient domain or a subdomain of it
-])
+@pytest.mark.parametrize(
+    "tls_domain, recipient_domain",
+    [
+        ("mx.contoso.test", ""),
+        ("*.contoso.test", ""),
+        ("", "contoso.test"),  # no TlsDomain: the recipient domain or a subdomain of it
+    ],
+)
 def test_domain_validation_accepts_matching_names(sink, tls_certs, tls_domain, recipient_domain):
     server = sink(tls_cert=tls_certs.valid)
 
-    with session_for(server, require_tls=True, tls_auth_level="DomainValidation", tls_domain=tls_domain,
-                     recipient_domain=recipient_domain, ca_file=str(tls_certs.ca_file)) as session:
+    with session_for(
+        server,
+        require_tls=True,
+        tls_auth_level="DomainValidation",
+        tls_domain=tls_domain,
+        recipient_domain=recipient_domain,
+        ca_file=str(tls_certs.ca_file),
+    ) as session:
         outcome = session.send("alice@contoso.test", ["bob@contoso.test"], MESSAGE)
 
     assert outcome.delivered == ["bob@contoso.test"]
 
 
-@pytest.mark.parametrize("certificate, tls_domain", [
-    ("wrong_name", "mx.contoso.test"),
-    ("valid", "contoso.test"),  # a plain TlsDomain is matched exactly
-    ("valid", "*.fabrikam.test"),
-])
+@pytest.mark.parametrize(
+    "certificate, tls_domain",
+    [
+        ("wrong_name", "mx.contoso.test"),
+        ("valid", "contoso.test"),  # a plain TlsDomain is matched exactly
+        ("valid", "*.fabrikam.test"),
+    ],
+)
 def test_domain_validation_refuses_other_names(sink, tls_certs, certificate, tls_domain):
     server = sink(tls_cert=getattr(tls_certs, certificate))
 
     with pytest.raises(SmtpTransientError) as caught:
-        session_for(server, require_tls=True, tls_auth_level="DomainValidation", tls_domain=tls_domain,
-                    ca_file=str(tls_certs.ca_file)).open()
+        session_for(
+            server,
+            require_tls=True,
+            tls_auth_level="DomainValidation",
+            tls_domain=tls_domain,
+            ca_file=str(tls_certs.ca_file),
+        ).open()
 
     assert caught.value.response.startswith("450 4.7.320 Certificate validation failed [SubjectMismatch")
     assert server.messages == []
@@ -491,8 +535,9 @@ def test_domain_validation_refuses_other_names(sink, tls_certs, certificate, tls
 def test_basic_auth_require_tls_authenticates_after_starttls(sink, tls_certs):
     server = sink(tls_cert=tls_certs.valid, auth={"relay@contoso.test": "Pa$$w0rd"})
 
-    with session_for(server, auth_mechanism="BasicAuthRequireTLS", username="relay@contoso.test",
-                     password="Pa$$w0rd") as session:
+    with session_for(
+        server, auth_mechanism="BasicAuthRequireTLS", username="relay@contoso.test", password="Pa$$w0rd"
+    ) as session:
         session.send("alice@contoso.test", ["bob@fabrikam.test"], MESSAGE)
         assert session.authenticated_as == "relay@contoso.test"
 
@@ -514,8 +559,9 @@ def test_basic_auth_require_tls_never_sends_credentials_in_the_clear(sink):
     transcript = MemoryTranscript()
 
     with pytest.raises(SmtpTransientError) as caught:
-        session_for(server, transcript=transcript, auth_mechanism="BasicAuthRequireTLS", username="relay",
-                    password="Pa$$w0rd").open()
+        session_for(
+            server, transcript=transcript, auth_mechanism="BasicAuthRequireTLS", username="relay", password="Pa$$w0rd"
+        ).open()
 
     assert caught.value.stage == "auth"
     assert caught.value.response.startswith("450 4.4.317 Cannot connect to remote server [BasicAuthRequireTLS")
@@ -529,16 +575,17 @@ def test_rejected_credentials_are_a_transient_failure_with_the_servers_answer(si
         session_for(server, auth_mechanism="BasicAuth", username="relay", password="wrong").open()
 
     assert caught.value.stage == "auth"
-    assert caught.value.response == (
-        "450 4.7.8 Authentication failed [535 5.7.8 Authentication credentials invalid]"
-    )
+    assert caught.value.response == ("450 4.7.8 Authentication failed [535 5.7.8 Authentication credentials invalid]")
 
 
 def test_on_stage_reports_each_opening_stage_as_it_succeeds(sink, tls_certs):
     server = sink(tls_cert=tls_certs.valid, auth={"relay": "Pa$$w0rd"})
     seen = []
-    session = SmtpSession([target(server)], options(auth_mechanism="BasicAuth", username="relay", password="Pa$$w0rd"),
-                          on_stage=lambda stage: seen.append((stage, session.tls is not None, session.authenticated_as)))
+    session = SmtpSession(
+        [target(server)],
+        options(auth_mechanism="BasicAuth", username="relay", password="Pa$$w0rd"),
+        on_stage=lambda stage: seen.append((stage, session.tls is not None, session.authenticated_as)),
+    )
 
     with session:
         session.open()
@@ -549,8 +596,11 @@ def test_on_stage_reports_each_opening_stage_as_it_succeeds(sink, tls_certs):
 def test_on_stage_is_not_called_for_a_stage_that_failed(sink, tls_certs):
     server = sink(tls_cert=tls_certs.untrusted)
     seen = []
-    session = SmtpSession([target(server)], options(require_tls=True, tls_auth_level="CertificateValidation",
-                                                    ca_file=str(tls_certs.ca_file)), on_stage=seen.append)
+    session = SmtpSession(
+        [target(server)],
+        options(require_tls=True, tls_auth_level="CertificateValidation", ca_file=str(tls_certs.ca_file)),
+        on_stage=seen.append,
+    )
 
     with pytest.raises(SmtpTransientError):
         session.open()
@@ -562,13 +612,14 @@ def test_auth_login_when_plain_is_not_offered(sink, tls_certs):
     server = sink(tls_cert=tls_certs.valid, auth={"relay": "Pa$$w0rd"}, auth_exclude=["PLAIN"])
     transcript = MemoryTranscript()
 
-    with session_for(server, transcript=transcript, auth_mechanism="BasicAuth", username="relay",
-                     password="Pa$$w0rd") as session:
+    with session_for(
+        server, transcript=transcript, auth_mechanism="BasicAuth", username="relay", password="Pa$$w0rd"
+    ) as session:
         session.send("alice@contoso.test", ["bob@fabrikam.test"], MESSAGE)
 
     assert server.messages[0].auth_user == "relay"
     sent = [line for line in transcript.lines() if line.startswith(">")]
-    assert sent[sent.index("> AUTH LOGIN") + 1: sent.index("> AUTH LOGIN") + 3] == ["> ****", "> ****"]
+    assert sent[sent.index("> AUTH LOGIN") + 1 : sent.index("> AUTH LOGIN") + 3] == ["> ****", "> ****"]
     assert_no_secret(transcript, "relay", "Pa$$w0rd")
 
 
@@ -591,8 +642,11 @@ def test_transcript_records_every_line_in_order(sink):
     assert lines[3] == f"> EHLO {HELO}"
     assert "< 250-PIPELINING" in lines
     assert [line for line in lines if line.startswith(">")] == [
-        f"> EHLO {HELO}", f"> MAIL FROM:<alice@contoso.test> SIZE={len(MESSAGE)}", "> RCPT TO:<bob@fabrikam.test>",
-        "> DATA", "> QUIT",
+        f"> EHLO {HELO}",
+        f"> MAIL FROM:<alice@contoso.test> SIZE={len(MESSAGE)}",
+        "> RCPT TO:<bob@fabrikam.test>",
+        "> DATA",
+        "> QUIT",
     ]
     assert f"* [sending message ({len(MESSAGE)} bytes)]" in lines
     assert {e.remote_endpoint for e in transcript.events[1:]} == {f"127.0.0.2:{server.port}"}
@@ -603,8 +657,9 @@ def test_transcript_records_tls_details_and_redacts_auth_plain(sink, tls_certs):
     server = sink(tls_cert=tls_certs.valid, auth={"relay": "Pa$$w0rd"})
     transcript = MemoryTranscript()
 
-    with session_for(server, transcript=transcript, auth_mechanism="BasicAuth", username="relay",
-                     password="Pa$$w0rd") as session:
+    with session_for(
+        server, transcript=transcript, auth_mechanism="BasicAuth", username="relay", password="Pa$$w0rd"
+    ) as session:
         session.send("alice@contoso.test", ["bob@fabrikam.test"], MESSAGE)
 
     lines = transcript.lines()
@@ -630,8 +685,11 @@ def test_failed_connection_is_in_the_transcript(sink):
 
 
 def assert_no_secret(transcript, user, password):
-    secrets = {password, base64.b64encode(password.encode()).decode(),
-               base64.b64encode(f"\0{user}\0{password}".encode()).decode()}
+    secrets = {
+        password,
+        base64.b64encode(password.encode()).decode(),
+        base64.b64encode(f"\0{user}\0{password}".encode()).decode(),
+    }
     text = "\n".join(f"{e.data} {e.context}" for e in transcript.events)
     assert not any(secret in text for secret in secrets)
 
@@ -648,16 +706,28 @@ def test_reply_parsing_keeps_enhanced_codes_only_when_they_agree():
 
 def test_options_come_from_the_connector(make_connector):
     connector = make_connector(
-        "To relay", address_spaces=["*"], dns_routing_enabled=False, smart_hosts=["smtp.relay.test"],
-        smart_host_auth_mechanism="BasicAuthRequireTLS", authentication_credential=Credential("relay", "Pa$$w0rd"),
-        fqdn="mail.contoso.test", force_helo=False, require_tls=True, tls_auth_level="DomainValidation",
-        tls_domain="*.relay.test", smtp_max_messages_per_connection=5,
+        "To relay",
+        address_spaces=["*"],
+        dns_routing_enabled=False,
+        smart_hosts=["smtp.relay.test"],
+        smart_host_auth_mechanism="BasicAuthRequireTLS",
+        authentication_credential=Credential("relay", "Pa$$w0rd"),
+        fqdn="mail.contoso.test",
+        force_helo=False,
+        require_tls=True,
+        tls_auth_level="DomainValidation",
+        tls_domain="*.relay.test",
+        smtp_max_messages_per_connection=5,
     )
 
     opts = SessionOptions.for_connector(connector, "ex01.contoso.test")
 
     assert (opts.helo_name, opts.require_tls, opts.tls_auth_level, opts.tls_domain) == (
-        "mail.contoso.test", True, "DomainValidation", "*.relay.test")
+        "mail.contoso.test",
+        True,
+        "DomainValidation",
+        "*.relay.test",
+    )
     assert (opts.auth_mechanism, opts.username, opts.password) == ("BasicAuthRequireTLS", "relay", "Pa$$w0rd")
     assert (opts.max_messages_per_connection, opts.inactivity_timeout) == (5, 600.0)
     assert "Pa$$w0rd" not in repr(opts)
@@ -714,8 +784,7 @@ def test_a_greeting_that_never_ends_times_out_as_a_whole():
             await asyncio.sleep(0.1)
 
     with ScriptedServer("127.0.0.2", free_port("127.0.0.2"), tarpit) as server:
-        session = SmtpSession([Target("mx1.fabrikam.test", server.host, server.port, 10)],
-                              options(command_timeout=0.5))
+        session = SmtpSession([Target("mx1.fabrikam.test", server.host, server.port, 10)], options(command_timeout=0.5))
         started = time.monotonic()
         with pytest.raises(SmtpTransientError) as failure:
             session.open()

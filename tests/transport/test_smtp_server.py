@@ -3,6 +3,7 @@
 Each transcript goes to both over a real loopback socket; the replies and the content handed to the handler
 must be the same.
 """
+
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP
@@ -61,8 +62,13 @@ def converse(port, lines):
 
 
 def transaction(content, sender=b"<app@contoso.test>", recipient=b"<kim@fabrikam.test>"):
-    return [b"EHLO client.test\r\n", b"MAIL FROM:" + sender + b"\r\n", b"RCPT TO:" + recipient + b"\r\n",
-            b"DATA\r\n", content]
+    return [
+        b"EHLO client.test\r\n",
+        b"MAIL FROM:" + sender + b"\r\n",
+        b"RCPT TO:" + recipient + b"\r\n",
+        b"DATA\r\n",
+        content,
+    ]
 
 
 CONTENTS = {
@@ -95,21 +101,29 @@ def test_a_refused_message_leaves_the_session_ready_for_the_next(servers):
     assert we_received == they_received and len(we_received) == 1
 
 
-@pytest.mark.parametrize("path", [
-    b"<app@contoso.test> SIZE=100 BODY=8BITMIME",
-    b"<first.last+tag@mail.contoso.test>",
-    b"<>",
-    b'<"two words"@contoso.test>',
-    b"<a..b@contoso.test>",
-    b"<.app@contoso.test>",
-    b"<app@[127.0.0.1]>",
-    b"<app@contoso..test>",
-    b"<app@contoso.test",
-    b"app@contoso.test",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        b"<app@contoso.test> SIZE=100 BODY=8BITMIME",
+        b"<first.last+tag@mail.contoso.test>",
+        b"<>",
+        b'<"two words"@contoso.test>',
+        b"<a..b@contoso.test>",
+        b"<.app@contoso.test>",
+        b"<app@[127.0.0.1]>",
+        b"<app@contoso..test>",
+        b"<app@contoso.test",
+        b"app@contoso.test",
+    ],
+)
 def test_mail_and_rcpt_paths_match_aiosmtpd(servers, path):
-    lines = [b"EHLO client.test\r\n", b"MAIL FROM:" + path + b"\r\n", b"RCPT TO:" + path + b"\r\n",
-             b"DATA\r\n", CONTENTS["plain"]]
+    lines = [
+        b"EHLO client.test\r\n",
+        b"MAIL FROM:" + path + b"\r\n",
+        b"RCPT TO:" + path + b"\r\n",
+        b"DATA\r\n",
+        CONTENTS["plain"],
+    ]
     (theirs, they_received), (ours, we_received) = both(servers, lines)
     assert ours == theirs
     assert we_received == they_received
@@ -119,8 +133,13 @@ def test_mail_and_rcpt_paths_match_aiosmtpd(servers, path):
 def test_paths_that_crash_the_email_parser_are_malformed(servers, path):
     """aiosmtpd answers these with ``500 Error: (IndexError) ...`` and logs a traceback; ours, as malformed."""
     ours = servers[1].port
-    lines = [b"EHLO client.test\r\n", b"MAIL FROM:" + path + b"\r\n", b"MAIL FROM:<app@contoso.test>\r\n",
-             b"RCPT TO:" + path + b"\r\n", b"VRFY " + path + b"\r\n"]
+    lines = [
+        b"EHLO client.test\r\n",
+        b"MAIL FROM:" + path + b"\r\n",
+        b"MAIL FROM:<app@contoso.test>\r\n",
+        b"RCPT TO:" + path + b"\r\n",
+        b"VRFY " + path + b"\r\n",
+    ]
     replies = converse(ours, lines)
     assert replies[1:4] == ["553 5.1.3 Error: malformed address", "250 OK", "553 5.1.3 Error: malformed address"]
     assert replies[4].startswith("502 Could not VRFY")

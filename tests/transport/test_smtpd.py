@@ -1,4 +1,5 @@
 """The submission listener against smtplib and raw-socket clients (hostile ones too), over real loopback sockets."""
+
 import datetime
 import os
 import re
@@ -116,7 +117,9 @@ def test_non_relay_client_can_only_reach_accepted_domains(listen, internet):
     assert client.data(CONTENT)[0] == 250
     client.quit()
     assert sorted(Message.objects.get().recipients.values_list("address", flat=True)) == [
-        "ann@sales.tailspin.test", "bob@tailspin.test", "julia@contoso.test",
+        "ann@sales.tailspin.test",
+        "bob@tailspin.test",
+        "julia@contoso.test",
     ]
 
 
@@ -132,11 +135,17 @@ def test_size_is_advertised_and_enforced_with_552(listen, internet, settings):
     settings.SENDCONN_SMTP_MAX_MESSAGE_SIZE = 10240
     client = listen().client()
     assert client.esmtp_features["size"] == "10240"
-    assert client.mail("app@contoso.test", ["SIZE=20000"]) == (552, b"5.3.4 Message size exceeds fixed maximum message size")
+    assert client.mail("app@contoso.test", ["SIZE=20000"]) == (
+        552,
+        b"5.3.4 Message size exceeds fixed maximum message size",
+    )
     client.rset()
     client.mail("app@contoso.test")
     client.rcpt("kim@fabrikam.test")
-    assert client.data(CONTENT + (b"x" * 78 + b"\r\n") * 300) == (552, b"5.3.4 Message size exceeds fixed maximum message size")
+    assert client.data(CONTENT + (b"x" * 78 + b"\r\n") * 300) == (
+        552,
+        b"5.3.4 Message size exceeds fixed maximum message size",
+    )
     assert client.noop()[0] == 250  # the session goes on
     client.quit()
     assert not Message.objects.exists()
@@ -156,19 +165,23 @@ def certificate(tmp_path_factory):
     folder = tmp_path_factory.mktemp("tls")
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ex01.contoso.test")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=1))
         .add_extension(x509.SubjectAlternativeName([x509.DNSName("ex01.contoso.test")]), critical=False)
         .sign(key, hashes.SHA256())
     )
     cert_path, key_path = folder / "cert.pem", folder / "key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server.load_cert_chain(cert_path, key_path)
     client = ssl.create_default_context(cafile=str(cert_path))
@@ -251,8 +264,10 @@ def test_listener_processes_share_the_socket_and_stop_together(tmp_path):
     try:
         listener = stack.start_smtpd(SENDCONN_SMTP_PROCESSES=3)
         assert "(3 processes)" in listener.output()
-        forked = [int(pid) for pid in subprocess.run(["pgrep", "-P", str(listener.pid)], capture_output=True,
-                                                     text=True).stdout.split()]
+        forked = [
+            int(pid)
+            for pid in subprocess.run(["pgrep", "-P", str(listener.pid)], capture_output=True, text=True).stdout.split()
+        ]
         assert len(forked) == 2
 
         def submit(number):
@@ -261,8 +276,11 @@ def test_listener_processes_share_the_socket_and_stop_together(tmp_path):
 
         with ThreadPoolExecutor(max_workers=12) as pool:
             assert list(pool.map(submit, range(36))) == [{}] * 36
-        queued = sqlite3.connect(stack.var_dir / "sendconn.sqlite3").execute(
-            "SELECT COUNT(*) FROM transport_message").fetchone()[0]
+        queued = (
+            sqlite3.connect(stack.var_dir / "sendconn.sqlite3")
+            .execute("SELECT COUNT(*) FROM transport_message")
+            .fetchone()[0]
+        )
         assert queued == 36
 
         listener.popen.send_signal(signal.SIGTERM)
@@ -285,18 +303,21 @@ def submit_raw(client, sender=b"<app@contoso.test>", recipients=(b"<kim@fabrikam
     return client.reply()
 
 
-@pytest.mark.parametrize("line", [
-    b"EHLO evil.example\rX-Injected: x",
-    b"EHLO [127.0.0.1]\r\rSubject: fake",
-    b"EHLO evil\x00.example",
-    b"HELO evil.example\rX-Injected: x",
-    b"EHLO evil.example X-Injected: x",
-    b"EHLO evil.example\tX",
-    b"EHLO [127.0.0.256]",
-    b"EHLO [::1]",
-    b"EHLO [IPv6:127.0.0.1]",
-    b"EHLO evil.example.",
-])
+@pytest.mark.parametrize(
+    "line",
+    [
+        b"EHLO evil.example\rX-Injected: x",
+        b"EHLO [127.0.0.1]\r\rSubject: fake",
+        b"EHLO evil\x00.example",
+        b"HELO evil.example\rX-Injected: x",
+        b"EHLO evil.example X-Injected: x",
+        b"EHLO evil.example\tX",
+        b"EHLO [127.0.0.256]",
+        b"EHLO [::1]",
+        b"EHLO [IPv6:127.0.0.1]",
+        b"EHLO evil.example.",
+    ],
+)
 def test_helo_name_that_is_not_a_domain_or_address_literal_is_refused(listen, line):
     with listen().raw() as client:
         assert client.command(line) == "501 5.5.4 Invalid domain name"
@@ -304,9 +325,17 @@ def test_helo_name_that_is_not_a_domain_or_address_literal_is_refused(listen, li
         assert client.command(b"EHLO client.contoso.test").startswith("250-ex01.contoso.test")
 
 
-@pytest.mark.parametrize("name", [
-    b"client.contoso.test", b"localhost", b"[127.0.0.1]", b"[IPv6:::1]", b"[IPv6:2001:db8::1]", b"SCAN_01.contoso.test",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        b"client.contoso.test",
+        b"localhost",
+        b"[127.0.0.1]",
+        b"[IPv6:::1]",
+        b"[IPv6:2001:db8::1]",
+        b"SCAN_01.contoso.test",
+    ],
+)
 def test_domains_and_address_literals_are_accepted_as_helo_names(listen, name):
     with listen().raw() as client:
         assert client.command(b"EHLO " + name).endswith("250 HELP")
@@ -320,8 +349,11 @@ def test_received_header_has_only_the_validated_helo_name_and_the_client_address
         assert submit_raw(client).startswith("250 2.6.0")
     content = bytes(Message.objects.get().content)
     received, rest = content.split(b"\r\n", 1)
-    assert re.fullmatch(rb"Received: from \[127\.0\.0\.1\] \(\[127\.0\.0\.1\]\) by ex01\.contoso\.test \(sendconn\) "
-                        rb"with ESMTP; \w{3}, \d{2} \w{3} \d{4} [\d:]{8} [+-]\d{4}", received)
+    assert re.fullmatch(
+        rb"Received: from \[127\.0\.0\.1\] \(\[127\.0\.0\.1\]\) by ex01\.contoso\.test \(sendconn\) "
+        rb"with ESMTP; \w{3}, \d{2} \w{3} \d{4} [\d:]{8} [+-]\d{4}",
+        received,
+    )
     assert b"X-Injected" not in content and b"\r\r" not in content and content.count(b"Subject:") == 1
 
 
@@ -329,8 +361,14 @@ def test_recipient_delivery_could_not_carry_is_refused_and_the_others_are_queued
     with listen().raw() as client:
         client.command(b"EHLO client.contoso.test")
         assert client.command(b"MAIL FROM:<app@contoso.test>") == "250 2.1.0 Sender OK"
-        for bad in (b'<"a>b"@capture.example>', b'<"a<b"@capture.example>', b"<a\x00b@capture.example>",
-                    b'<"a\rb"@capture.example>', b'<"a\\>b"@capture.example>', b"<a@bad_domain.example>"):
+        for bad in (
+            b'<"a>b"@capture.example>',
+            b'<"a<b"@capture.example>',
+            b"<a\x00b@capture.example>",
+            b'<"a\rb"@capture.example>',
+            b'<"a\\>b"@capture.example>',
+            b"<a@bad_domain.example>",
+        ):
             assert client.command(b"RCPT TO:" + bad) == "501 5.1.3 Invalid address", bad
         assert client.command(b"RCPT TO:<a@b@capture.example>") == "553 5.1.3 Error: malformed address"  # aiosmtpd's
         assert client.command(b"RCPT TO:<ok@capture.example>") == "250 2.1.5 Recipient OK"
@@ -339,12 +377,21 @@ def test_recipient_delivery_could_not_carry_is_refused_and_the_others_are_queued
         client.sock.sendall(CONTENT + b".\r\n")
         assert client.reply().startswith("250 2.6.0")
     assert sorted(Message.objects.get().recipients.values_list("address", flat=True)) == [
-        '"two words"@capture.example', "ok@capture.example",
+        '"two words"@capture.example',
+        "ok@capture.example",
     ]
 
 
-@pytest.mark.parametrize("sender", [b'<"a>b"@contoso.test>', b"<a\x00b@contoso.test>", b'<"a\rb"@contoso.test>',
-                                    b"<app@[127.0.0.999]>", b"<app@bad_domain.test>"])
+@pytest.mark.parametrize(
+    "sender",
+    [
+        b'<"a>b"@contoso.test>',
+        b"<a\x00b@contoso.test>",
+        b'<"a\rb"@contoso.test>',
+        b"<app@[127.0.0.999]>",
+        b"<app@bad_domain.test>",
+    ],
+)
 def test_sender_delivery_could_not_carry_is_refused(listen, sender):
     with listen().raw() as client:
         client.command(b"EHLO client.contoso.test")
@@ -405,8 +452,9 @@ def test_connections_beyond_max_inbound_connection_per_source_get_421(listen, se
     first = [listener.raw() for _ in range(3)]
     assert all(client.greeting.startswith("220 ") for client in first)
     with listener.raw() as fourth:
-        assert fourth.greeting == ("421 4.3.2 The maximum number of concurrent connections has exceeded a limit, "
-                                   "closing transmission channel")
+        assert fourth.greeting == (
+            "421 4.3.2 The maximum number of concurrent connections has exceeded a limit, closing transmission channel"
+        )
         assert fourth.is_closed_by_server()
     with listener.raw(source="127.0.0.2") as other_source:
         assert other_source.greeting.startswith("220 ")
@@ -425,8 +473,10 @@ def test_connections_beyond_max_inbound_connection_get_421(listen, settings):
     open_clients = [listener.raw(source=f"127.0.0.{number}") for number in (1, 1, 1, 2)]
     assert all(client.greeting.startswith("220 ") for client in open_clients)
     with listener.raw(source="127.0.0.3") as fifth:
-        assert fifth.greeting == ("421 4.3.2 The maximum number of concurrent server connections has exceeded a limit, "
-                                  "closing transmission channel")
+        assert fifth.greeting == (
+            "421 4.3.2 The maximum number of concurrent server connections has exceeded a limit, "
+            "closing transmission channel"
+        )
         assert fifth.is_closed_by_server()
     for client in open_clients:
         client.close()
@@ -439,8 +489,11 @@ def test_listener_processes_count_connections_together(tmp_path):
     stack.migrate()
     clients, others = [], []
     try:
-        listener = stack.start_smtpd(SENDCONN_SMTP_PROCESSES=3, SENDCONN_SMTP_MAX_INBOUND_CONNECTIONS=7,
-                                     SENDCONN_SMTP_MAX_INBOUND_CONNECTIONS_PER_SOURCE=4)
+        listener = stack.start_smtpd(
+            SENDCONN_SMTP_PROCESSES=3,
+            SENDCONN_SMTP_MAX_INBOUND_CONNECTIONS=7,
+            SENDCONN_SMTP_MAX_INBOUND_CONNECTIONS_PER_SOURCE=4,
+        )
         clients += [RawClient(listener.port, "127.0.0.1") for _ in range(4)]
         others += [RawClient(listener.port, "127.0.0.2") for _ in range(3)]
         assert all(client.greeting.startswith("220 ") for client in clients + others)

@@ -1,5 +1,6 @@
 """Property test: whatever command lines a client sends, smtpd answers each with an SMTP reply and its session
 never ends in an exception (nothing is logged at ERROR: no traceback)."""
+
 import logging
 import re
 
@@ -9,12 +10,36 @@ from hypothesis import strategies as st
 
 from sendconn.transport.smtpd import TEMPORARY_ERROR_REPLY
 
-VERBS = [b"EHLO", b"HELO", b"MAIL FROM:", b"RCPT TO:", b"DATA", b"RSET", b"NOOP", b"VRFY", b"EXPN", b"HELP",
-         b"AUTH", b"AUTH PLAIN", b"AUTH LOGIN", b"STARTTLS", b"QUIT", b"BDAT", b"mail from:", b"ehlo"]
-VALID = [b"EHLO client.contoso.test", b"MAIL FROM:<app@contoso.test>", b"MAIL FROM:<>", b"RCPT TO:<kim@fabrikam.test>",
-         b"DATA", b"RSET"]
+VERBS = [
+    b"EHLO",
+    b"HELO",
+    b"MAIL FROM:",
+    b"RCPT TO:",
+    b"DATA",
+    b"RSET",
+    b"NOOP",
+    b"VRFY",
+    b"EXPN",
+    b"HELP",
+    b"AUTH",
+    b"AUTH PLAIN",
+    b"AUTH LOGIN",
+    b"STARTTLS",
+    b"QUIT",
+    b"BDAT",
+    b"mail from:",
+    b"ehlo",
+]
+VALID = [
+    b"EHLO client.contoso.test",
+    b"MAIL FROM:<app@contoso.test>",
+    b"MAIL FROM:<>",
+    b"RCPT TO:<kim@fabrikam.test>",
+    b"DATA",
+    b"RSET",
+]
 # Bytes that matter to SMTP paths, headers and line handling (a bare LF would end the line: never in one).
-SPECIAL = b" <>\"@[]:.\\,;()\r\x00\t\x7f\x80\xc3\xa9\xff=+-_%!#$/IPv6aAzZ09"
+SPECIAL = b' <>"@[]:.\\,;()\r\x00\t\x7f\x80\xc3\xa9\xff=+-_%!#$/IPv6aAzZ09'
 ARGUMENT = st.one_of(
     st.binary(max_size=80),
     st.lists(st.sampled_from([bytes([byte]) for byte in SPECIAL]), max_size=60).map(b"".join),

@@ -1,4 +1,5 @@
 """The mail path's hand-built statements store and read rows exactly as the ORM does."""
+
 import datetime
 
 import pytest
@@ -13,8 +14,15 @@ pytestmark = pytest.mark.django_db
 
 
 def new_message(**values):
-    return Message(sender="app@contoso.test", content=b"Subject: hi\r\n\r\n\x00\xffbody\r\n", size=22,
-                   message_id="<1@contoso.test>", subject="Résumé", received_by=local_server(), **values)
+    return Message(
+        sender="app@contoso.test",
+        content=b"Subject: hi\r\n\r\n\x00\xffbody\r\n",
+        size=22,
+        message_id="<1@contoso.test>",
+        subject="Résumé",
+        received_by=local_server(),
+        **values,
+    )
 
 
 def test_insert_with_ids_gives_each_object_its_key_and_stores_what_the_orm_reads():
@@ -24,7 +32,11 @@ def test_insert_with_ids_gives_each_object_its_key_and_stores_what_the_orm_reads
     assert all(message.pk for message in messages) and messages[0].pk != messages[1].pk
     stored = Message.objects.get(pk=messages[0].pk)
     assert (stored.content, stored.subject, stored.client_ip, stored.is_dsn) == (
-        b"Subject: hi\r\n\r\n\x00\xffbody\r\n", "Résumé", "192.0.2.7", False)
+        b"Subject: hi\r\n\r\n\x00\xffbody\r\n",
+        "Résumé",
+        "192.0.2.7",
+        False,
+    )
     assert stored.submitted_at == messages[0].submitted_at and timezone.is_aware(stored.submitted_at)
     assert Message.objects.get(pk=messages[1].pk).is_dsn is True
 
@@ -36,15 +48,25 @@ def test_insert_without_ids_writes_every_row_and_takes_related_keys_saved_after_
     statements.insert(rows)
 
     assert list(Recipient.objects.filter(message=message).values_list("address", "status")) == [
-        (f"user{n}@fabrikam.test", RecipientStatus.READY) for n in range(3)]
+        (f"user{n}@fabrikam.test", RecipientStatus.READY) for n in range(3)
+    ]
 
 
 def test_load_builds_instances_with_the_orms_conversions():
     message = new_message()
     statements.insert([message], returning_ids=True)
     due = timezone.now() - datetime.timedelta(minutes=5)
-    statements.insert([Recipient(message=message, address="kim@fabrikam.test", domain="fabrikam.test",
-                                 next_attempt_at=due, delay_notified=True)])
+    statements.insert(
+        [
+            Recipient(
+                message=message,
+                address="kim@fabrikam.test",
+                domain="fabrikam.test",
+                next_attempt_at=due,
+                delay_notified=True,
+            )
+        ]
+    )
     quote = connection.ops.quote_name
 
     [(row, loaded_message)] = statements.load(
@@ -57,6 +79,7 @@ def test_load_builds_instances_with_the_orms_conversions():
 
     orm_row = Recipient.objects.get()
     assert [getattr(row, f.attname) for f in Recipient._meta.concrete_fields] == [
-        getattr(orm_row, f.attname) for f in Recipient._meta.concrete_fields]
+        getattr(orm_row, f.attname) for f in Recipient._meta.concrete_fields
+    ]
     assert row.next_attempt_at == due and row.delay_notified is True and not row._state.adding
     assert bytes(loaded_message.content) == bytes(message.content) and loaded_message.pk == message.pk

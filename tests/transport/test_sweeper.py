@@ -1,4 +1,5 @@
 """The sweeper's steps, called directly: stale claims, expiry, delay notifications, re-routing, wake-ups."""
+
 import email
 from datetime import timedelta
 from email import policy
@@ -106,7 +107,9 @@ def test_one_delay_notification_after_the_delay_notification_timeout(internet):
     assert list(notice.recipients.values_list("address", flat=True)) == [SENDER]
     blocks = delivery_status(notice)
     assert [(b["Final-Recipient"], b["Action"], b["Status"]) for b in blocks] == [
-        ("rfc822; kim@fabrikam.test", "delayed", "4.4.0"), ("rfc822; lee@fabrikam.test", "delayed", "4.4.0")]
+        ("rfc822; kim@fabrikam.test", "delayed", "4.4.0"),
+        ("rfc822; lee@fabrikam.test", "delayed", "4.4.0"),
+    ]
     assert all("Will-Retry-Until" in block for block in blocks)
     rows = Recipient.objects.filter(message=late)
     assert all(row.delay_notified and row.status == RecipientStatus.RETRY and not row.claimed_by for row in rows)
@@ -136,7 +139,11 @@ def test_unreachable_recipients_are_routed_once_a_connector_covers_them(make_con
 
     kim = Recipient.objects.get(message=message, address="kim@fabrikam.test")
     assert (kim.status, kim.connector, kim.next_hop_domain, kim.claimed_by) == (
-        RecipientStatus.READY, connector, "fabrikam.test", "")
+        RecipientStatus.READY,
+        connector,
+        "fabrikam.test",
+        "",
+    )
     assert kim.next_attempt_at <= timezone.now()
     assert Recipient.objects.get(address="lee@tailspin.test").status == RecipientStatus.UNREACHABLE
     assert woken == [[(connector.pk, "fabrikam.test")]]

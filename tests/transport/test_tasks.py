@@ -4,6 +4,7 @@ the test nsd and an aiosmtpd sink on 127.0.0.5 (implicit.test's address).
 Mail goes in over SMTP to ``manage.py smtpd``; the wake-up goes to the worker's server queue; the worker claims,
 sends and records. Everything this module starts is stopped at the end; Redis db 7 is this module's alone.
 """
+
 import smtplib
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -43,8 +44,13 @@ def sink():
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, database_url, broker, nsd, sink):
-    stack = TransportStack(tmp_path_factory.mktemp("tasks"), database_url=database_url, broker_url=REDIS_URL,
-                           SENDCONN_DNS_SERVERS=nsd.address, SENDCONN_SWEEP_INTERVAL=1)
+    stack = TransportStack(
+        tmp_path_factory.mktemp("tasks"),
+        database_url=database_url,
+        broker_url=REDIS_URL,
+        SENDCONN_DNS_SERVERS=nsd.address,
+        SENDCONN_SWEEP_INTERVAL=1,
+    )
     stack.migrate()
     stack.cmdlet(f"New-SendConnector -Name 'To internet' -AddressSpaces * -Internet -Port {sink.port}")
     stack.smtpd = stack.start_smtpd()
@@ -114,8 +120,12 @@ def test_mail_submitted_to_smtpd_is_delivered_by_the_worker(stack, worker, sink,
 
 
 def test_wake_ups_go_only_to_a_source_server_of_the_connector(stack, worker, broker, database_url):
-    stack.manage("shell", "-c", "from sendconn.connectors.servers import register_transport_server as r; "
-                                "r('EX02', 'ex02.contoso.test', 'Default-First-Site-Name')")
+    stack.manage(
+        "shell",
+        "-c",
+        "from sendconn.connectors.servers import register_transport_server as r; "
+        "r('EX02', 'ex02.contoso.test', 'Default-First-Site-Name')",
+    )
     stack.cmdlet("New-SendConnector -Name 'Via EX02' -AddressSpaces partial.test -SourceTransportServers EX02")
 
     submit(stack.smtpd, [(["kim@partial.test"], "for EX02")], connections=1)
@@ -134,8 +144,11 @@ def test_lost_wake_ups_are_made_good_by_the_sweeper(stack, sink, broker, databas
     worker = stack.start_worker("late-worker", queues="celery,server.ex01")
     beat = stack.start_beat()
     try:
-        wait_until("the sweeper's wake-up to deliver them",
-                   lambda: len([a for a in delivered_addresses(sink) if a.startswith("late")]) == 5, stack)
+        wait_until(
+            "the sweeper's wake-up to deliver them",
+            lambda: len([a for a in delivered_addresses(sink) if a.startswith("late")]) == 5,
+            stack,
+        )
     finally:
         beat.stop()
         worker.stop()
@@ -147,8 +160,11 @@ def test_two_workers_at_once_never_send_the_same_recipient(stack, sink, database
         messages = [([f"race{n}@implicit.test"], f"race {n}") for n in range(200)]
         submit(stack.smtpd, messages, connections=4)
         expected = sorted(f"race{n}@implicit.test" for n in range(200))
-        wait_until("200 recipients at the sink",
-                   lambda: len([a for a in delivered_addresses(sink) if a.startswith("race")]) >= 200, stack)
+        wait_until(
+            "200 recipients at the sink",
+            lambda: len([a for a in delivered_addresses(sink) if a.startswith("race")]) >= 200,
+            stack,
+        )
         time.sleep(1)  # a duplicate would arrive now
     finally:
         for process in workers:
@@ -167,11 +183,16 @@ def test_a_suspended_queue_holds_mail_submitted_later_until_it_is_resumed(stack,
     submit(stack.smtpd, [([f"held{n}@implicit.test"], "while suspended") for n in range(3)], connections=1)
     time.sleep(2)
     assert delivered_addresses(sink) == ["first@implicit.test"]
-    assert query(database_url, "SELECT count(*) FROM transport_recipient WHERE status = 'Ready' "
-                               "AND domain = 'implicit.test'") == [(3,)]
+    assert query(
+        database_url, "SELECT count(*) FROM transport_recipient WHERE status = 'Ready' AND domain = 'implicit.test'"
+    ) == [(3,)]
     assert "Suspended" in stack.cmdlet("Get-Queue implicit.test")
 
     stack.cmdlet("Resume-Queue -Identity implicit.test")  # wakes the worker
     wait_until("the held messages at the sink", lambda: len(delivered_addresses(sink)) == 4, stack)
-    assert delivered_addresses(sink) == ["first@implicit.test", "held0@implicit.test", "held1@implicit.test",
-                                         "held2@implicit.test"]
+    assert delivered_addresses(sink) == [
+        "first@implicit.test",
+        "held0@implicit.test",
+        "held1@implicit.test",
+        "held2@implicit.test",
+    ]

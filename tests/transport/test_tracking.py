@@ -19,16 +19,33 @@ def history(make_connector):
     """Two messages received an hour apart; the first was then sent to one recipient and failed for the other."""
     make_connector("Internet", ["*"])
     earlier = timezone.now() - timedelta(hours=1)
-    first = queue_message("Julia@Contoso.test", ["kim@fabrikam.test", "lee@tailspin.test"], content("<one@contoso.test>"))
+    first = queue_message(
+        "Julia@Contoso.test", ["kim@fabrikam.test", "lee@tailspin.test"], content("<one@contoso.test>")
+    )
     TrackingEvent.objects.filter(queued_message=first).update(timestamp=earlier)
     second = queue_message("ann@contoso.test", ["kim@fabrikam.test"], content("<two@contoso.test>", "Other"))
-    tracking.record([
-        tracking.event(TrackingEventId.SEND, TrackingSource.SMTP, first, "kim@fabrikam.test",
-                       recipient_status="250 2.0.0 OK", connector_name="Internet", remote_host="mx.fabrikam.test",
-                       remote_ip="127.0.0.2"),
-        tracking.event(TrackingEventId.FAIL, TrackingSource.SMTP, first, "lee@tailspin.test",
-                       recipient_status="550 5.1.1 User unknown", connector_name="Internet"),
-    ])
+    tracking.record(
+        [
+            tracking.event(
+                TrackingEventId.SEND,
+                TrackingSource.SMTP,
+                first,
+                "kim@fabrikam.test",
+                recipient_status="250 2.0.0 OK",
+                connector_name="Internet",
+                remote_host="mx.fabrikam.test",
+                remote_ip="127.0.0.2",
+            ),
+            tracking.event(
+                TrackingEventId.FAIL,
+                TrackingSource.SMTP,
+                first,
+                "lee@tailspin.test",
+                recipient_status="550 5.1.1 User unknown",
+                connector_name="Internet",
+            ),
+        ]
+    )
     return first, second, earlier
 
 
@@ -40,10 +57,17 @@ def test_event_copies_the_message_facts(history):
     first, _, _ = history
     sent = TrackingEvent.objects.get(event_id="SEND")
     assert (sent.queued_message, sent.internal_message_id, sent.sender, sent.subject, sent.total_bytes) == (
-        first, first.pk, "Julia@Contoso.test", "Hello", first.size,
+        first,
+        first.pk,
+        "Julia@Contoso.test",
+        "Hello",
+        first.size,
     )
     assert (sent.server_name, sent.connector_name, sent.remote_host, sent.remote_ip) == (
-        "EX01", "Internet", "mx.fabrikam.test", "127.0.0.2",
+        "EX01",
+        "Internet",
+        "mx.fabrikam.test",
+        "127.0.0.2",
     )
 
 

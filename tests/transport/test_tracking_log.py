@@ -1,6 +1,6 @@
 import csv
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -14,7 +14,7 @@ EXCHANGE_FIELDS = (
     "transport-traffic-type,log-id,schema-version"
 )
 SENT = {
-    "date-time": datetime(2025, 1, 6, 10, 0, 0, 123456, tzinfo=timezone.utc),
+    "date-time": datetime(2025, 1, 6, 10, 0, 0, 123456, tzinfo=UTC),
     "server-ip": "127.0.0.2",
     "server-hostname": "mx1.fabrikam.test",
     "connector-id": "To Internet",

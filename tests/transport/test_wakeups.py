@@ -1,4 +1,5 @@
 """Wake-ups: which queue a next hop's task goes to, coalescing, and broker failures that must not reach smtpd."""
+
 import os
 from datetime import timedelta
 
@@ -52,11 +53,14 @@ def internet(make_connector):
 
 
 def test_one_task_per_next_hop_on_its_source_servers_queue(internet, sent):
-    wakeups.wake_next_hops([(internet.pk, "fabrikam.test"), (internet.pk, "fabrikam.test"),
-                            (internet.pk, "tailspin.test")])
+    wakeups.wake_next_hops(
+        [(internet.pk, "fabrikam.test"), (internet.pk, "fabrikam.test"), (internet.pk, "tailspin.test")]
+    )
 
-    assert sent == [((internet.pk, "fabrikam.test"), {"queue": "server.ex01"}),
-                    ((internet.pk, "tailspin.test"), {"queue": "server.ex01"})]
+    assert sent == [
+        ((internet.pk, "fabrikam.test"), {"queue": "server.ex01"}),
+        ((internet.pk, "tailspin.test"), {"queue": "server.ex01"}),
+    ]
 
 
 def test_wake_ups_within_the_window_ride_on_one_scheduled_wake_up(internet, sent, clock):

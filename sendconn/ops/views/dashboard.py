@@ -1,4 +1,5 @@
 """The dashboard: the home page after sign-in. Each number links to the screen that explains it."""
+
 from django.contrib.auth.decorators import permission_required
 from django.shortcuts import render
 from django.views.decorators.http import require_safe

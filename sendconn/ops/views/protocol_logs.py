@@ -1,6 +1,7 @@
 """The SMTP Send protocol log viewer: the log files by day, a day's sessions (searchable), one session as a
 readable transcript, and the raw file for download. Reading is ``ops.protocol_log_files``'s job.
 """
+
 import os
 
 from django.contrib.auth.decorators import permission_required
@@ -91,7 +92,8 @@ def download(request, file_name):
     except OSError:  # removed by circular logging since it was listed
         raise Http404("There is no such Send protocol log file.") from None
     size = os.fstat(file.fileno()).st_size
-    response = FileResponse(_Snapshot(file, size), as_attachment=True, filename=log.name,
-                            content_type="text/plain; charset=utf-8")
+    response = FileResponse(
+        _Snapshot(file, size), as_attachment=True, filename=log.name, content_type="text/plain; charset=utf-8"
+    )
     response["Content-Length"] = str(size)
     return response

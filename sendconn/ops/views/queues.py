@@ -4,6 +4,7 @@ Reads and writes go through ``sendconn.transport.queue_admin`` (the cmdlets' fun
 audit-logged actions). Every action is a confirmation page (GET: "Are you sure…") and a POST that does it;
 View-Only Organization Management sees no buttons and gets the 403 page for the URLs.
 """
+
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.core.paginator import Paginator
@@ -59,9 +60,16 @@ def queue_list(request):
     next_hop = request.GET.get("next_hop", "").strip()
     queues = queue_admin.queue_list(status=status or None, next_hop=next_hop or None)
     page = Paginator(queues, PAGE_SIZE).get_page(request.GET.get("page"))
-    return render(request, "ops/queues/list.html", {
-        "page": page, "status": status, "next_hop": next_hop, "statuses": queue_admin.QUEUE_STATUSES,
-    })
+    return render(
+        request,
+        "ops/queues/list.html",
+        {
+            "page": page,
+            "status": status,
+            "next_hop": next_hop,
+            "statuses": queue_admin.QUEUE_STATUSES,
+        },
+    )
 
 
 @require_safe
@@ -148,11 +156,16 @@ def queue_action(request, identity, action):
     if request.method == "POST":
         _run(request, queue, lambda: act(_caller(request), queue), done)
         return redirect(_back_to(queue.identity))
-    return render(request, "ops/queues/confirm.html", {
-        "question": question.format(queue.identity), "target": queue,
-        "form_url": reverse("ops:queue-action", args=[queue.identity, action]),
-        "cancel_url": _queue_url(queue.identity),
-    })
+    return render(
+        request,
+        "ops/queues/confirm.html",
+        {
+            "question": question.format(queue.identity),
+            "target": queue,
+            "form_url": reverse("ops:queue-action", args=[queue.identity, action]),
+            "cancel_url": _queue_url(queue.identity),
+        },
+    )
 
 
 @require_http_methods(["GET", "HEAD", "POST"])
@@ -166,9 +179,14 @@ def message_action(request, identity, message_id, action):
         options = {"with_ndr": request.POST.get("with_ndr") != "no"} if action == "remove" else {}
         _run(request, message, lambda: act(_caller(request), message, **options), done)
         return redirect(_back_to(message.queue.identity))
-    return render(request, "ops/queues/confirm.html", {
-        "question": question.format(message.identity), "target": message,
-        "form_url": reverse("ops:message-action", args=[message.queue.identity, message.pk, action]),
-        "cancel_url": _queue_url(message.queue.identity), "removing": action == "remove",
-    })
-
+    return render(
+        request,
+        "ops/queues/confirm.html",
+        {
+            "question": question.format(message.identity),
+            "target": message,
+            "form_url": reverse("ops:message-action", args=[message.queue.identity, message.pk, action]),
+            "cancel_url": _queue_url(message.queue.identity),
+            "removing": action == "remove",
+        },
+    )

@@ -1,6 +1,7 @@
 """Message tracking in the browser: "did my message go out?" — a search listing messages, and one message's
 timeline. Both read the message tracking entries (``transport.tracking``), which outlive the queued message.
 """
+
 from django.contrib.auth.decorators import permission_required
 from django.core.paginator import Paginator
 from django.db.models import Q

@@ -3,6 +3,7 @@
 The run page polls its status fragment every second with htmx while the run is running (the finished fragment
 carries no trigger, so polling stops); without JavaScript a ``<noscript>`` refresh reloads the whole page.
 """
+
 from django import forms
 from django.contrib.auth.decorators import permission_required
 from django.core.exceptions import ValidationError
@@ -25,7 +26,7 @@ class VerifyForm(forms.Form):
         label="Recipients",
         widget=forms.Textarea(attrs={"rows": 3, "cols": 40}),
         help_text="One or more email addresses, separated by commas or semicolons. Use mailboxes that the "
-                  "connector delivers to (its domain, or behind its smart host).",
+        "connector delivers to (its domain, or behind its smart host).",
     )
 
     def clean_recipients(self):

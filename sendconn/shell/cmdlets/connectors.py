@@ -5,6 +5,7 @@ values are read with ``sendconn.connectors.values``, and every write goes throug
 ``sendconn.connectors.services`` as the shell's caller: validation, defaults and the audit log are the
 browser's.
 """
+
 import re
 from dataclasses import dataclass
 
@@ -209,8 +210,10 @@ def new_send_connector(invocation):
     arguments.pop("usage", None)
     for field, value in arguments.items():
         if isinstance(value, ListChange):
-            raise CmdletError(f"{EXCHANGE_NAMES[field]}: @{{Add=...;Remove=...}} can only change an existing "
-                              f"connector (Set-SendConnector). List the values instead.")
+            raise CmdletError(
+                f"{EXCHANGE_NAMES[field]}: @{{Add=...;Remove=...}} can only change an existing "
+                f"connector (Set-SendConnector). List the values instead."
+            )
     name = arguments.pop("name")
     address_spaces = arguments.pop("address_spaces")
 
@@ -259,7 +262,10 @@ _ITEM_KEYS = {
 
 def _current_items(connector, field):
     if field == "address_spaces":
-        return [values.AddressSpaceValue(space.address_type, space.domain, space.cost) for space in connector.address_spaces.all()]
+        return [
+            values.AddressSpaceValue(space.address_type, space.domain, space.cost)
+            for space in connector.address_spaces.all()
+        ]
     if field == "smart_hosts":
         return [values.SmartHostValue(host.host, host.is_ip_address) for host in connector.smart_hosts.all()]
     return list(connector.source_transport_servers.all())
@@ -272,7 +278,7 @@ def apply_change(connector, field, change):
     for item in change.remove:
         if not any(key(existing) == key(item) for existing in items):
             raise CmdletError(
-                f'{EXCHANGE_NAMES[field]}: "{item}" can\'t be removed because it isn\'t one of the connector\'s values.'
+                f"{EXCHANGE_NAMES[field]}: \"{item}\" can't be removed because it isn't one of the connector's values."
             )
         items = [existing for existing in items if key(existing) != key(item)]
     return items + list(change.add)

@@ -1,4 +1,5 @@
 """Get-Credential: asks for a user name and a password (never echoed, never printed, never logged)."""
+
 from sendconn.connectors.services import Credential
 
 from ..registry import CmdletError, Parameter, cmdlet, text

@@ -3,13 +3,30 @@
 Both of PowerShell's forms: the script block ``Where-Object {$_.Enabled -eq $true -and $_.Name -like "To*"}``
 and the simplified ``Where-Object Enabled -eq $true``. The conditions are read by ``sendconn.shell.expressions``.
 """
+
 from ..expressions import ExpressionError, compare, evaluate, member_of, tokens, truthy
 from ..parser import ScriptBlock
 from ..registry import CmdletError, Parameter, cmdlet, converter, switch
 
-OPERATOR_SWITCHES = {name: switch(name) for name in (
-    "EQ", "NE", "GT", "GE", "LT", "LE", "Like", "NotLike", "Match", "NotMatch", "Contains", "NotContains", "In", "NotIn",
-)}
+OPERATOR_SWITCHES = {
+    name: switch(name)
+    for name in (
+        "EQ",
+        "NE",
+        "GT",
+        "GE",
+        "LT",
+        "LE",
+        "Like",
+        "NotLike",
+        "Match",
+        "NotMatch",
+        "Contains",
+        "NotContains",
+        "In",
+        "NotIn",
+    )
+}
 
 
 @converter("System.Object", nullable=True)
@@ -27,8 +44,9 @@ def _condition(params):
         raise CmdletError("Specify a condition, such as {$_.Enabled -eq $true} or Enabled -eq $true.")
     operators = [name for name in OPERATOR_SWITCHES if params.get(name)]
     if len(operators) > 1:
-        raise CmdletError("Parameter set cannot be resolved using the specified named parameters: use one "
-                          "comparison operator.")
+        raise CmdletError(
+            "Parameter set cannot be resolved using the specified named parameters: use one comparison operator."
+        )
     prop = filter_script.strip()
     if not operators:
         return lambda item: truthy(member_of(item, prop))

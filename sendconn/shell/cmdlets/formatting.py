@@ -1,4 +1,5 @@
 """Format-List, Format-Table, Select-Object and ConvertTo-Json: what the pipeline's last element prints."""
+
 from ..output import Record, convert_to_json, format_list, format_table, select_properties
 from ..registry import Parameter, cmdlet, integer, switch, text_list
 
@@ -26,7 +27,7 @@ def select_object(invocation):
     """Selects objects, or properties of objects."""
     objects = invocation.input
     if "First" in invocation.params:
-        objects = objects[:max(invocation.params["First"], 0)]
+        objects = objects[: max(invocation.params["First"], 0)]
     patterns = invocation.params.get("Property")
     if not patterns:
         return objects

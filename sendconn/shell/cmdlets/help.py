@@ -1,4 +1,5 @@
 """Get-Command and Get-Help: what this shell supports, from the registry itself (so they never disagree with it)."""
+
 import fnmatch
 
 from .. import registry
@@ -22,8 +23,13 @@ def _matches(name, patterns):
     return any(fnmatch.fnmatchcase(name.lower(), pattern.lower()) for pattern in patterns)
 
 
-@cmdlet("Get-Command", Parameter("Name", text_list, position=0), Parameter("Verb", text_list),
-        Parameter("Noun", text_list), aliases=("gcm",))
+@cmdlet(
+    "Get-Command",
+    Parameter("Name", text_list, position=0),
+    Parameter("Verb", text_list),
+    Parameter("Noun", text_list),
+    aliases=("gcm",),
+)
 def get_command(invocation):
     """Use the Get-Command cmdlet to list the cmdlets and aliases this shell supports."""
     params = invocation.params
@@ -37,7 +43,8 @@ def get_command(invocation):
             records.append(Record({"CommandType": "Cmdlet", "Name": definition.name, "Source": "sendconn"}))
         records += [
             Record({"CommandType": "Alias", "Name": f"{alias} -> {definition.name}", "Source": "sendconn"})
-            for alias in aliases if "Name" in params and _matches(alias, names)
+            for alias in aliases
+            if "Name" in params and _matches(alias, names)
         ]
     if not records and not any("*" in name for name in names):
         registry.lookup(names[0])  # PowerShell's "is not recognized" error
@@ -76,8 +83,13 @@ def wrapped(parts, first="    ", rest="        "):
 
 
 def _parameter_help(parameter, definition):
-    pipeline = "true (ByPropertyName)" if parameter.pipeline else "true (ByValue)" if (
-        definition.takes_input and parameter.position == 0) else "false"
+    pipeline = (
+        "true (ByPropertyName)"
+        if parameter.pipeline
+        else "true (ByValue)"
+        if (definition.takes_input and parameter.position == 0)
+        else "false"
+    )
     value = "" if parameter.is_switch else f" <{_type(parameter)}>"
     return [
         f"    -{parameter.name}{value}",
@@ -98,7 +110,7 @@ def help_lines(definition, aliases, full=False, parameter_names=None):
     if full or parameter_names:
         chosen = [p for p in definition.parameters if not parameter_names or _matches(p.name, parameter_names)]
         if parameter_names and not chosen:
-            raise CmdletError(f'No parameter matches criteria {", ".join(parameter_names)}.', cmdlet="Get-Help")
+            raise CmdletError(f"No parameter matches criteria {', '.join(parameter_names)}.", cmdlet="Get-Help")
         lines += ["PARAMETERS"] + [line for p in chosen for line in _parameter_help(p, definition)]
     if aliases:
         lines += ["ALIASES", *(f"    {alias}" for alias in aliases), ""]
@@ -107,24 +119,45 @@ def help_lines(definition, aliases, full=False, parameter_names=None):
     return lines
 
 
-@cmdlet("Get-Help", Parameter("Name", text, position=0), switch("Full"), switch("Detailed"),
-        Parameter("Parameter", text_list), aliases=("help",))
+@cmdlet(
+    "Get-Help",
+    Parameter("Name", text, position=0),
+    switch("Full"),
+    switch("Detailed"),
+    Parameter("Parameter", text_list),
+    aliases=("help",),
+)
 def get_help(invocation):
     """Use the Get-Help cmdlet to see a cmdlet's syntax and parameters; Get-Command lists the cmdlets."""
     name = (invocation.params.get("Name") or "").strip()
     if not name:
-        return ["", "Exchange Management Shell lines run with manage.py cmdlet. Get-Command lists every supported "
-                "cmdlet;", 'Get-Help <cmdlet> shows its syntax, for example: Get-Help New-SendConnector -Full', ""]
+        return [
+            "",
+            "Exchange Management Shell lines run with manage.py cmdlet. Get-Command lists every supported cmdlet;",
+            "Get-Help <cmdlet> shows its syntax, for example: Get-Help New-SendConnector -Full",
+            "",
+        ]
     aliases = {definition.name: names for definition, names in _cmdlets()}
     definition = registry.COMMANDS.get(name.lower())
     if definition is None:
         found = [d for d, _ in _cmdlets() if _matches(d.name, [name])]
         if len(found) != 1:
             if not found:
-                raise CmdletError(f"Get-Help could not find {name} in a help file in this session. Get-Command "
-                                  "lists the cmdlets this shell supports.")
-            return [Record({"Name": d.name, "Category": "Cmdlet", "Synopsis": (d.function.__doc__ or "")
-                            .strip().split("\n")[0]}, table=("Name", "Category", "Synopsis")) for d in found]
+                raise CmdletError(
+                    f"Get-Help could not find {name} in a help file in this session. Get-Command "
+                    "lists the cmdlets this shell supports."
+                )
+            return [
+                Record(
+                    {
+                        "Name": d.name,
+                        "Category": "Cmdlet",
+                        "Synopsis": (d.function.__doc__ or "").strip().split("\n")[0],
+                    },
+                    table=("Name", "Category", "Synopsis"),
+                )
+                for d in found
+            ]
         definition = found[0]
     full = invocation.params.get("Full", False) or invocation.params.get("Detailed", False)
     return help_lines(definition, aliases[definition.name], full, invocation.params.get("Parameter"))

@@ -1,5 +1,6 @@
 """Add-, Remove- and Get-RoleGroupMember: membership of the management role groups; Get- and
 Clear-SignInLockout: the console's sign-in lockouts (also on the permissions page)."""
+
 from functools import partial
 
 from sendconn.accounts import lockouts, selectors, services
@@ -26,22 +27,26 @@ def _change_membership(invocation, change, action):
 @cmdlet("Add-RoleGroupMember", ROLE_GROUP, MEMBER, *COMPATIBILITY, should_process=True)
 def add_role_group_member(invocation):
     """Use the Add-RoleGroupMember cmdlet to add members to a management role group."""
-    return _change_membership(invocation, services.add_role_group_member,
-                              'Adding member "{member}" to role group "{group}".')
+    return _change_membership(
+        invocation, services.add_role_group_member, 'Adding member "{member}" to role group "{group}".'
+    )
 
 
 @cmdlet("Remove-RoleGroupMember", ROLE_GROUP, MEMBER, *COMPATIBILITY, confirm=True)
 def remove_role_group_member(invocation):
     """Use the Remove-RoleGroupMember cmdlet to remove members from a management role group."""
-    return _change_membership(invocation, services.remove_role_group_member,
-                              'Removing member "{member}" from role group "{group}".')
+    return _change_membership(
+        invocation, services.remove_role_group_member, 'Removing member "{member}" from role group "{group}".'
+    )
 
 
 @cmdlet("Get-RoleGroupMember", Parameter("Identity", text, mandatory=True, position=0, pipeline=True))
 def get_role_group_member(invocation):
     """Use the Get-RoleGroupMember cmdlet to retrieve a list of members of a management role group."""
     return [
-        Record({"Name": user.username, "RecipientType": "User", "Identity": user.username}, table=("Name", "RecipientType"))
+        Record(
+            {"Name": user.username, "RecipientType": "User", "Identity": user.username}, table=("Name", "RecipientType")
+        )
         for user in selectors.role_group_members(invocation.params["Identity"])
     ]
 
@@ -49,18 +54,25 @@ def get_role_group_member(invocation):
 @cmdlet("Get-SignInLockout")
 def get_sign_in_lockout(invocation):
     return [
-        Record({
-            "Kind": lockouts.PARAMETER[lockout.kind], "Identity": lockout.value, "FailedAttempts": lockout.failures,
-            "LastFailure": _utc(lockout.last_failure), "LockedUntil": _utc(lockout.ends_at),
-        }, table=("Kind", "Identity", "FailedAttempts", "LockedUntil"))
+        Record(
+            {
+                "Kind": lockouts.PARAMETER[lockout.kind],
+                "Identity": lockout.value,
+                "FailedAttempts": lockout.failures,
+                "LastFailure": _utc(lockout.last_failure),
+                "LockedUntil": _utc(lockout.ends_at),
+            },
+            table=("Kind", "Identity", "FailedAttempts", "LockedUntil"),
+        )
         for lockout in lockouts.current_lockouts()
     ]
 
 
 @cmdlet("Clear-SignInLockout", *(Parameter(name, text) for name in lockouts.PARAMETER.values()), should_process=True)
 def clear_sign_in_lockout(invocation):
-    given = [(kind, invocation.params[name]) for kind, name in lockouts.PARAMETER.items()
-             if invocation.params.get(name)]
+    given = [
+        (kind, invocation.params[name]) for kind, name in lockouts.PARAMETER.items() if invocation.params.get(name)
+    ]
     if len(given) != 1:
         raise CmdletError("Specify either -UserName or -IPAddress.")
     kind, value = given[0]

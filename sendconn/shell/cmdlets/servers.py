@@ -1,5 +1,6 @@
 """Get-TransportService and Set-TransportService: the registered transport servers (the EAC's "Select a Server"
 list) and their outbound connection limits."""
+
 from django.db.models import Q
 
 from sendconn.connectors import selectors, values

@@ -1,6 +1,7 @@
 """Test-SendConnectorRoute, Get-MessageTrackingLog and the queue cmdlets (Get-Queue, Get-Message, Retry-Queue,
 Suspend-/Resume-Queue, Suspend-/Resume-/Remove-Message), found by the shell's ``autodiscover_modules("cmdlets")``."""
-from datetime import datetime, timezone
+
+from datetime import UTC, datetime
 from functools import partial
 
 from django.core.exceptions import ValidationError
@@ -13,9 +14,18 @@ from sendconn.transport.routing import Router, recipient_domain
 
 from ..output import Record
 from ..registry import (
-    CmdletError, Parameter, boolean, choice, cmdlet, converter, integer, parsed, switch, text, text_list,
+    CmdletError,
+    Parameter,
+    boolean,
+    choice,
+    cmdlet,
+    converter,
+    integer,
+    parsed,
+    switch,
+    text,
+    text_list,
 )
-
 from .connectors import transport_server
 
 
@@ -53,7 +63,7 @@ def date_time(value, session):
                 f'Cannot convert value "{value}" to type "System.DateTime". Error: "String was not recognized as a '
                 f'valid DateTime."'
             ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 result_size = parsed(parse_unlimited_count, "Unlimited")  # -ResultSize: 1 through 2147483647, or Unlimited
@@ -86,19 +96,25 @@ def test_send_connector_route(invocation):
             f"Unreachable queue."
         )
     connector = route.connector
-    return [Record({
-        "Recipient": address,
-        "Connector": connector.name,
-        "AddressSpace": str(route.address_space),
-        "NextHopDomain": route.next_hop_domain,
-        "DeliveryType": "DnsConnectorDelivery" if connector.dns_routing_enabled else "SmartHostConnectorDelivery",
-        "Rule": route.rule,
-        "Candidates": [f"{loser.connector.name}: {loser.reason}" for loser in route.beaten],
-    })]
+    return [
+        Record(
+            {
+                "Recipient": address,
+                "Connector": connector.name,
+                "AddressSpace": str(route.address_space),
+                "NextHopDomain": route.next_hop_domain,
+                "DeliveryType": "DnsConnectorDelivery"
+                if connector.dns_routing_enabled
+                else "SmartHostConnectorDelivery",
+                "Rule": route.rule,
+                "Candidates": [f"{loser.connector.name}: {loser.reason}" for loser in route.beaten],
+            }
+        )
+    ]
 
 
 def _utc(moment):
-    moment = moment.astimezone(timezone.utc)
+    moment = moment.astimezone(UTC)
     return f"{moment:%Y-%m-%dT%H:%M:%S}.{moment.microsecond // 1000:03d}Z"
 
 
@@ -169,8 +185,18 @@ def get_message_tracking_log(invocation):
 QUEUE_TABLE = ("Identity", "DeliveryType", "Status", "MessageCount", "Velocity", "NextHopDomain")
 MESSAGE_TABLE = ("Identity", "FromAddress", "Status", "Queue", "Subject")
 QUEUE_PROPERTIES = (
-    "Identity", "DeliveryType", "NextHopDomain", "NextHopConnector", "Status", "MessageCount", "LastError",
-    "LastRetryTime", "NextRetryTime", "IncomingRate", "OutgoingRate", "Velocity",
+    "Identity",
+    "DeliveryType",
+    "NextHopDomain",
+    "NextHopConnector",
+    "Status",
+    "MessageCount",
+    "LastError",
+    "LastRetryTime",
+    "NextRetryTime",
+    "IncomingRate",
+    "OutgoingRate",
+    "Velocity",
 )
 DEFAULT_QUEUE_RESULT_SIZE = 1000  # Get-Queue's and Get-Message's default -ResultSize
 QUEUE_IDENTITY = Parameter("Identity", text, position=0, pipeline=True)
@@ -188,30 +214,42 @@ def _double(value):
 
 def queue_record(queue):
     values = (
-        queue.identity, queue.delivery_type, queue.next_hop_domain, queue.next_hop_connector, queue.status,
-        queue.message_count, queue.last_error, _when(queue.last_retry_time), _when(queue.next_retry_time),
-        _double(queue.incoming_rate), _double(queue.outgoing_rate), _double(queue.velocity),
+        queue.identity,
+        queue.delivery_type,
+        queue.next_hop_domain,
+        queue.next_hop_connector,
+        queue.status,
+        queue.message_count,
+        queue.last_error,
+        _when(queue.last_retry_time),
+        _when(queue.next_retry_time),
+        _double(queue.incoming_rate),
+        _double(queue.outgoing_rate),
+        _double(queue.velocity),
     )
     return Record(dict(zip(QUEUE_PROPERTIES, values)), table=QUEUE_TABLE)
 
 
 def message_record(message):
-    return Record({
-        "Identity": message.identity,
-        "Subject": message.subject,
-        "InternetMessageId": message.internet_message_id,
-        "FromAddress": message.from_address or "<>",
-        "Status": message.status,
-        "Size": format_byte_quantity(message.size),
-        "MessageSourceName": message.message_source_name,
-        "SourceIP": message.source_ip,
-        "DateReceived": _when(message.date_received),
-        "ExpirationTime": _when(message.expiration_time),
-        "LastError": message.last_error,
-        "RetryCount": message.retry_count,
-        "Recipients": [row.address for row in message.recipients],
-        "Queue": message.queue.identity,
-    }, table=MESSAGE_TABLE)
+    return Record(
+        {
+            "Identity": message.identity,
+            "Subject": message.subject,
+            "InternetMessageId": message.internet_message_id,
+            "FromAddress": message.from_address or "<>",
+            "Status": message.status,
+            "Size": format_byte_quantity(message.size),
+            "MessageSourceName": message.message_source_name,
+            "SourceIP": message.source_ip,
+            "DateReceived": _when(message.date_received),
+            "ExpirationTime": _when(message.expiration_time),
+            "LastError": message.last_error,
+            "RetryCount": message.retry_count,
+            "Recipients": [row.address for row in message.recipients],
+            "Queue": message.queue.identity,
+        },
+        table=MESSAGE_TABLE,
+    )
 
 
 def _filter_error(error):
@@ -301,7 +339,11 @@ def get_queue(invocation):
 
 
 @cmdlet(
-    "Get-Message", QUEUE_IDENTITY, Parameter("Queue", text), QUEUE_FILTER, Parameter("ResultSize", result_size),
+    "Get-Message",
+    QUEUE_IDENTITY,
+    Parameter("Queue", text),
+    QUEUE_FILTER,
+    Parameter("ResultSize", result_size),
     switch("IncludeRecipientInfo"),
 )
 def get_message(invocation):
@@ -314,9 +356,12 @@ def get_message(invocation):
 def retry_queue(invocation):
     """Retry now; with ``-Resubmit $true`` route the queue's messages again (the only way for Unreachable)."""
     resubmit = invocation.params.get("Resubmit", False)
-    return _act(invocation, _queues,
-                lambda queue: f'{"Resubmitting" if resubmit else "Retrying"} queue "{queue.identity}".',
-                partial(queue_admin.retry_queue, resubmit=resubmit))
+    return _act(
+        invocation,
+        _queues,
+        lambda queue: f'{"Resubmitting" if resubmit else "Retrying"} queue "{queue.identity}".',
+        partial(queue_admin.retry_queue, resubmit=resubmit),
+    )
 
 
 @cmdlet("Suspend-Queue", QUEUE_IDENTITY, QUEUE_FILTER, should_process=True)
@@ -331,14 +376,16 @@ def resume_queue(invocation):
 
 @cmdlet("Suspend-Message", QUEUE_IDENTITY, QUEUE_FILTER, should_process=True)
 def suspend_message(invocation):
-    return _act(invocation, _messages, lambda message: f'Suspending message "{message.identity}".',
-                queue_admin.suspend_message)
+    return _act(
+        invocation, _messages, lambda message: f'Suspending message "{message.identity}".', queue_admin.suspend_message
+    )
 
 
 @cmdlet("Resume-Message", QUEUE_IDENTITY, QUEUE_FILTER, should_process=True)
 def resume_message(invocation):
-    return _act(invocation, _messages, lambda message: f'Resuming message "{message.identity}".',
-                queue_admin.resume_message)
+    return _act(
+        invocation, _messages, lambda message: f'Resuming message "{message.identity}".', queue_admin.resume_message
+    )
 
 
 @cmdlet("Remove-Message", QUEUE_IDENTITY, QUEUE_FILTER, Parameter("WithNDR", boolean), confirm=True)
@@ -346,5 +393,9 @@ def remove_message(invocation):
     """Exchange's default is ``-WithNDR $true``: the sender gets a non-delivery report."""
     with_ndr = invocation.params.get("WithNDR", True)
     ndr = "with a non-delivery report to the sender" if with_ndr else "without a non-delivery report"
-    return _act(invocation, _messages, lambda message: f'Removing message "{message.identity}" {ndr}.',
-                partial(queue_admin.remove_message, with_ndr=with_ndr))
+    return _act(
+        invocation,
+        _messages,
+        lambda message: f'Removing message "{message.identity}" {ndr}.',
+        partial(queue_admin.remove_message, with_ndr=with_ndr),
+    )

@@ -3,6 +3,7 @@
 Exchange Online's cmdlet tests an outbound connector; here it verifies delivery through a Send connector:
 the same run as the console's "Verify delivery" button, but run in this process while the shell waits.
 """
+
 from sendconn.ops.models import VerificationStatus
 from sendconn.ops.verification import run_verification, start_verification
 
@@ -18,13 +19,16 @@ def step_records(run):
     steps = list(run.steps.all())
     several_hops = len({step.next_hop for step in steps}) > 1
     return [
-        Record({
-            "Task": f"{step.name} ({step.next_hop})" if several_hops else step.name,
-            "Status": step.status,
-            "Details": step.summary,
-            "NextHop": step.next_hop,
-            "Duration": str(step.duration) if step.duration is not None else None,
-        }, table=TABLE)
+        Record(
+            {
+                "Task": f"{step.name} ({step.next_hop})" if several_hops else step.name,
+                "Status": step.status,
+                "Details": step.summary,
+                "NextHop": step.next_hop,
+                "Duration": str(step.duration) if step.duration is not None else None,
+            },
+            table=TABLE,
+        )
         for step in steps
     ]
 

@@ -3,8 +3,9 @@ from oidc_provider.lib.claims import ScopeClaims
 
 
 def userinfo(claims, user):
-    claims.update(preferred_username=user.username, email=user.email, given_name=user.first_name,
-                  family_name=user.last_name)
+    claims.update(
+        preferred_username=user.username, email=user.email, given_name=user.first_name, family_name=user.last_name
+    )
     return claims
 
 

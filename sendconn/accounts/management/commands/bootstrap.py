@@ -1,4 +1,5 @@
 """First-run setup for `make run`: register this server and create the `admin` user once."""
+
 import secrets
 
 from django.contrib.auth import get_user_model
@@ -21,7 +22,9 @@ class Command(BaseCommand):
         password = secrets.token_urlsafe(12)
         admin = User.objects.create_user("admin", password=password)
         admin.groups.add(Group.objects.get(name=ORGANIZATION_MANAGEMENT))
-        self.stdout.write(self.style.SUCCESS(
-            f"Created user 'admin' in \"{ORGANIZATION_MANAGEMENT}\" with password: {password}\n"
-            "This password is shown once; change it after signing in."
-        ))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Created user 'admin' in \"{ORGANIZATION_MANAGEMENT}\" with password: {password}\n"
+                "This password is shown once; change it after signing in."
+            )
+        )

@@ -10,6 +10,7 @@ each exit that follows a short run, up to a minute; a process that ran RESET_AFT
 What remains of its process group (a dead Celery's pool children, gunicorn's workers) is killed first. The
 processes' states are written to $SENDCONN_VAR_DIR/processes.json for the dashboard (sendconn.ops.process_status).
 """
+
 import os
 import re
 import signal
@@ -71,8 +72,10 @@ class Supervised:
 
 
 class Command(BaseCommand):
-    help = ("Start the Procfile's processes (web, worker, beat…), restart any that exits, stop them all on "
-            "Ctrl+C or SIGTERM.")
+    help = (
+        "Start the Procfile's processes (web, worker, beat…), restart any that exits, stop them all on "
+        "Ctrl+C or SIGTERM."
+    )
     requires_system_checks = []  # `make run`'s migrate checked once before; the Procfile's processes skip them
 
     def add_arguments(self, parser):
@@ -101,9 +104,15 @@ class Command(BaseCommand):
 
     def start(self, process):
         process.child = subprocess.Popen(
-            ["/bin/sh", "-c", f"exec {process.command}"], env=self.env, cwd=settings.BASE_DIR,
-            start_new_session=True, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True, errors="replace",
+            ["/bin/sh", "-c", f"exec {process.command}"],
+            env=self.env,
+            cwd=settings.BASE_DIR,
+            start_new_session=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
         )
         process.started, process.restart_due = time.monotonic(), None
         process.status.state, process.status.pid = ProcessState.RUNNING, process.child.pid
@@ -139,8 +148,7 @@ class Command(BaseCommand):
         status.state, status.pid = ProcessState.RESTARTING, None
         status.last_exit, status.last_exit_at = describe_exit(process.child.returncode), now()
         status.restart_at = now() + timedelta(seconds=delay)
-        self.say("runall", f"{process.name} exited ({status.last_exit}) after {ran_for:.0f}s: "
-                           f"restarting in {delay:g}s")
+        self.say("runall", f"{process.name} exited ({status.last_exit}) after {ran_for:.0f}s: restarting in {delay:g}s")
 
     def stop(self, processes):
         seen_signals = len(self.signals)

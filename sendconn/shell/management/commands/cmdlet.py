@@ -1,4 +1,5 @@
 """``manage.py cmdlet "<line>"``: run one Exchange Management Shell line against this installation."""
+
 import sys
 
 from django.core.management.base import BaseCommand
@@ -17,7 +18,8 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("line", help="The cmdlet line, quoted as one argument.")
         parser.add_argument(
-            "--caller", default=None,
+            "--caller",
+            default=None,
             help="User name recorded in the admin audit log (default: the operating system login name).",
         )
 

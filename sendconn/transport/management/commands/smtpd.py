@@ -17,8 +17,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--listen", help="host:port to listen on (default: SENDCONN_SMTP_LISTEN)")
-        parser.add_argument("--processes", type=int, help="listener processes sharing the socket "
-                                                            "(default: SENDCONN_SMTP_PROCESSES)")
+        parser.add_argument(
+            "--processes", type=int, help="listener processes sharing the socket (default: SENDCONN_SMTP_PROCESSES)"
+        )
 
     def handle(self, *args, listen=None, processes=None, **options):
         try:
