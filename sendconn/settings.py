@@ -391,7 +391,11 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
-CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Wake-ups take a millisecond, and the threads pool's acks are made by the consumer between two reads of the broker,
+# a read that waits up to 2 s while the prefetch window is full: at one task per thread, every burst of wake-ups
+# (a next hop each) stalled 2 s after the first four, and at 50 ms from the MX that halved delivery. A wide window
+# lets the consumer read on (and ack between reads); what a dead worker held, the sweeper wakes again.
+CELERY_WORKER_PREFETCH_MULTIPLIER = 16
 # Celery's Django fixup closes the database connection before and after every task unless told to reuse it, and
 # reconnecting cost a short delivery task more than its queries. Each task checks its connection first
 # (transport/worker.py) and Celery recycles it after this many tasks.
