@@ -5,12 +5,13 @@
     run_verification(run.pk)                                                       # the source server's worker
 
 ``run_verification`` sends the test message **through that connector, whatever routing would choose**: to its
-smart hosts, or to the MX hosts of each recipient domain. Per next hop the steps are Resolve, Connection, SMTP
-EHLO, TLS, Authentication and Send test email; every step row is saved as it changes, so the run page shows
-progress live. A failure names its step, gets the same response the queue would show for it (``451 4.4.0 DNS
-query failed…``, ``450 4.4.316 Connection refused``…) and a one-line hint. Nothing is queued: the message goes
-straight through the SMTP session, which the Send protocol log records when the connector's
-ProtocolLoggingLevel is Verbose (as it records the connector's deliveries).
+smart hosts, or to the MX hosts of each recipient domain, found as delivery finds them
+(``transport.dns.resolve_next_hop``, DowngradeDnsFailures and UseExternalDNSServersEnabled included). Per next
+hop the steps are Resolve, Connection, SMTP EHLO, TLS, Authentication and Send test email; every step row is
+saved as it changes, so the run page shows progress live. A failure names its step, gets the same response the
+queue would show for it (``451 4.4.0 DNS query failed…``, ``450 4.4.316 Connection refused``…) and a one-line
+hint. Nothing is queued: the message goes straight through the SMTP session, which the Send protocol log records
+when the connector's ProtocolLoggingLevel is Verbose (as it records the connector's deliveries).
 """
 
 import logging
@@ -28,7 +29,7 @@ from sendconn.connectors.crypto import CredentialKeyError
 from sendconn.connectors.models import ProtocolLoggingLevel, TransportServer
 from sendconn.connectors.servers import local_server
 from sendconn.observability import metrics
-from sendconn.transport.dns import DnsError, dns_query_failed, get_resolver
+from sendconn.transport.dns import DnsError, get_resolver, resolve_next_hop
 from sendconn.transport.protocol_log import ProtocolLog
 from sendconn.transport.smtp_client import (
     AUTH,
@@ -341,35 +342,37 @@ class _Hop:
         step = self.steps[StepName.RESOLVE]
         self._begin(StepName.RESOLVE)
         connector = self.connector
-        resolver = get_resolver(connector.use_external_dns_servers_enabled)
-        servers = ", ".join(f"{address}:{port}" for address, port in resolver.nameservers) or "the system's"
-        which = "external DNS servers" if connector.use_external_dns_servers_enabled else "DNS servers"
+        external = connector.use_external_dns_servers_enabled
+        nameservers = get_resolver(external).nameservers  # the resolver resolve_next_hop uses
+        servers = ", ".join(f"{address}:{port}" for address, port in nameservers) or "the system's"
+        which = "external DNS servers" if external else "DNS servers"
         footer = f"Looked up with the {which} of {self.verification.server.name}: {servers}"
         if connector.dns_routing_enabled:
-            try:
-                targets = resolver.resolve_mx(
-                    self.next_hop, port=connector.port, downgrade_dns_failures=connector.downgrade_dns_failures
-                )
-            except DnsError as error:  # the queue's words for the same failure
-                self._fail(step, error.response, hint_for_dns(self), detail=footer)
-                return None
             lines = [f"MX records of {self.next_hop}:"]
-            lines += [f"MX {t.preference} {t.hostname} → {t.endpoint}" for t in targets]
         else:
-            targets, lines, errors = [], [f"Smart hosts {self.next_hop}:"], []
-            for host in connector.smart_hosts.values_list("host", flat=True):
-                try:
-                    found = resolver.resolve_smart_hosts([host], port=connector.port)
-                except DnsError as error:
-                    errors.append(error)
-                    lines.append(f"{host}: {_dns_reason(error)}")
-                    continue
-                targets += found
-                lines += [f"{host} → {t.endpoint}" for t in found]
-            if not targets:
-                error = errors[-1] if errors else dns_query_failed("no smart host is configured")
-                self._fail(step, error.response, hint_for_dns(self), detail="\n".join(lines[1:] + [footer]))
-                return None
+            lines = [f"Smart hosts {self.next_hop}:"]
+
+        def smart_host(host, found):
+            if isinstance(found, DnsError):
+                lines.append(f"{host}: {found.text}")
+            else:
+                lines.extend(f"{host} → {target.endpoint}" for target in found)
+
+        try:
+            targets = resolve_next_hop(
+                self.next_hop,
+                dns_routing=connector.dns_routing_enabled,
+                smart_hosts=list(connector.smart_hosts.order_by("position").values_list("host", flat=True)),
+                port=connector.port,
+                external_dns=external,
+                downgrade_dns_failures=connector.downgrade_dns_failures,
+                on_smart_host=smart_host,
+            )
+        except DnsError as error:  # the queue's words for the same failure
+            self._fail(step, error.response, hint_for_dns(self), detail="\n".join(lines[1:] + [footer]))
+            return None
+        if connector.dns_routing_enabled:
+            lines += [f"MX {t.preference} {t.hostname} → {t.endpoint}" for t in targets]
         self._save(step, StepStatus.SUCCEEDED, "\n".join(lines + [footer]))
         return targets
 
@@ -504,11 +507,6 @@ def test_message(
         "No action is needed. You can delete this message.\n"
     )
     return message.as_bytes(policy=SMTP), message_id
-
-
-def _dns_reason(error):
-    """What the resolver saw, without the "DNS query failed" its response already says."""
-    return error.text.removeprefix("DNS query failed. The error was: ")
 
 
 def remote_queue_id(text: str) -> str:

@@ -303,6 +303,20 @@ def test_smart_host_that_never_answers_times_out(make_connector):
     assert time.monotonic() - started < 5
 
 
+def test_resolve_lists_each_smart_host_as_delivery_tries_them(make_connector, sink):
+    server = sink("127.0.0.7")
+    connector = smart_host_connector(make_connector, ["missing.relay.test", "smtp.relay.test"], server.port)
+
+    run = verify(connector)
+
+    assert run.status == VerificationStatus.SUCCEEDED
+    assert step(run, "Resolve").details.splitlines()[:3] == [
+        "Smart hosts missing.relay.test,smtp.relay.test:",
+        "missing.relay.test: SMTPSEND.DNS.NonExistentDomain; nonexistent domain",
+        f"smtp.relay.test → 127.0.0.7:{server.port}",
+    ]
+
+
 def test_smart_host_name_that_does_not_resolve(make_connector):
     run = verify(smart_host_connector(make_connector, ["nowhere.relay.test"], 25))
 
