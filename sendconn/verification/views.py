@@ -31,7 +31,7 @@ class VerifyForm(forms.Form):
         "connector delivers to (its domain, or behind its smart host).",
     )
 
-    def clean_recipients(self):
+    def clean_recipients(self) -> list[str]:
         return services.parse_recipients(self.cleaned_data["recipients"])
 
 

@@ -202,6 +202,16 @@ def test_finished_fragment_stops_polling_and_shows_the_failure_and_transcript(ad
     assertContains(page, "Verify again")
 
 
+def test_verify_pages_sit_under_mail_flow_and_send_connectors(helpdesk_client, connector):
+    run = finished_run(connector)
+    list_url = reverse("connectors:list")
+
+    for page in (run_url(run), reverse("verification:verification-history", args=[connector.guid])):
+        response = helpdesk_client.get(page)
+        assertContains(response, f'<a href="{list_url}" aria-current="page">mail flow</a>', html=True)
+        assertContains(response, f'<li><a href="{list_url}" aria-current="page">send connectors</a></li>', html=True)
+
+
 # --- history and the connector list --------------------------------------------------------------------------
 
 
