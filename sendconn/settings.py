@@ -181,6 +181,7 @@ INSTALLED_APPS = [
     "sendconn.connectors",
     "sendconn.shell",
     "sendconn.transport",
+    "sendconn.verification",
     "sendconn.ops",
     "sendconn.observability",
 ]

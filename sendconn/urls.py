@@ -22,6 +22,7 @@ urlpatterns = [
     path("password/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
     path("permissions/", include("sendconn.accounts.urls")),
     path("connectors/", include("sendconn.connectors.urls")),
+    path("", include("sendconn.verification.urls")),
     path("", include("sendconn.ops.urls")),
     path("", include("sendconn.observability.urls")),
 ]

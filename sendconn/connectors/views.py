@@ -17,9 +17,8 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 
 from sendconn.accounts import roles
 from sendconn.observability import charts, flow
-from sendconn.ops.verification import with_last_verification
 
-from . import selectors, services
+from . import columns, selectors, services
 from .models import AdminAuditLogEntry, SendConnector
 from .values import format_byte_quantity
 
@@ -64,8 +63,8 @@ def connector_list(request):
         # Arriving from the wizard or an action: open the page that shows the selected connector.
         position = selectors.position_of(connectors, selected_guid)
         page_number = position // PAGE_SIZE + 1 if position is not None else 1
-    # Each row's last verification comes in the same query (subqueries), so the page costs no more queries.
-    page = Paginator(with_last_verification(connectors), PAGE_SIZE).get_page(page_number)
+    # The columns of apps above (the last verification) come in the same query, so the page costs no more queries.
+    page = Paginator(columns.annotate(connectors), PAGE_SIZE).get_page(page_number)
     rows = list(page)
 
     selected = None
@@ -82,7 +81,14 @@ def connector_list(request):
     params.pop("selected", None)
     params["page"] = str(page.number)
     select_url = f"?{params.urlencode()}&selected="
-    context = {"page": page, "rows": rows, "query": query, "selected": selected, "select_url": select_url}
+    context = {
+        "page": page,
+        "rows": rows,
+        "columns": columns.list_columns(),
+        "query": query,
+        "selected": selected,
+        "select_url": select_url,
+    }
     if selected:
         # Enable/Disable come back to this page with this connector still selected.
         context.update(_pane(selected, f"{request.path}{select_url}{selected.guid}"))

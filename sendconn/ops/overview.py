@@ -9,9 +9,8 @@ from django.utils import timezone
 from sendconn.connectors.models import SendConnector
 from sendconn.transport.models import Message, Recipient, SuspendedQueue, TrackingEvent, TrackingEventId
 from sendconn.transport.queue_admin import QUEUED_STATUSES
-
-from .models import VerificationStatus
-from .verification import with_last_verification
+from sendconn.verification.models import VerificationStatus
+from sendconn.verification.selectors import with_last_verification
 
 FAILING_SHOWN = 5  # connectors named on the tile; the count covers them all
 

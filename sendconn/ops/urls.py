@@ -1,15 +1,10 @@
 from django.urls import path
 
-from .views import dashboard, protocol_logs, queues, tracking, verify
+from .views import dashboard, protocol_logs, queues, tracking
 
 app_name = "ops"
 urlpatterns = [
     path("dashboard/", dashboard.dashboard, name="dashboard"),
-    # Verify delivery (per connector) and its runs
-    path("connectors/<uuid:guid>/verify/", verify.verify_connector, name="verify"),
-    path("verifications/<int:run_id>/", verify.verification_run, name="verification"),
-    path("verifications/<int:run_id>/status/", verify.verification_status, name="verification-status"),
-    path("connectors/<uuid:guid>/verifications/", verify.verification_history, name="verification-history"),
     # Queue viewer. Identities contain backslashes (EX01\contoso.com, EX01\contoso.com\1234): <path:> keeps
     # them whole, so the action patterns come before the queue page's.
     path("queues/", queues.queue_list, name="queues"),

@@ -1,15 +1,18 @@
 """Where to connect: MX routing (RFC 5321 §5.1, RFC 7505 null MX) and smart-host resolution, with dnspython.
 
 ``get_resolver().resolve_mx("contoso.com")`` returns the ``Target`` list to try in order, or raises a
-``DnsPermanentError`` (fail the recipients now) or ``DnsTransientError`` (retry later). Names are always absolute
-(no search list). Answers, NXDOMAIN included, are cached by their TTL in one LRU cache per resolver set, shared
-by the process; SERVFAIL, REFUSED and timeouts are never cached (dnspython doesn't, and neither do we).
+``DnsPermanentError`` (fail the recipients now) or ``DnsTransientError`` (retry later). ``resolve_next_hop`` is
+the one lookup of a connector's next hop, MX or smart hosts, that delivery and Verify delivery both make, so
+Verify finds what delivery would. Names are always absolute (no search list). Answers, NXDOMAIN included, are
+cached by their TTL in one LRU cache per resolver set, shared by the process; SERVFAIL, REFUSED and timeouts are
+never cached (dnspython doesn't, and neither do we).
 """
 
 import ipaddress
 import itertools
 import random
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import dns.exception
@@ -113,22 +116,28 @@ class MxResolver:
                 raise dns_query_failed(error.text, error.domain) from error
             raise
 
-    def resolve_smart_hosts(self, hosts, port=25):
+    def resolve_smart_hosts(self, hosts, port=25, on_smart_host=None):
         """Targets for smart hosts in their configured order; names resolve to A then AAAA.
 
         A smart host that doesn't resolve is skipped. None left is always a retry (Exchange keeps the queue in
         Retry with ``451 4.4.0 DNS query failed``): it is a configuration or DNS problem, not the recipient's.
+        ``on_smart_host(host, found)`` hears each host in turn with its targets or the DnsError that skipped it.
         """
         targets, errors = [], []
         for host in hosts:
-            host = host.strip().strip("[]")
-            if _ip_literal(host):
-                targets.append(Target(host, host, port))
-                continue
+            name = host.strip().strip("[]")
             try:
-                targets.extend(Target(host.rstrip("."), address, port) for address in self._addresses(host))
+                if _ip_literal(name):
+                    found = [Target(name, name, port)]
+                else:
+                    found = [Target(name.rstrip("."), address, port) for address in self._addresses(name)]
             except DnsError as error:
                 errors.append(error)
+                found = error
+            else:
+                targets.extend(found)
+            if on_smart_host is not None:
+                on_smart_host(host, found)
         if targets:
             return targets
         raise dns_query_failed(errors[-1].text if errors else "no smart host is configured", ",".join(hosts))
@@ -245,6 +254,29 @@ def get_resolver(use_external_dns_servers=False):
         if key not in _resolvers:
             _resolvers[key] = MxResolver(key[0], timeout=key[1], lifetime=key[2])
         return _resolvers[key]
+
+
+def resolve_next_hop(
+    next_hop_domain: str,
+    *,
+    dns_routing: bool,
+    smart_hosts: Sequence[str],
+    port: int,
+    external_dns: bool,
+    downgrade_dns_failures: bool,
+    on_smart_host: Callable[[str, list[Target] | DnsError], None] | None = None,
+) -> list[Target]:
+    """Where a connector's next hop is, as delivery and Verify delivery both find it: the targets to try, in order;
+    DnsError when there are none (permanent: fail the recipients; transient: retry them).
+
+    DNS routing looks up the MX hosts of ``next_hop_domain`` (the recipient domain), DowngradeDnsFailures turning
+    permanent DNS errors into retries; otherwise the ``smart_hosts``, in the connector's order. Either way with
+    the external DNS servers when the connector has UseExternalDNSServersEnabled.
+    """
+    resolver = get_resolver(external_dns)
+    if dns_routing:
+        return resolver.resolve_mx(next_hop_domain, port=port, downgrade_dns_failures=downgrade_dns_failures)
+    return resolver.resolve_smart_hosts(smart_hosts, port=port, on_smart_host=on_smart_host)
 
 
 def queries_sent():

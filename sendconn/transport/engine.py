@@ -49,7 +49,7 @@ from sendconn.observability import metrics
 from . import wakeups
 from .addresses import validate_smtp_address
 from .claims import claim_due, claim_token, due_rows, release_claims_of_dead_processes
-from .dns import DnsError, get_resolver
+from .dns import DnsError, resolve_next_hop
 from .ledger import Ledger, reroute_claimed
 from .models import DeliveryEngineRecord, Recipient
 from .outcomes import Result, size_exceeded
@@ -137,12 +137,14 @@ class Plan:
 
     def resolve(self):
         """The targets to try, in order (DnsError when there are none)."""
-        resolver = get_resolver(self.external_dns)
-        if self.dns_routing:
-            return resolver.resolve_mx(
-                self.next_hop_domain, port=self.port, downgrade_dns_failures=self.downgrade_dns_failures
-            )
-        return resolver.resolve_smart_hosts(list(self.smart_hosts), port=self.port)
+        return resolve_next_hop(
+            self.next_hop_domain,
+            dns_routing=self.dns_routing,
+            smart_hosts=self.smart_hosts,
+            port=self.port,
+            external_dns=self.external_dns,
+            downgrade_dns_failures=self.downgrade_dns_failures,
+        )
 
 
 class Destination:

@@ -1,7 +1,6 @@
 """The Content-Security-Policy: every page of the console, as Organization Management, works in Chromium with only
 the console's own scripts and styles (htmx included); any violation Chromium reports in the console fails."""
 
-
 import pytest
 from django.contrib.auth.models import Group
 from django.urls import reverse
@@ -9,7 +8,7 @@ from playwright.sync_api import expect
 
 from sendconn.accounts import roles
 from sendconn.connectors.services import Caller, new_send_connector
-from sendconn.ops.models import VerificationRun
+from sendconn.verification.models import VerificationRun
 from tests.factories import queued, retry_values
 
 pytestmark = [
@@ -83,9 +82,9 @@ def console_pages(connector, message, run):
         reverse("connectors:edit", args=[connector.guid, "general"]),
         reverse("connectors:remove", args=[connector.guid]),
         reverse("connectors:audit", args=[connector.guid]),
-        reverse("ops:verify", args=[connector.guid]),
-        reverse("ops:verification", args=[run.pk]),
-        reverse("ops:verification-history", args=[connector.guid]),
+        reverse("verification:verify", args=[connector.guid]),
+        reverse("verification:verification", args=[run.pk]),
+        reverse("verification:verification-history", args=[connector.guid]),
         reverse("ops:queues"),
         reverse("ops:queue", args=[queue]),
         reverse("ops:queue-action", args=[queue, "suspend"]),
@@ -121,7 +120,7 @@ def test_every_page_works_under_the_policy(admin_page, live_server, console_data
         assert response.status == (404 if path == "/no-such-page/" else 200), path
         expect(page.locator("main")).to_be_visible()
         assert page.evaluate("typeof htmx") == "object", path  # htmx itself was allowed to run
-        if path == reverse("ops:verification", args=[run.pk]):
+        if path == reverse("verification:verification", args=[run.pk]):
             # The running verification's page polls its status through htmx.
             with page.expect_response(lambda response: response.url.endswith(f"/verifications/{run.pk}/status/")):
                 pass

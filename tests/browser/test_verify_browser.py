@@ -5,7 +5,7 @@ runs it (``run_verification``), started by the same on-commit hook that sends th
 ``apply_async`` starts a thread in this process instead of going through a broker. A worker process can't be
 used: pytest-django's live server runs on an in-memory SQLite database that no other process can open, and one
 connection to it is shared by the live server's threads — the verification thread joins them. (The real worker
-path is covered in tests/ops/test_verification.py with a Celery worker on Redis and PostgreSQL.)
+path is covered in tests/verification/test_runs.py with a Celery worker on Redis and PostgreSQL.)
 """
 
 import asyncio
@@ -19,8 +19,8 @@ from playwright.sync_api import expect
 
 from sendconn.accounts import roles
 from sendconn.connectors.services import Credential
-from sendconn.ops import verification
-from sendconn.ops.verification import run_verification
+from sendconn.verification import services
+from sendconn.verification.runner import run_verification
 from tests.peers import free_port
 from tests.peers.smtp import SmtpSink
 from tests.transport.conftest import dns_settings, nsd, sink, tls_certs  # noqa: F401  (fixtures)
@@ -91,7 +91,7 @@ def worker_thread(monkeypatch, shared_connection):
         thread.start()
         threads.append(thread)
 
-    monkeypatch.setattr(verification, "publish_run", publish_run)
+    monkeypatch.setattr(services, "publish_run", publish_run)
     yield
     for thread in threads:  # done before the database is emptied
         thread.join(timeout=30)

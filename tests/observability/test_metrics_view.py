@@ -17,13 +17,14 @@ from django.db import transaction
 
 from sendconn.connectors.services import Caller
 from sendconn.observability import metrics
-from sendconn.ops.models import VerificationStatus
-from sendconn.ops.verification import run_verification, start_verification
 from sendconn.transport import tracking, wakeups
 from sendconn.transport.engine import get_engine
 from sendconn.transport.models import TrackingEventId, TrackingSource
 from sendconn.transport.queueing import queue_message
 from sendconn.transport.tasks import sweep
+from sendconn.verification.models import VerificationStatus
+from sendconn.verification.runner import run_verification
+from sendconn.verification.services import start_verification
 from tests.peers import free_port
 from tests.peers.stack import TransportStack
 

@@ -10,11 +10,11 @@ from pytest_django.asserts import assertContains, assertNotContains
 
 from sendconn.connectors.services import Caller
 from sendconn.ops import process_status
-from sendconn.ops.models import VerificationRun, VerificationStatus
 from sendconn.ops.process_status import ProcessState, ProcessStatus
 from sendconn.transport import queue_admin, tracking
 from sendconn.transport.models import Message, Recipient, TrackingEventId, TrackingSource
 from sendconn.transport.queueing import queue_message
+from sendconn.verification.models import VerificationRun, VerificationStatus
 
 URL = reverse("ops:dashboard")
 
@@ -122,7 +122,7 @@ def test_each_number_links_to_its_screen(helpdesk_client, mail_flow):
     assertContains(response, f'href="{reverse("ops:tracking")}?event_id=FAIL&amp;start={start}"')
     assertContains(response, f'href="{reverse("ops:tracking-message", args=[mail_flow[0].pk])}"')
     for run in mail_flow[1]:  # each failing connector links to its failed run
-        assertContains(response, f'href="{reverse("ops:verification", args=[run.pk])}"')
+        assertContains(response, f'href="{reverse("verification:verification", args=[run.pk])}"')
 
 
 def test_suspended_queues_are_counted_and_lead_to_their_list(helpdesk_client, make_connector):

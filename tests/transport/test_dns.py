@@ -7,7 +7,14 @@ from django.core.exceptions import ImproperlyConfigured
 
 from sendconn.settings import env_dns_servers
 from sendconn.transport import dns as transport_dns
-from sendconn.transport.dns import DnsPermanentError, DnsTransientError, MxResolver, Target, get_resolver
+from sendconn.transport.dns import (
+    DnsPermanentError,
+    DnsTransientError,
+    MxResolver,
+    Target,
+    get_resolver,
+    resolve_next_hop,
+)
 
 
 def hosts(targets):
@@ -197,6 +204,60 @@ def test_no_smart_host_resolving_is_a_retry(resolver):
     assert caught.value.response == (
         "451 4.4.0 DNS query failed. The error was: SMTPSEND.DNS.NonExistentDomain; nonexistent domain"
     )
+
+
+def next_hop(domain, dns_routing=True, smart_hosts=(), **options):
+    options = {"port": 25, "external_dns": False, "downgrade_dns_failures": False} | options
+    return resolve_next_hop(domain, dns_routing=dns_routing, smart_hosts=smart_hosts, **options)
+
+
+def test_next_hop_by_mx_honours_downgrade_dns_failures(dns_settings):
+    """Delivery and Verify delivery both resolve through resolve_next_hop: a nonexistent domain fails at once,
+    or is retried when the connector has DowngradeDnsFailures."""
+    assert hosts(next_hop("implicit.test", port=2525)) == [
+        (0, "implicit.test", "127.0.0.5"),
+        (0, "implicit.test", "::1"),
+    ]
+    with pytest.raises(DnsPermanentError) as failed:
+        next_hop("nxdomain.test")
+    with pytest.raises(DnsTransientError) as retried:
+        next_hop("nxdomain.test", downgrade_dns_failures=True)
+
+    assert failed.value.response == "550 5.1.2 SMTPSEND.DNS.NonExistentDomain; nonexistent domain"
+    assert retried.value.response == (
+        "451 4.4.0 DNS query failed. The error was: SMTPSEND.DNS.NonExistentDomain; nonexistent domain"
+    )
+
+
+def test_next_hop_by_smart_hosts_tells_each_host_in_order(dns_settings):
+    heard = []
+    targets = next_hop(
+        "missing.relay.test,smtp.relay.test,[127.0.0.10]",
+        dns_routing=False,
+        smart_hosts=("missing.relay.test", "smtp.relay.test", "[127.0.0.10]"),
+        port=587,
+        on_smart_host=lambda host, found: heard.append((host, getattr(found, "text", found))),
+    )
+
+    assert [(t.hostname, t.address, t.port) for t in targets] == [
+        ("smtp.relay.test", "127.0.0.7", 587),
+        ("127.0.0.10", "127.0.0.10", 587),
+    ]
+    assert heard == [
+        ("missing.relay.test", "SMTPSEND.DNS.NonExistentDomain; nonexistent domain"),
+        ("smtp.relay.test", [targets[0]]),
+        ("[127.0.0.10]", [targets[1]]),
+    ]
+
+
+def test_next_hop_is_looked_up_with_the_external_dns_servers_when_the_connector_says_so(dns_settings, dead_dns):
+    dns_settings.SENDCONN_EXTERNAL_DNS_SERVERS = [dead_dns]
+
+    assert next_hop("implicit.test")
+    with pytest.raises(DnsTransientError) as caught:
+        next_hop("implicit.test", external_dns=True)
+
+    assert caught.value.response == "451 4.4.0 DNS query failed. The error was: MX lookup for implicit.test timed out"
 
 
 def test_process_resolvers_follow_settings_and_share_their_cache(dns_settings, nsd, dead_dns):

@@ -4,8 +4,9 @@ Exchange Online's cmdlet tests an outbound connector; here it verifies delivery 
 the same run as the console's "Verify delivery" button, but run in this process while the shell waits.
 """
 
-from sendconn.ops.models import VerificationStatus
-from sendconn.ops.verification import run_verification, start_verification
+from sendconn.verification.models import VerificationStatus
+from sendconn.verification.runner import run_verification
+from sendconn.verification.services import start_verification
 
 from ..output import Record, render
 from ..registry import CmdletError, Parameter, cmdlet, text_list

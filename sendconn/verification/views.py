@@ -4,11 +4,13 @@ The run page polls its status fragment every second with htmx while the run is r
 carries no trigger, so polling stops); without JavaScript a ``<noscript>`` refresh reloads the whole page.
 """
 
+import uuid
+
 from django import forms
 from django.contrib.auth.decorators import permission_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_safe
 
@@ -16,7 +18,7 @@ from sendconn.accounts import roles
 from sendconn.connectors.models import AdminAuditLogEntry, SendConnector
 from sendconn.connectors.services import Caller
 
-from .. import verification
+from . import selectors, services
 
 HISTORY_PAGE_SIZE = 50
 
@@ -29,60 +31,60 @@ class VerifyForm(forms.Form):
         "connector delivers to (its domain, or behind its smart host).",
     )
 
-    def clean_recipients(self):
-        return verification.parse_recipients(self.cleaned_data["recipients"])
+    def clean_recipients(self) -> list[str]:
+        return services.parse_recipients(self.cleaned_data["recipients"])
 
 
 @require_http_methods(["GET", "HEAD", "POST"])
 @permission_required(roles.VERIFY_CONNECTORS, raise_exception=True)
-def verify_connector(request, guid):
+def verify_connector(request: HttpRequest, guid: uuid.UUID) -> HttpResponse:
     connector = get_object_or_404(SendConnector, guid=guid)
     if request.method == "POST":
         form = VerifyForm(request.POST)
         if form.is_valid():
             caller = Caller(request.user.username, AdminAuditLogEntry.Source.WEB)
             try:
-                run = verification.start_verification(caller, connector, form.cleaned_data["recipients"])
+                run = services.start_verification(caller, connector, form.cleaned_data["recipients"])
             except ValidationError as error:
                 for field, messages in error.message_dict.items():
                     form.add_error("recipients" if field == "recipients" else None, messages)
             else:
-                return redirect("ops:verification", run_id=run.pk)
+                return redirect("verification:verification", run_id=run.pk)
     else:
-        form = VerifyForm(initial={"recipients": ", ".join(verification.remembered_recipients(connector))})
-    return render(request, "ops/verify/start.html", {"connector": connector, "form": form})
+        form = VerifyForm(initial={"recipients": ", ".join(selectors.remembered_recipients(connector))})
+    return render(request, "verification/start.html", {"connector": connector, "form": form})
 
 
 def _run_or_404(run_id):
-    run = verification.get_run(run_id)
+    run = selectors.get_run(run_id)
     if run is None:
         raise Http404
     return run
 
 
 def _run_context(run):
-    return {"run": run, "steps": run.steps.all(), "waiting_too_long": verification.waiting_too_long(run)}
+    return {"run": run, "steps": run.steps.all(), "waiting_too_long": selectors.waiting_too_long(run)}
 
 
 @require_safe
 @permission_required(roles.VIEW_CONNECTORS, raise_exception=True)
-def verification_run(request, run_id):
-    return render(request, "ops/verify/run.html", _run_context(_run_or_404(run_id)))
+def verification_run(request: HttpRequest, run_id: int) -> HttpResponse:
+    return render(request, "verification/run.html", _run_context(_run_or_404(run_id)))
 
 
 @require_safe
 @permission_required(roles.VIEW_CONNECTORS, raise_exception=True)
-def verification_status(request, run_id):
+def verification_status(request: HttpRequest, run_id: int) -> HttpResponse:
     """The step table alone, for htmx's polling; a plain request (no JavaScript) gets the whole page."""
     run = _run_or_404(run_id)
     if not request.htmx:
-        return redirect("ops:verification", run_id=run.pk)
-    return render(request, "ops/verify/_status.html", _run_context(run))
+        return redirect("verification:verification", run_id=run.pk)
+    return render(request, "verification/_status.html", _run_context(run))
 
 
 @require_safe
 @permission_required(roles.VIEW_CONNECTORS, raise_exception=True)
-def verification_history(request, guid):
+def verification_history(request: HttpRequest, guid: uuid.UUID) -> HttpResponse:
     connector = get_object_or_404(SendConnector, guid=guid)
-    page = Paginator(verification.runs_for(connector), HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
-    return render(request, "ops/verify/history.html", {"connector": connector, "page": page})
+    page = Paginator(selectors.runs_for(connector), HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "verification/history.html", {"connector": connector, "page": page})

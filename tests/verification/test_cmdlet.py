@@ -6,8 +6,8 @@ import json
 import pytest
 
 from sendconn.connectors.services import Credential
-from sendconn.ops.models import VerificationRun
 from sendconn.shell.runner import run_line
+from sendconn.verification.models import VerificationRun
 from tests.peers import free_port
 
 

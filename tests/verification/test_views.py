@@ -8,8 +8,9 @@ from django.urls import reverse
 from pytest_django.asserts import assertContains, assertNotContains, assertRedirects
 
 from sendconn.connectors.services import Caller
-from sendconn.ops.models import VerificationRun
-from sendconn.ops.verification import run_verification, start_verification
+from sendconn.verification.models import VerificationRun
+from sendconn.verification.runner import run_verification
+from sendconn.verification.services import start_verification
 from tests.peers import free_port
 
 pytestmark = pytest.mark.django_db
@@ -27,15 +28,15 @@ def finished_run(connector, by="orgadmin", recipients="julia@fabrikam.test"):
 
 
 def verify_url(connector):
-    return reverse("ops:verify", args=[connector.guid])
+    return reverse("verification:verify", args=[connector.guid])
 
 
 def run_url(run):
-    return reverse("ops:verification", args=[run.pk])
+    return reverse("verification:verification", args=[run.pk])
 
 
 def status_url(run):
-    return reverse("ops:verification-status", args=[run.pk])
+    return reverse("verification:verification-status", args=[run.pk])
 
 
 # --- permissions ------------------------------------------------------------------------------------------------
@@ -52,7 +53,7 @@ def test_view_only_sees_runs_and_history_but_no_verify_button(helpdesk_client, c
     run = finished_run(connector)
 
     assertContains(helpdesk_client.get(run_url(run)), "Validation result")
-    assertContains(helpdesk_client.get(reverse("ops:verification-history", args=[connector.guid])), "orgadmin")
+    assertContains(helpdesk_client.get(reverse("verification:verification-history", args=[connector.guid])), "orgadmin")
     for page in (run_url(run), reverse("connectors:detail", args=[connector.guid]), reverse("connectors:list")):
         assertNotContains(helpdesk_client.get(page), verify_url(connector))
 
@@ -64,7 +65,7 @@ def test_signed_in_users_without_a_role_group_see_nothing(client, nobody, connec
         verify_url(connector),
         run_url(run),
         status_url(run),
-        reverse("ops:verification-history", args=[connector.guid]),
+        reverse("verification:verification-history", args=[connector.guid]),
     ):
         assert client.get(url).status_code == 403
 
@@ -141,8 +142,11 @@ def test_post_needs_the_csrf_token(org_admin, connector):
 
 
 def test_unknown_connector_or_run_is_404(admin_client):
-    assert admin_client.get(reverse("ops:verify", args=["00000000-0000-0000-0000-000000000000"])).status_code == 404
-    assert admin_client.get(reverse("ops:verification", args=[999])).status_code == 404
+    assert (
+        admin_client.get(reverse("verification:verify", args=["00000000-0000-0000-0000-000000000000"])).status_code
+        == 404
+    )
+    assert admin_client.get(reverse("verification:verification", args=[999])).status_code == 404
     for run_id in (2**63, 10**25):  # beyond the 64-bit id column: no run, not an OverflowError
         assert admin_client.get(f"/verifications/{run_id}/").status_code == 404
         assert admin_client.get(f"/verifications/{run_id}/status/").status_code == 404
@@ -198,6 +202,16 @@ def test_finished_fragment_stops_polling_and_shows_the_failure_and_transcript(ad
     assertContains(page, "Verify again")
 
 
+def test_verify_pages_sit_under_mail_flow_and_send_connectors(helpdesk_client, connector):
+    run = finished_run(connector)
+    list_url = reverse("connectors:list")
+
+    for page in (run_url(run), reverse("verification:verification-history", args=[connector.guid])):
+        response = helpdesk_client.get(page)
+        assertContains(response, f'<a href="{list_url}" aria-current="page">mail flow</a>', html=True)
+        assertContains(response, f'<li><a href="{list_url}" aria-current="page">send connectors</a></li>', html=True)
+
+
 # --- history and the connector list --------------------------------------------------------------------------
 
 
@@ -205,7 +219,7 @@ def test_history_lists_the_runs_newest_first(helpdesk_client, connector):
     first = finished_run(connector, by="orgadmin")
     second = finished_run(connector, by="serveradmin")
 
-    response = helpdesk_client.get(reverse("ops:verification-history", args=[connector.guid]))
+    response = helpdesk_client.get(reverse("verification:verification-history", args=[connector.guid]))
 
     body = response.content.decode()
     assert body.index(run_url(second)) < body.index(run_url(first))

@@ -1,203 +1,56 @@
-"""Verify delivery: a real test message through one Send connector, step by step, as Exchange Online's "Validate
-this connector" does (reference §6).
+"""Verify delivery's run: a real test message through one Send connector, step by step, as Exchange Online's
+"Validate this connector" does (reference §6).
 
-    run = start_verification(caller, connector, ["julia@fabrikam.com"])   # web and shell
-    run_verification(run.pk)                                              # the source server's worker
+    run = services.start_verification(caller, connector, ["julia@fabrikam.com"])   # web and shell
+    run_verification(run.pk)                                                       # the source server's worker
 
-``start_verification`` checks the recipients, creates the run and its steps in one transaction and, once that
-commits, sends the run to the ``verify.<server>`` queue of one of the connector's source servers (the worker
-consumes it next to its mail queue, so a mail backlog never delays a verification). ``run_verification`` then
-sends the test message **through that connector, whatever routing would choose**: to its smart hosts, or to the
-MX hosts of each recipient domain. Per next hop the steps are Resolve, Connection, SMTP EHLO, TLS,
-Authentication and Send test email; every step row is saved as it changes, so the run page shows progress live.
-A failure names its step, gets the same response the queue would show for it (``451 4.4.0 DNS query failed…``,
-``450 4.4.316 Connection refused``…) and a one-line hint. Nothing is queued: the message goes straight through
-the SMTP session, which the Send protocol log records when the connector's ProtocolLoggingLevel is Verbose (as
-it records the connector's deliveries).
+``run_verification`` sends the test message **through that connector, whatever routing would choose**: to its
+smart hosts, or to the MX hosts of each recipient domain, found as delivery finds them
+(``transport.dns.resolve_next_hop``, DowngradeDnsFailures and UseExternalDNSServersEnabled included). Per next
+hop the steps are Resolve, Connection, SMTP EHLO, TLS, Authentication and Send test email; every step row is
+saved as it changes, so the run page shows progress live. A failure names its step, gets the same response the
+queue would show for it (``451 4.4.0 DNS query failed…``, ``450 4.4.316 Connection refused``…) and a one-line
+hint. Nothing is queued: the message goes straight through the SMTP session, which the Send protocol log records
+when the connector's ProtocolLoggingLevel is Verbose (as it records the connector's deliveries).
 """
 
 import logging
 import re
 import time
 from dataclasses import dataclass
-from datetime import timedelta
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, make_msgid
-from functools import partial
 
-from celery import current_app
 from django.conf import settings
-from django.core.exceptions import ValidationError
-from django.db import transaction
-from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from sendconn.connectors.crypto import CredentialKeyError
-from sendconn.connectors.models import ProtocolLoggingLevel
+from sendconn.connectors.models import ProtocolLoggingLevel, TransportServer
 from sendconn.connectors.servers import local_server
 from sendconn.observability import metrics
-from sendconn.transport.dns import DnsError, dns_query_failed, get_resolver
+from sendconn.transport.dns import DnsError, get_resolver, resolve_next_hop
 from sendconn.transport.protocol_log import ProtocolLog
-from sendconn.transport.routing import Router, recipient_domain
-from sendconn.transport.smtp_client import AUTH, EHLO, STARTTLS, SessionOptions, SmtpSession, SmtpSessionError
-from sendconn.transport.wakeups import choose_server
+from sendconn.transport.smtp_client import (
+    AUTH,
+    EHLO,
+    STARTTLS,
+    Reply,
+    SessionOptions,
+    SmtpSession,
+    SmtpSessionError,
+)
 
 from .models import StepName, StepStatus, VerificationRun, VerificationStatus, VerificationStep
+from .selectors import next_hops
 
 log = logging.getLogger(__name__)
 
-MAX_RECIPIENTS = 10
 TEST_SUBJECT = "Test email for connector validation"
-WAITING_TOO_LONG = timedelta(minutes=2)  # no worker took the run by then: the page says which server to check
-
-_LOCAL_PART = re.compile(r"^[\w!#$%&'*+/=?^`{|}~-]+(\.[\w!#$%&'*+/=?^`{|}~-]+)*$")
-VERIFY_TASK = "sendconn.ops.tasks.verify_connector"
 _QUEUE_ID = (re.compile(r"queued as ([\w.-]+)", re.I), re.compile(r"InternalId=(\d+)"), re.compile(r"\bid=([\w.-]+)"))
 
 
-# --- starting a run ---------------------------------------------------------------------------------------------
-
-
-def parse_recipients(value):
-    """Test recipients typed in a box (separated by commas, semicolons or spaces) or given as a list →
-    addresses with lower-case domains, duplicates dropped; ValidationError listing every bad one."""
-    items = value if isinstance(value, (list, tuple)) else re.split(r"[,;\s]+", value or "")
-    addresses, errors = [], []
-    for item in items:
-        item = str(item).strip()
-        if not item:
-            continue
-        try:
-            address = _normalised_address(item)
-        except ValueError as error:
-            errors.append(str(error))
-            continue
-        if address.lower() not in (known.lower() for known in addresses):
-            addresses.append(address)
-    if errors:
-        raise ValidationError(errors)
-    if not addresses:
-        raise ValidationError("Enter at least one recipient email address.")
-    if len(addresses) > MAX_RECIPIENTS:
-        raise ValidationError(f"Enter at most {MAX_RECIPIENTS} recipients.")
-    return addresses
-
-
-def _normalised_address(address):
-    domain = recipient_domain(address)  # ValueError: "'x' isn't a valid SMTP address."
-    local = address.rpartition("@")[0]
-    if len(local) > 64 or len(address) > 254 or not _LOCAL_PART.match(local):
-        raise ValueError(f"'{address}' isn't a valid SMTP address.")
-    return f"{local}@{domain}"
-
-
-def next_hops(connector, addresses, server=None):
-    """{next hop: [recipients]} as the connector routes them: one per recipient domain (MX), or its smart-host set."""
-    router = Router(server or local_server())
-    hops = {}
-    for address in addresses:
-        hops.setdefault(router.next_hop_domain(connector, recipient_domain(address)), []).append(address)
-    return hops
-
-
-def start_verification(caller, connector, recipients, *, run_here=False):
-    """Create a run of ``connector`` for ``recipients`` (a list or text) on behalf of ``caller``.
-
-    The run goes to one of the connector's source servers, through its ``verify`` queue once the transaction
-    commits. ``run_here``: the caller runs it in this process (the cmdlet), as the local server.
-    """
-    try:
-        addresses = parse_recipients(recipients)
-    except ValidationError as error:
-        raise ValidationError({"recipients": error.messages}) from None
-    server = local_server() if run_here else choose_server(list(connector.source_transport_servers.all()))
-    if server is None:
-        raise ValidationError(
-            {
-                "source_transport_servers": [
-                    f"The Send connector '{connector.name}' has no source server to send the test message from."
-                ]
-            }
-        )
-    with transaction.atomic():
-        run = VerificationRun.objects.create(
-            connector=connector,
-            connector_name=connector.name,
-            requested_by=caller.username,
-            server_name=server.name,
-            recipients=addresses,
-        )
-        VerificationStep.objects.bulk_create(
-            VerificationStep(run=run, position=position, name=name, next_hop=hop)
-            for position, (hop, name) in enumerate(
-                (hop, name) for hop in next_hops(connector, addresses, server) for name in StepName.values
-            )
-        )
-        if not run_here:
-            transaction.on_commit(partial(_send_to_worker, run.pk, server.verify_queue_name))
-    return run
-
-
-def publish_run(run_id, queue):
-    """Send the verify task by name: the tasks module imports this one, not the other way round."""
-    current_app.send_task(VERIFY_TASK, args=(run_id,), queue=queue)
-
-
-def _send_to_worker(run_id, queue):
-    try:
-        publish_run(run_id, queue)
-    except Exception as error:  # the broker is down: say so on the run rather than leave it waiting
-        log.exception("Can't send verification %s to %s", run_id, queue)
-        failed = VerificationRun.objects.filter(pk=run_id, started_at__isnull=True).update(
-            status=VerificationStatus.FAILED,
-            finished_at=timezone.now(),
-            error=f"451 4.3.2 The verification couldn't be sent to the queue {queue} [{type(error).__name__}]",
-            hint="Check that the message broker (CELERY_BROKER_URL) is reachable, then verify again.",
-        )
-        VerificationStep.objects.filter(run_id=run_id, status=StepStatus.PENDING).update(
-            status=StepStatus.SKIPPED, details="Not run: the verification never reached a worker."
-        )
-        if failed:
-            metrics.verification_finished(VerificationStatus.FAILED)
-
-
-# --- reading runs ---------------------------------------------------------------------------------------------
-
-
-def remembered_recipients(connector):
-    """The recipients of the connector's latest run: the form's default (Exchange's ValidationRecipients)."""
-    return connector.verification_runs.values_list("recipients", flat=True).first() or []
-
-
-def with_last_verification(connectors):
-    """Annotate each connector with its latest run (status, requested at, by whom, id): no extra query."""
-    latest = VerificationRun.objects.filter(connector=OuterRef("pk")).order_by("-requested_at", "-id")
-    return connectors.annotate(
-        **{
-            f"last_verification_{name}": Subquery(latest.values(column)[:1])
-            for name, column in (("status", "status"), ("at", "requested_at"), ("by", "requested_by"), ("id", "pk"))
-        }
-    )
-
-
-def runs_for(connector):
-    return VerificationRun.objects.filter(connector=connector).select_related("failed_step")
-
-
-def get_run(run_id):
-    return VerificationRun.objects.select_related("connector").prefetch_related("steps").filter(pk=run_id).first()
-
-
-def waiting_too_long(run):
-    """No worker has taken the run for a while: the source server's worker is probably not running."""
-    return run.is_running and run.started_at is None and timezone.now() - run.requested_at > WAITING_TOO_LONG
-
-
-# --- running a run ---------------------------------------------------------------------------------------------
-
-
-def run_verification(run_id):
+def run_verification(run_id: int) -> VerificationRun | None:
     """Run the verification ``run_id`` here, once (a second delivery of the task finds it taken); return it."""
     taken = VerificationRun.objects.filter(
         pk=run_id, status=VerificationStatus.RUNNING, started_at__isnull=True
@@ -467,11 +320,11 @@ class _Hop:
         certificate failure on the first MX host isn't hidden behind a refused connection on the second."""
         furthest = max(failures, key=lambda failure: failure.step.position)
         for step in self.steps.values():
-            for field, value in zip(_STATE_FIELDS, furthest.states[step.pk]):
+            for field, value in zip(_STATE_FIELDS, furthest.states[step.pk], strict=True):
                 setattr(step, field, value)
             step.save(update_fields=_STATE_FIELDS)
         self.target, self.exchange = furthest.target, furthest.exchange
-        self.attempts = [line for failure, line in zip(failures, self.attempts) if failure is not furthest]
+        self.attempts = [line for failure, line in zip(failures, self.attempts, strict=True) if failure is not furthest]
         connection = self.steps[StepName.CONNECTION]
         if furthest.step.name != StepName.CONNECTION and self.attempts:
             self._save(
@@ -489,35 +342,37 @@ class _Hop:
         step = self.steps[StepName.RESOLVE]
         self._begin(StepName.RESOLVE)
         connector = self.connector
-        resolver = get_resolver(connector.use_external_dns_servers_enabled)
-        servers = ", ".join(f"{address}:{port}" for address, port in resolver.nameservers) or "the system's"
-        which = "external DNS servers" if connector.use_external_dns_servers_enabled else "DNS servers"
+        external = connector.use_external_dns_servers_enabled
+        nameservers = get_resolver(external).nameservers  # the resolver resolve_next_hop uses
+        servers = ", ".join(f"{address}:{port}" for address, port in nameservers) or "the system's"
+        which = "external DNS servers" if external else "DNS servers"
         footer = f"Looked up with the {which} of {self.verification.server.name}: {servers}"
         if connector.dns_routing_enabled:
-            try:
-                targets = resolver.resolve_mx(
-                    self.next_hop, port=connector.port, downgrade_dns_failures=connector.downgrade_dns_failures
-                )
-            except DnsError as error:  # the queue's words for the same failure
-                self._fail(step, error.response, hint_for_dns(self), detail=footer)
-                return None
             lines = [f"MX records of {self.next_hop}:"]
-            lines += [f"MX {t.preference} {t.hostname} → {t.endpoint}" for t in targets]
         else:
-            targets, lines, errors = [], [f"Smart hosts {self.next_hop}:"], []
-            for host in connector.smart_hosts.values_list("host", flat=True):
-                try:
-                    found = resolver.resolve_smart_hosts([host], port=connector.port)
-                except DnsError as error:
-                    errors.append(error)
-                    lines.append(f"{host}: {_dns_reason(error)}")
-                    continue
-                targets += found
-                lines += [f"{host} → {t.endpoint}" for t in found]
-            if not targets:
-                error = errors[-1] if errors else dns_query_failed("no smart host is configured")
-                self._fail(step, error.response, hint_for_dns(self), detail="\n".join(lines[1:] + [footer]))
-                return None
+            lines = [f"Smart hosts {self.next_hop}:"]
+
+        def smart_host(host, found):
+            if isinstance(found, DnsError):
+                lines.append(f"{host}: {found.text}")
+            else:
+                lines.extend(f"{host} → {target.endpoint}" for target in found)
+
+        try:
+            targets = resolve_next_hop(
+                self.next_hop,
+                dns_routing=connector.dns_routing_enabled,
+                smart_hosts=list(connector.smart_hosts.order_by("position").values_list("host", flat=True)),
+                port=connector.port,
+                external_dns=external,
+                downgrade_dns_failures=connector.downgrade_dns_failures,
+                on_smart_host=smart_host,
+            )
+        except DnsError as error:  # the queue's words for the same failure
+            self._fail(step, error.response, hint_for_dns(self), detail="\n".join(lines[1:] + [footer]))
+            return None
+        if connector.dns_routing_enabled:
+            lines += [f"MX {t.preference} {t.hostname} → {t.endpoint}" for t in targets]
         self._save(step, StepStatus.SUCCEEDED, "\n".join(lines + [footer]))
         return targets
 
@@ -592,7 +447,8 @@ class _Hop:
         outcome = {
             "": "Not validated: opportunistic TLS (RequireTLS is $false).",
             "EncryptionOnly": "Not validated: TlsAuthLevel EncryptionOnly only requires encryption.",
-            "CertificateValidation": "Validated: the certificate chain is trusted (TlsAuthLevel CertificateValidation).",
+            "CertificateValidation": "Validated: the certificate chain is trusted "
+            "(TlsAuthLevel CertificateValidation).",
             "DomainValidation": "Validated: the chain is trusted and the certificate names "
             f"{options.tls_domain or self.next_hop} (TlsAuthLevel DomainValidation).",
         }[level]
@@ -633,7 +489,9 @@ class _Hop:
         self.verification.save(step, status, details, **failure)
 
 
-def test_message(run, sender, recipients, server):
+def test_message(
+    run: VerificationRun, sender: str, recipients: list[str], server: TransportServer
+) -> tuple[bytes, str]:
     """The test message (bytes) and its Message-ID."""
     message = EmailMessage()
     message_id = make_msgid("connectorvalidation", domain=server.fqdn)
@@ -651,12 +509,7 @@ def test_message(run, sender, recipients, server):
     return message.as_bytes(policy=SMTP), message_id
 
 
-def _dns_reason(error):
-    """What the resolver saw, without the "DNS query failed" its response already says."""
-    return error.text.removeprefix("DNS query failed. The error was: ")
-
-
-def remote_queue_id(text):
+def remote_queue_id(text: str) -> str:
     """The remote server's queue ID in its reply to DATA (Postfix "queued as …", Exchange "InternalId=…")."""
     for pattern in _QUEUE_ID:
         match = pattern.search(text)
@@ -668,7 +521,7 @@ def remote_queue_id(text):
 # --- what to check ----------------------------------------------------------------------------------------------
 
 
-def hint_for_dns(hop):
+def hint_for_dns(hop: "_Hop") -> str:
     if hop.connector.dns_routing_enabled:
         return (
             f"Check the MX records of {hop.next_hop} and that {hop.verification.server.name} can reach its DNS "
@@ -680,7 +533,7 @@ def hint_for_dns(hop):
     )
 
 
-def hint_for(reply, step_name, hop):
+def hint_for(reply: Reply, step_name: str, hop: "_Hop") -> str:
     """One line saying what to check for a failed step."""
     where = "the smart host" if not hop.connector.dns_routing_enabled else f"the mail servers of {hop.next_hop}"
     port = hop.connector.port

@@ -1,4 +1,8 @@
-"""Operations data: verify-delivery runs and their steps (Exchange Online's "Validate this connector")."""
+"""Verify delivery's data: runs and their steps (Exchange Online's "Validate this connector").
+
+The tables keep the names they had in the ops app (``ops_verificationrun``, ``ops_verificationstep``): the models
+moved to this app in the state of the migrations only, the database never changed.
+"""
 
 from django.db import models
 from django.utils import timezone
@@ -49,14 +53,15 @@ class VerificationRun(models.Model):
     transcript = models.TextField(blank=True)  # the SMTP conversation, protocol-log style
 
     class Meta:
+        db_table = "ops_verificationrun"
         ordering = ["-requested_at", "-id"]
         indexes = [models.Index(fields=["connector", "-requested_at"], name="verificationrun_connector_idx")]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.connector_name} {self.requested_at:%Y-%m-%d %H:%M:%S} {self.status}"
 
     @property
-    def is_running(self):
+    def is_running(self) -> bool:
         return self.status == VerificationStatus.RUNNING
 
 
@@ -74,16 +79,17 @@ class VerificationStep(models.Model):
     duration = models.DurationField(null=True, blank=True)
 
     class Meta:
+        db_table = "ops_verificationstep"
         ordering = ["position"]
         constraints = [models.UniqueConstraint("run", "position", name="verificationstep_position_unique")]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.name}: {self.status}"
 
     @property
-    def summary(self):
+    def summary(self) -> str:
         return self.details.partition("\n")[0]
 
     @property
-    def more_details(self):
+    def more_details(self) -> str:
         return self.details.partition("\n")[2]

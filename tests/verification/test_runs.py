@@ -1,4 +1,4 @@
-"""Verify delivery (sendconn.ops.verification) against real peers on loopback: the test nsd and aiosmtpd sinks.
+"""Verify delivery (sendconn.verification) against real peers on loopback: the test nsd and aiosmtpd sinks.
 
 Names in the test zone (tests/transport/conftest.py): implicit.test has no MX and the address 127.0.0.5;
 partial.test's working MX is 127.0.0.6; smtp.relay.test is 127.0.0.7; nxdomain.test doesn't exist.
@@ -13,16 +13,10 @@ from django.core.exceptions import ValidationError
 
 from sendconn.connectors.models import SendConnector
 from sendconn.connectors.services import Caller, Credential, set_send_connector
-from sendconn.ops.models import StepStatus, VerificationRun, VerificationStatus, VerificationStep
-from sendconn.ops.verification import (
-    TEST_SUBJECT,
-    parse_recipients,
-    remembered_recipients,
-    remote_queue_id,
-    run_verification,
-    start_verification,
-    with_last_verification,
-)
+from sendconn.verification.models import StepStatus, VerificationRun, VerificationStatus, VerificationStep
+from sendconn.verification.runner import TEST_SUBJECT, remote_queue_id, run_verification
+from sendconn.verification.selectors import remembered_recipients, with_last_verification
+from sendconn.verification.services import parse_recipients, start_verification
 from tests.peers import free_port
 from tests.peers.certs import legacy_tls_context
 from tests.peers.stack import TransportStack
@@ -309,6 +303,20 @@ def test_smart_host_that_never_answers_times_out(make_connector):
     assert time.monotonic() - started < 5
 
 
+def test_resolve_lists_each_smart_host_as_delivery_tries_them(make_connector, sink):
+    server = sink("127.0.0.7")
+    connector = smart_host_connector(make_connector, ["missing.relay.test", "smtp.relay.test"], server.port)
+
+    run = verify(connector)
+
+    assert run.status == VerificationStatus.SUCCEEDED
+    assert step(run, "Resolve").details.splitlines()[:3] == [
+        "Smart hosts missing.relay.test,smtp.relay.test:",
+        "missing.relay.test: SMTPSEND.DNS.NonExistentDomain; nonexistent domain",
+        f"smtp.relay.test → 127.0.0.7:{server.port}",
+    ]
+
+
 def test_smart_host_name_that_does_not_resolve(make_connector):
     run = verify(smart_host_connector(make_connector, ["nowhere.relay.test"], 25))
 
@@ -458,10 +466,10 @@ def test_start_creates_the_run_and_its_pending_steps_and_nothing_for_bad_input(m
 def test_start_sends_the_run_to_the_verify_queue_of_a_source_server_on_commit(
     make_connector, django_capture_on_commit_callbacks, monkeypatch
 ):
-    from sendconn.ops import verification
+    from sendconn.verification import services
 
     sent = []
-    monkeypatch.setattr(verification, "publish_run", lambda run_id, queue: sent.append(((run_id,), {"queue": queue})))
+    monkeypatch.setattr(services, "publish_run", lambda run_id, queue: sent.append(((run_id,), {"queue": queue})))
     connector = make_connector("To internet")
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -472,12 +480,12 @@ def test_start_sends_the_run_to_the_verify_queue_of_a_source_server_on_commit(
 
 
 def test_broker_failure_fails_the_run_with_a_hint(make_connector, django_capture_on_commit_callbacks, monkeypatch):
-    from sendconn.ops import verification
+    from sendconn.verification import services
 
     def broker_down(*args, **kwargs):
         raise ConnectionRefusedError(111, "Connection refused")
 
-    monkeypatch.setattr(verification, "publish_run", broker_down)
+    monkeypatch.setattr(services, "publish_run", broker_down)
     with django_capture_on_commit_callbacks(execute=True):
         run = start_verification(CALLER, make_connector("To internet"), "julia@implicit.test")
 
@@ -564,7 +572,7 @@ def test_a_worker_runs_the_verification_from_its_verify_queue(tmp_path, nsd, sin
                 (
                     "from sendconn.connectors.selectors import get_connector; "
                     "from sendconn.connectors.services import Caller; "
-                    "from sendconn.ops.verification import start_verification; "
+                    "from sendconn.verification.services import start_verification; "
                     "print(start_verification(Caller('tester', 'Shell'), get_connector('To internet'), "
                     "'julia@implicit.test').pk)"
                 ),
