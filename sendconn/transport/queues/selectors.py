@@ -9,17 +9,18 @@ from collections.abc import Iterable
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Case, Count, F, Max, Min, OuterRef, Prefetch, Q, QuerySet, Subquery, Value, When
+from django.db.models import Case, Count, F, Max, Min, OuterRef, Q, QuerySet, Subquery, Value, When
 from django.db.models.functions import Lower, StrIndex, Substr
 from django.utils import timezone
 
 from sendconn.connectors import selectors as connector_selectors
-from sendconn.connectors.models import SendConnector, SmartHost
+from sendconn.connectors.models import SendConnector
+from sendconn.connectors.servers import local_server
 
 from ..claims import DUE_STATUSES
 from ..models import QUEUED_STATUSES, Recipient, RecipientStatus, SuspendedQueue, TrackingEvent, TrackingEventId
 from ..queueing import UNREACHABLE_RESPONSE
-from ..routing import smart_host_set
+from ..routing import Router
 from . import identities
 from .objects import (
     ACTIVE,
@@ -139,8 +140,9 @@ def _suspended_keys(**lookups):
 
 
 def _recently_active_keys():
-    """Keys of the delivery queues that sent or failed mail within SENDCONN_QUEUE_MAX_IDLE_TIME: (connector, recipient
-    domain) pairs from the tracking log (one query), their connectors and smart hosts (two more when there are any)."""
+    """Keys of the delivery queues that sent or failed mail within SENDCONN_QUEUE_MAX_IDLE_TIME: (connector,
+    recipient domain) pairs from the tracking log (one query), then their connectors with their smart hosts and the
+    local server, whose Router names each pair's next hop (three more when there are any)."""
     since = timezone.now() - settings.SENDCONN_QUEUE_MAX_IDLE_TIME
     pairs = set(
         TrackingEvent.objects.filter(event_id__in=[TrackingEventId.SEND, TrackingEventId.FAIL], timestamp__gte=since)
@@ -151,17 +153,14 @@ def _recently_active_keys():
     )
     if not pairs:
         return set()
-    connectors = SendConnector.objects.filter(name__in={name for name, _ in pairs}).prefetch_related(
-        Prefetch("smart_hosts", queryset=SmartHost.objects.order_by("position"))
-    )
+    connectors = SendConnector.objects.filter(name__in={name for name, _ in pairs}).prefetch_related("smart_hosts")
     by_name = {connector.name: connector for connector in connectors}
-    keys = set()
-    for name, domain in pairs:
-        connector = by_name.get(name)
-        if connector is not None:  # a connector renamed or removed since: its queue is gone
-            hop = domain if connector.dns_routing_enabled else smart_host_set(connector.smart_hosts.all())
-            keys.add((NEXT_HOP, connector.pk, hop))
-    return keys
+    router = Router(local_server())
+    return {
+        (NEXT_HOP, by_name[name].pk, router.next_hop_domain(by_name[name], domain))
+        for name, domain in pairs
+        if name in by_name  # else a connector renamed or removed since: its queue is gone
+    }
 
 
 def _build_queues(groups, *, special=True, suspended=frozenset(), recently_active=frozenset()):
@@ -226,7 +225,7 @@ def _build_queues(groups, *, special=True, suspended=frozenset(), recently_activ
 
 def queue_list(*, status: str | None = None, next_hop: str | None = None) -> list[Queue]:
     """Every queue (delivery queues by identity, then Submission and Unreachable, which always exist), optionally
-    only those with ``status`` or whose next hop or identity contains ``next_hop``. Six queries, eight when mail
+    only those with ``status`` or whose next hop or identity contains ``next_hop``. Six queries, nine when mail
     left recently."""
     queues = _build_queues(
         _queue_groups(Recipient.objects.all()), suspended=_suspended_keys(), recently_active=_recently_active_keys()

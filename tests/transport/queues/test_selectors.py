@@ -279,3 +279,21 @@ def test_queue_list_and_a_queue_page_cost_the_same_queries_for_ten_or_100000_rec
     counts = {queue.identity: queue.recipients for queue in queues}
     assert counts["EX01\\contoso.test"] == 10 + 33_334
     assert len(messages) == 50 and all(message.recipients for message in messages)
+
+
+def test_emptied_smart_host_queues_cost_the_same_queries_however_many_connectors(relay, make_connector):
+    delivered(queued("a@fabrikam.test"), relay)
+    one, _ = _queue_list_queries()
+    for n in range(3):
+        connector = make_connector(
+            f"Relay {n}", [f"tailspin{n}.test"], dns_routing_enabled=False, smart_hosts=[f"relay{n}.contoso.test"]
+        )
+        delivered(queued(f"b@tailspin{n}.test"), connector)
+    many, queues = _queue_list_queries()
+    assert many == one <= 9
+    assert [queue.identity for queue in queues if queue.kind == "NextHop"] == [
+        "EX01\\relay.contoso.test",
+        "EX01\\relay0.contoso.test",
+        "EX01\\relay1.contoso.test",
+        "EX01\\relay2.contoso.test",
+    ]
