@@ -2,7 +2,8 @@
 
 Writes are conditional UPDATEs (or claims, for removal), so a row a worker is delivering (claimed: Exchange's
 Active) is never changed under it; it is counted as active and left alone, as Exchange's PendingSuspend /
-PendingRemove would finish the attempt first. Every action is written to the admin audit log as its cmdlet line.
+PendingRemove would finish the attempt first. Every action is written to the admin audit log as its cmdlet line,
+in the action's one transaction: a failure leaves nothing half-done.
 """
 
 from dataclasses import dataclass
@@ -57,20 +58,28 @@ def retry_queue(caller: Caller, queue: Queue, resubmit: bool = False) -> Outcome
             f"not a new connection."
         )
     server = local_server()
-    if queue.kind == UNREACHABLE:
-        changed = sweeper.reroute(server)  # suspended rows are skipped, as Exchange skips suspended messages
-    elif queue.kind == SUBMISSION or resubmit:
-        if queue.kind == NEXT_HOP:
-            # Back to Submission (no connector), from where they are routed like new mail; a claimed row is skipped.
-            queue.rows.filter(status__in=DUE_STATUSES, claimed_by="").update(
-                connector=None, next_attempt_at=timezone.now()
+    retrying = queue.kind == NEXT_HOP and not resubmit
+    # One transaction, so that a failure leaves the queue as it was. The ledger wakes the next hops of the messages
+    # it routes again before this commits: a worker that looks too early finds nothing, and the sweeper wakes the
+    # next hop again (only latency is lost).
+    with transaction.atomic():
+        if retrying:
+            changed = queue.rows.filter(status=RecipientStatus.RETRY, claimed_by="").update(
+                next_attempt_at=timezone.now()
             )
-        changed = reroute_claimed(queue_rows(SUBMISSION, None, ""), server)
-    else:
-        changed = queue.rows.filter(status=RecipientStatus.RETRY, claimed_by="").update(next_attempt_at=timezone.now())
-        if changed:
-            _wake(queue)
-    _audit(caller, "Retry-Queue", queue.identity, queue.connector, {"Resubmit": True} if resubmit else None)
+        elif queue.kind == UNREACHABLE:
+            changed = sweeper.reroute(server)  # suspended rows are skipped, as Exchange skips suspended messages
+        else:
+            if queue.kind == NEXT_HOP:
+                # Back to Submission (no connector), from where they are routed like new mail; a claimed row is
+                # skipped.
+                queue.rows.filter(status__in=DUE_STATUSES, claimed_by="").update(
+                    connector=None, next_attempt_at=timezone.now()
+                )
+            changed = reroute_claimed(queue_rows(SUBMISSION, None, ""), server)
+        _audit(caller, "Retry-Queue", queue.identity, queue.connector, {"Resubmit": True} if resubmit else None)
+    if retrying and changed:
+        _wake(queue)
     return Outcome(changed, _active(queue.rows))
 
 
@@ -154,26 +163,26 @@ def remove_message(caller: Caller, message: QueuedMessage, with_ndr: bool = True
     reply (FAIL tracking events), and with ``with_ndr`` the sender gets an NDR — unless the message is itself a
     notification or from the null sender. Rows are claimed first so that an attempt in flight isn't undone."""
     rows = message.queue.rows.filter(message_id=message.pk)
-    token = claim_token()
-    claimed = claim(rows, token, None)
     server = local_server()
     now = timezone.now()
     connector_name = message.queue.next_hop_connector
     original = Message.objects.get(pk=message.pk)
-    events = [
-        tracking.event(
-            TrackingEventId.FAIL,
-            TrackingSource.QUEUE,
-            original,
-            row.address,
-            recipient_status=REMOVED.response,
-            connector_name=connector_name,
-            server_name=server.name,
-            timestamp=now,
-        )
-        for row in claimed
-    ]
+    token = claim_token()
     with transaction.atomic():
+        claimed = claim(rows, token, None)
+        events = [
+            tracking.event(
+                TrackingEventId.FAIL,
+                TrackingSource.QUEUE,
+                original,
+                row.address,
+                recipient_status=REMOVED.response,
+                connector_name=connector_name,
+                server_name=server.name,
+                timestamp=now,
+            )
+            for row in claimed
+        ]
         Recipient.objects.filter(id__in=[row.pk for row in claimed], claimed_by=token).update(
             status=RecipientStatus.FAILED,
             last_response=REMOVED.response,

@@ -5,8 +5,10 @@ from datetime import timedelta
 from email import policy
 
 import pytest
+from django.db import DatabaseError
 from django.utils import timezone
 
+from sendconn.connectors import audit
 from sendconn.connectors.models import AdminAuditLogEntry
 from sendconn.connectors.servers import local_server
 from sendconn.connectors.services import Caller
@@ -27,6 +29,16 @@ from tests.factories import SENDER, delivered, queued, retrying, unreachable
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("tracking_log_dir", "woken")]
 
 CALLER = Caller("kim", "Shell")
+
+
+@pytest.fixture
+def failing_audit_log(monkeypatch):
+    """The admin audit log, which every action writes last, can't be written."""
+
+    def fail(*args, **kwargs):
+        raise DatabaseError("the audit log can't be written")
+
+    monkeypatch.setattr(audit, "record_command", fail)
 
 
 def test_retry_queue_makes_retry_rows_due_now_and_wakes_the_next_hop(internet, woken):
@@ -76,6 +88,20 @@ def test_resubmitting_a_delivery_queue_routes_its_messages_again(internet, make_
     row = Recipient.objects.get()
     assert (row.connector, row.status, row.attempt_count) == (partner, RecipientStatus.READY, 2)
     assert row.next_attempt_at <= timezone.now()
+
+
+@pytest.mark.parametrize("identity", ["EX01\\contoso.test", "EX01\\Unreachable"])
+def test_resubmitting_is_one_transaction_that_a_failure_undoes(internet, make_connector, failing_audit_log, identity):
+    retrying("a@contoso.test")
+    unreachable("b@fabrikam.test")
+    queue = selectors.get_queue(identity)
+    make_connector("Partner", ["contoso.test", "fabrikam.test"])
+    with pytest.raises(DatabaseError):
+        services.retry_queue(CALLER, queue, resubmit=True)
+    rows = {row.address: row for row in Recipient.objects.all()}
+    assert (rows["a@contoso.test"].connector, rows["a@contoso.test"].status) == (internet, RecipientStatus.RETRY)
+    assert (rows["b@fabrikam.test"].connector, rows["b@fabrikam.test"].status) == (None, RecipientStatus.UNREACHABLE)
+    assert {row.claimed_by for row in rows.values()} == {""}
 
 
 def test_a_suspended_queue_holds_its_mail_and_mail_routed_to_it_later(internet, woken):
@@ -258,3 +284,14 @@ def test_remove_message_leaves_a_recipient_being_delivered(internet):
     found = selectors.get_message(f"EX01\\contoso.test\\{message.pk}")
     assert services.remove_message(CALLER, found, with_ndr=False) == services.Outcome(changed=1, active=1)
     assert Recipient.objects.get(address="b@contoso.test").status == RecipientStatus.READY
+
+
+def test_remove_message_is_one_transaction_that_a_failure_undoes(internet, failing_audit_log):
+    message = queued("a@contoso.test")
+    found = selectors.get_message(f"EX01\\contoso.test\\{message.pk}")
+    with pytest.raises(DatabaseError):
+        services.remove_message(CALLER, found, with_ndr=True)
+    row = Recipient.objects.get(message=message)
+    assert (row.status, row.claimed_by) == (RecipientStatus.READY, "")
+    assert not TrackingEvent.objects.filter(event_id=TrackingEventId.FAIL).exists()
+    assert not Message.objects.filter(is_dsn=True).exists()
