@@ -5,7 +5,8 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from sendconn.transport.models import Message, Recipient, RecipientStatus
+from sendconn.transport import tracking
+from sendconn.transport.models import Message, Recipient, RecipientStatus, TrackingEventId, TrackingSource
 from sendconn.transport.queueing import UNREACHABLE_RESPONSE, queue_message
 
 SENDER = "julia@contoso.com"
@@ -37,4 +38,33 @@ def retry_values(attempt_count=1, attempted_ago=timedelta(0), retry_in=timedelta
         last_response=DEFERRED,
         last_attempt_at=attempted,
         next_attempt_at=attempted + retry_in,
+    )
+
+
+def retrying(*recipients, minutes_ago=1, **row_values):
+    """A message whose recipients failed twice, the last time ``minutes_ago``, and wait 10 minutes for a retry."""
+    values = retry_values(attempt_count=2, attempted_ago=timedelta(minutes=minutes_ago), retry_in=timedelta(minutes=10))
+    return queued(*recipients, **{**values, **row_values})
+
+
+def unreachable(*recipients, **row_values):
+    return queued(*recipients, **UNREACHABLE, next_attempt_at=None, **row_values)
+
+
+def delivered(message, connector, minutes_ago=0):
+    """``message``'s recipients delivered through ``connector``: Delivered rows and their SEND entries."""
+    when = timezone.now() - timedelta(minutes=minutes_ago)
+    Recipient.objects.filter(message=message).update(status=RecipientStatus.DELIVERED, next_attempt_at=None)
+    tracking.record(
+        [
+            tracking.event(
+                TrackingEventId.SEND,
+                TrackingSource.SMTP,
+                message,
+                row.address,
+                connector_name=connector.name,
+                timestamp=when,
+            )
+            for row in message.recipients.all()
+        ]
     )

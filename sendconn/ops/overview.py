@@ -7,8 +7,14 @@ from django.db.models import Count, Exists, OuterRef, Q
 from django.utils import timezone
 
 from sendconn.connectors.models import SendConnector
-from sendconn.transport.models import Message, Recipient, SuspendedQueue, TrackingEvent, TrackingEventId
-from sendconn.transport.queue_admin import QUEUED_STATUSES
+from sendconn.transport.models import (
+    QUEUED_STATUSES,
+    Message,
+    Recipient,
+    SuspendedQueue,
+    TrackingEvent,
+    TrackingEventId,
+)
 from sendconn.verification.models import VerificationStatus
 from sendconn.verification.selectors import with_last_verification
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Exists, Max, OuterRef, Q
 
-from sendconn.connectors.models import AddressSpace, SendConnector, SmartHost, TransportServer
+from sendconn.connectors.models import AddressSpace, SendConnector, TransportServer
 from sendconn.connectors.values import format_byte_quantity, validate_host_name
 
 RULE_MOST_SPECIFIC = "most specific address space"
@@ -93,10 +93,6 @@ def domain_suffixes(domain):
 def smart_host_set(hosts):
     """The next hop of a smart-host connector: its smart hosts in order, IP addresses in brackets."""
     return ",".join(f"[{host.host}]" if host.is_ip_address else host.host for host in hosts)
-
-
-def _smart_host_set(connector_id):
-    return smart_host_set(SmartHost.objects.filter(connector_id=connector_id).order_by("position"))
 
 
 def _loss_reason(loser, winner):
@@ -199,10 +195,12 @@ class Router:
                 best[space.connector_id] = candidate
         return sorted(best.values(), key=lambda candidate: candidate.rank)
 
-    def next_hop_domain(self, connector, domain):
+    def next_hop_domain(self, connector: SendConnector, domain: str) -> str:
+        """Exchange's NextHopDomain of mail for ``domain`` through ``connector``: the domain itself (DNS routing),
+        or the connector's smart-host set, read once per connector (no query when its smart hosts are prefetched)."""
         if connector.dns_routing_enabled:
             return domain
-        return self._remember(("smart hosts", connector.pk), lambda: _smart_host_set(connector.pk))
+        return self._remember(("smart hosts", connector.pk), lambda: smart_host_set(connector.smart_hosts.all()))
 
     def route(self, domain, message_size=0):
         """Choose the connector for ``domain`` (lower-case) and a message of ``message_size`` bytes."""

@@ -11,9 +11,10 @@ from pytest_django.asserts import assertContains, assertNotContains
 from sendconn.connectors.services import Caller
 from sendconn.ops import process_status
 from sendconn.ops.process_status import ProcessState, ProcessStatus
-from sendconn.transport import queue_admin, tracking
+from sendconn.transport import tracking
 from sendconn.transport.models import Message, Recipient, TrackingEventId, TrackingSource
 from sendconn.transport.queueing import queue_message
+from sendconn.transport.queues import selectors, services
 from sendconn.verification.models import VerificationRun, VerificationStatus
 
 URL = reverse("ops:dashboard")
@@ -128,7 +129,7 @@ def test_each_number_links_to_its_screen(helpdesk_client, mail_flow):
 def test_suspended_queues_are_counted_and_lead_to_their_list(helpdesk_client, make_connector):
     connector = make_connector("To internet", ["*"])
     queue_message("julia@contoso.test", ["kim@fabrikam.test"], b"Subject: held\r\n\r\nx\r\n")
-    queue_admin.suspend_queue(Caller("kim", "Shell"), queue_admin.get_queue("fabrikam.test"))
+    services.suspend_queue(Caller("kim", "Shell"), selectors.get_queue("fabrikam.test"))
     response = helpdesk_client.get(URL)
     assert response.context["suspended_queues"] == 1
     assertContains(response, f'href="{reverse("ops:queues")}?status=Suspended" class="state-failed">1</a>')

@@ -12,7 +12,8 @@ from sendconn.connectors.models import SendConnector
 from sendconn.connectors.values import AddressSpaceValue, SmartHostValue, parse_address_space, parse_smart_host
 from sendconn.shell.cmdlets.transport import QUEUE_PROPERTIES, queue_record
 from sendconn.shell.parser import ParseError, parse
-from sendconn.transport import opath, queue_admin
+from sendconn.transport import opath
+from sendconn.transport.queues import selectors
 from tests.factories import queued, retry_values
 
 LABEL = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?", fullmatch=True)
@@ -135,7 +136,7 @@ def test_junk_through_the_shell_exits_0_or_1_and_saves_all_or_nothing(cmdlet, ad
 
 # -- OPATH filters ------------------------------------------------------------------------------------------------
 
-FILTER_PROPERTIES = st.sampled_from([*queue_admin.MESSAGE_FILTER_FIELDS, *QUEUE_PROPERTIES, "Colour"])
+FILTER_PROPERTIES = st.sampled_from([*selectors.MESSAGE_FILTER_FIELDS, *QUEUE_PROPERTIES, "Colour"])
 FILTER_OPERATORS = st.sampled_from([*opath.OPERATORS, "-is", "-and", "-not", "("])
 FILTER_VALUES = st.one_of(
     st.sampled_from(
@@ -191,16 +192,16 @@ def queued_mail(make_connector, tracking_log_dir, woken):
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(text=FILTERS)
 def test_any_filter_selects_messages_and_queues_or_raises_a_filter_error(queued_mail, text):
-    fields = queue_admin.MESSAGE_FILTER_FIELDS
+    fields = selectors.MESSAGE_FILTER_FIELDS
     try:
-        rows = list(queue_admin.message_rows().filter(opath.to_q(opath.parse(text, fields), fields)))
+        rows = list(selectors.message_rows().filter(opath.to_q(opath.parse(text, fields), fields)))
     except opath.FilterError:
         pass
     else:
         assert len(rows) <= 3
     try:
         tree = opath.parse(text, QUEUE_PROPERTIES)
-        [opath.matches(tree, queue_record(queue)) for queue in queue_admin.queue_list()]
+        [opath.matches(tree, queue_record(queue)) for queue in selectors.queue_list()]
     except opath.FilterError:
         pass
 

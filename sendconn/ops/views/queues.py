@@ -1,8 +1,9 @@
 """The queue viewer: the queue list, a queue with its messages, and the queue and message actions.
 
-Reads and writes go through ``sendconn.transport.queue_admin`` (the cmdlets' functions: aggregate queries, and
-audit-logged actions). Every action is a confirmation page (GET: "Are you sure…") and a POST that does it;
-View-Only Organization Management sees no buttons and gets the 403 page for the URLs.
+Reads go through ``sendconn.transport.queues.selectors`` and actions through its ``services`` (the cmdlets'
+functions: aggregate queries, and audit-logged actions). Every action is a confirmation page (GET: "Are you
+sure…") and a POST that does it; View-Only Organization Management sees no buttons and gets the 403 page for the
+URLs.
 """
 
 from django.contrib import messages
@@ -16,7 +17,8 @@ from django.views.decorators.http import require_http_methods, require_safe
 from sendconn.accounts import roles
 from sendconn.connectors.models import AdminAuditLogEntry
 from sendconn.connectors.services import Caller
-from sendconn.transport import queue_admin
+from sendconn.transport.queues import selectors, services
+from sendconn.transport.queues.objects import QUEUE_STATUSES, QueueError, QueueNotFound
 
 PAGE_SIZE = 50
 MESSAGE_PAGE_SIZE = 50
@@ -28,15 +30,15 @@ def _caller(request):
 
 def _queue_or_404(identity):
     try:
-        return queue_admin.get_queue(identity)
-    except queue_admin.QueueNotFound as error:
+        return selectors.get_queue(identity)
+    except QueueNotFound as error:
         raise Http404(str(error)) from None
 
 
 def _message_or_404(identity, message_id):
     try:
-        return queue_admin.get_message(f"{identity}\\{message_id}")
-    except queue_admin.QueueNotFound as error:
+        return selectors.get_message(f"{identity}\\{message_id}")
+    except QueueNotFound as error:
         raise Http404(str(error)) from None
 
 
@@ -47,8 +49,8 @@ def _queue_url(identity):
 def _back_to(identity):
     """The queue's page while it has messages, else the list (an emptied queue no longer exists)."""
     try:
-        return _queue_url(queue_admin.get_queue(identity).identity)
-    except queue_admin.QueueNotFound:
+        return _queue_url(selectors.get_queue(identity).identity)
+    except QueueNotFound:
         return reverse("ops:queues")
 
 
@@ -56,9 +58,9 @@ def _back_to(identity):
 @permission_required(roles.VIEW_QUEUES, raise_exception=True)
 def queue_list(request):
     status = request.GET.get("status", "")
-    status = next((name for name in queue_admin.QUEUE_STATUSES if name.lower() == status.lower()), "")
+    status = next((name for name in QUEUE_STATUSES if name.lower() == status.lower()), "")
     next_hop = request.GET.get("next_hop", "").strip()
-    queues = queue_admin.queue_list(status=status or None, next_hop=next_hop or None)
+    queues = selectors.queue_list(status=status or None, next_hop=next_hop or None)
     page = Paginator(queues, PAGE_SIZE).get_page(request.GET.get("page"))
     return render(
         request,
@@ -67,7 +69,7 @@ def queue_list(request):
             "page": page,
             "status": status,
             "next_hop": next_hop,
-            "statuses": queue_admin.QUEUE_STATUSES,
+            "statuses": QUEUE_STATUSES,
         },
     )
 
@@ -76,8 +78,8 @@ def queue_list(request):
 @permission_required(roles.VIEW_QUEUES, raise_exception=True)
 def queue_detail(request, identity):
     queue = _queue_or_404(identity)
-    page = Paginator(queue_admin.message_rows(queue), MESSAGE_PAGE_SIZE).get_page(request.GET.get("page"))
-    queued = queue_admin.load_messages(page.object_list, {queue.key: queue})
+    page = Paginator(selectors.message_rows(queue), MESSAGE_PAGE_SIZE).get_page(request.GET.get("page"))
+    queued = selectors.load_messages(page.object_list, {queue.key: queue})
     return render(request, "ops/queues/detail.html", {"queue": queue, "page": page, "messages_in_queue": queued})
 
 
@@ -85,40 +87,40 @@ def queue_detail(request, identity):
 QUEUE_ACTIONS = {
     "retry": (
         "Are you sure you want to retry the queue '{}' now?",
-        lambda caller, queue: queue_admin.retry_queue(caller, queue),
+        lambda caller, queue: services.retry_queue(caller, queue),
         "{changed} recipient(s) in '{identity}' will be retried now.",
     ),
     "resubmit": (
         "Are you sure you want to resubmit the messages in the queue '{}'? They will be routed again.",
-        lambda caller, queue: queue_admin.retry_queue(caller, queue, resubmit=True),
+        lambda caller, queue: services.retry_queue(caller, queue, resubmit=True),
         "{changed} recipient(s) from '{identity}' were routed again.",
     ),
     "suspend": (
         "Are you sure you want to suspend the queue '{}'? No message will leave it, including mail routed to it "
         "later, until you resume it.",
-        queue_admin.suspend_queue,
+        services.suspend_queue,
         "The queue '{identity}' was suspended.",
     ),
     "resume": (
         "Are you sure you want to resume the queue '{}'?",
-        queue_admin.resume_queue,
+        services.resume_queue,
         "The queue '{identity}' was resumed.",
     ),
 }
 MESSAGE_ACTIONS = {
     "suspend": (
         "Are you sure you want to suspend the message '{}'?",
-        queue_admin.suspend_message,
+        services.suspend_message,
         "{changed} recipient(s) of the message '{identity}' were suspended.",
     ),
     "resume": (
         "Are you sure you want to resume the message '{}'?",
-        queue_admin.resume_message,
+        services.resume_message,
         "{changed} recipient(s) of the message '{identity}' were resumed.",
     ),
     "remove": (
         "Are you sure you want to remove the message '{}' from the queue?",
-        queue_admin.remove_message,  # with or without an NDR: the form's choice
+        services.remove_message,  # with or without an NDR: the form's choice
         "{changed} recipient(s) of the message '{identity}' were removed.",
     ),
 }
@@ -140,7 +142,7 @@ def _report(request, outcome, done, identity):
 def _run(request, target, act, done):
     try:
         outcome = act()
-    except queue_admin.QueueError as error:
+    except QueueError as error:
         messages.error(request, str(error))
     else:
         _report(request, outcome, done, target.identity)

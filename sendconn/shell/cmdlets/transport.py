@@ -8,8 +8,11 @@ from django.core.exceptions import ValidationError
 
 from sendconn.connectors.servers import local_server
 from sendconn.connectors.values import format_byte_quantity, parse_byte_quantity, parse_unlimited_count
-from sendconn.transport import opath, queue_admin, tracking
+from sendconn.transport import opath, tracking
 from sendconn.transport.models import TrackingEventId
+from sendconn.transport.queues import selectors as queue_selectors
+from sendconn.transport.queues import services as queue_services
+from sendconn.transport.queues.objects import QueueError, QueueNotFound
 from sendconn.transport.routing import Router, recipient_domain
 
 from ..output import Record
@@ -267,17 +270,17 @@ def _target(params, *others):
 def _find(lookup, identity):
     try:
         return lookup(identity)
-    except queue_admin.QueueNotFound as error:
+    except QueueNotFound as error:
         raise CmdletError(str(error)) from None
 
 
 def _queues(params, *, required=False):
     identity, filter_text = _target(params)
     if identity is not None:
-        return [_find(queue_admin.get_queue, identity)]
+        return [_find(queue_selectors.get_queue, identity)]
     if filter_text is None and required:
         raise CmdletError("Cannot process command because of one or more missing mandatory parameters: Identity.")
-    queues = queue_admin.queue_list()
+    queues = queue_selectors.queue_list()
     if filter_text is None:
         return queues
     try:
@@ -290,22 +293,22 @@ def _queues(params, *, required=False):
 def _messages(params, *, required=False):
     identity, filter_text = _target(params, "Queue")
     if identity is not None:
-        return [_find(queue_admin.get_message, identity)]
+        return [_find(queue_selectors.get_message, identity)]
     if filter_text is None and params.get("Queue") is None and required:
         raise CmdletError("Cannot process command because of one or more missing mandatory parameters: Identity.")
     queue, queues = None, None
     if params.get("Queue") is not None:
-        queue = _find(queue_admin.get_queue, params["Queue"])
+        queue = _find(queue_selectors.get_queue, params["Queue"])
         queues = {queue.key: queue}
-    rows = queue_admin.message_rows(queue)
+    rows = queue_selectors.message_rows(queue)
     if filter_text is not None:
-        fields = queue_admin.MESSAGE_FILTER_FIELDS
+        fields = queue_selectors.MESSAGE_FILTER_FIELDS
         try:
             rows = rows.filter(opath.to_q(opath.parse(filter_text, fields), fields))
         except opath.FilterError as error:
             raise _filter_error(error) from None
     limit = params.get("ResultSize", DEFAULT_QUEUE_RESULT_SIZE)
-    return queue_admin.load_messages(rows if limit is None else rows[:limit], queues)
+    return queue_selectors.load_messages(rows if limit is None else rows[:limit], queues)
 
 
 def _act(invocation, select, describe, act):
@@ -317,7 +320,7 @@ def _act(invocation, select, describe, act):
             continue
         try:
             outcome = act(caller, target)
-        except queue_admin.QueueError as error:
+        except QueueError as error:
             raise CmdletError(str(error)) from None
         if outcome.active:
             invocation.session.warn(
@@ -360,31 +363,36 @@ def retry_queue(invocation):
         invocation,
         _queues,
         lambda queue: f'{"Resubmitting" if resubmit else "Retrying"} queue "{queue.identity}".',
-        partial(queue_admin.retry_queue, resubmit=resubmit),
+        partial(queue_services.retry_queue, resubmit=resubmit),
     )
 
 
 @cmdlet("Suspend-Queue", QUEUE_IDENTITY, QUEUE_FILTER, should_process=True)
 def suspend_queue(invocation):
-    return _act(invocation, _queues, lambda queue: f'Suspending queue "{queue.identity}".', queue_admin.suspend_queue)
+    return _act(
+        invocation, _queues, lambda queue: f'Suspending queue "{queue.identity}".', queue_services.suspend_queue
+    )
 
 
 @cmdlet("Resume-Queue", QUEUE_IDENTITY, QUEUE_FILTER, should_process=True)
 def resume_queue(invocation):
-    return _act(invocation, _queues, lambda queue: f'Resuming queue "{queue.identity}".', queue_admin.resume_queue)
+    return _act(invocation, _queues, lambda queue: f'Resuming queue "{queue.identity}".', queue_services.resume_queue)
 
 
 @cmdlet("Suspend-Message", QUEUE_IDENTITY, QUEUE_FILTER, should_process=True)
 def suspend_message(invocation):
     return _act(
-        invocation, _messages, lambda message: f'Suspending message "{message.identity}".', queue_admin.suspend_message
+        invocation,
+        _messages,
+        lambda message: f'Suspending message "{message.identity}".',
+        queue_services.suspend_message,
     )
 
 
 @cmdlet("Resume-Message", QUEUE_IDENTITY, QUEUE_FILTER, should_process=True)
 def resume_message(invocation):
     return _act(
-        invocation, _messages, lambda message: f'Resuming message "{message.identity}".', queue_admin.resume_message
+        invocation, _messages, lambda message: f'Resuming message "{message.identity}".', queue_services.resume_message
     )
 
 
@@ -397,5 +405,5 @@ def remove_message(invocation):
         invocation,
         _messages,
         lambda message: f'Removing message "{message.identity}" {ndr}.',
-        partial(queue_admin.remove_message, with_ndr=with_ndr),
+        partial(queue_services.remove_message, with_ndr=with_ndr),
     )
