@@ -13,7 +13,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_safe
 
 from sendconn.accounts import roles
-from sendconn.connectors.models import AdminAuditLogEntry, SendConnector
+from sendconn.connectors.models import SendConnector
 from sendconn.connectors.services import Caller
 
 from .. import verification
@@ -40,7 +40,7 @@ def verify_connector(request, guid):
     if request.method == "POST":
         form = VerifyForm(request.POST)
         if form.is_valid():
-            caller = Caller(request.user.username, AdminAuditLogEntry.Source.WEB)
+            caller = Caller.web(request)
             try:
                 run = verification.start_verification(caller, connector, form.cleaned_data["recipients"])
             except ValidationError as error:
