@@ -171,11 +171,7 @@ def _apply(state, params):
             state["smart_host_auth_mechanism"] = SmartHostAuthMechanism.NONE
         if "authentication_credential" not in params:
             state["auth_username"] = state["auth_password"] = ""
-    if state["smart_host_auth_mechanism"] in (
-        SmartHostAuthMechanism.NONE,
-        SmartHostAuthMechanism.EXCHANGE_SERVER,
-        SmartHostAuthMechanism.EXTERNAL_AUTHORITATIVE,
-    ):
+    if not SmartHostAuthMechanism.needs_credential(state["smart_host_auth_mechanism"]):
         if "authentication_credential" not in params:
             state["auth_username"] = state["auth_password"] = ""
     return state

@@ -34,7 +34,7 @@ from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from sendconn.connectors.crypto import CredentialKeyError
-from sendconn.connectors.models import ProtocolLoggingLevel
+from sendconn.connectors.models import ProtocolLoggingLevel, SmartHostAuthMechanism
 from sendconn.connectors.servers import local_server
 from sendconn.observability import metrics
 from sendconn.transport.dns import DnsError, dns_query_failed, get_resolver
@@ -414,7 +414,7 @@ class _Hop:
             mechanism = self.connector.smart_host_auth_mechanism
             reason = (
                 "No smart host authentication is configured."
-                if mechanism == "None"
+                if mechanism == SmartHostAuthMechanism.NONE
                 else f"{mechanism}: no SMTP authentication is sent."
             )
             self._save(self.steps[StepName.AUTHENTICATION], StepStatus.SKIPPED, reason)
