@@ -12,7 +12,7 @@ from sendconn.transport import opath, queue_admin, tracking
 from sendconn.transport.models import TrackingEventId
 from sendconn.transport.routing import Router, recipient_domain
 
-from ..output import Record
+from ..output import Record, utc_text
 from ..registry import (
     CmdletError,
     Parameter,
@@ -113,11 +113,6 @@ def test_send_connector_route(invocation):
     ]
 
 
-def _utc(moment):
-    moment = moment.astimezone(UTC)
-    return f"{moment:%Y-%m-%dT%H:%M:%S}.{moment.microsecond // 1000:03d}Z"
-
-
 # Tracking log field → Get-MessageTrackingLog property, in the order Exchange lists them.
 PROPERTY_NAMES = {
     "date-time": "Timestamp",
@@ -144,7 +139,7 @@ PROPERTY_NAMES = {
 def tracking_record(event):
     fields = tracking.log_fields(event)
     properties = {name: fields.get(field) for field, name in PROPERTY_NAMES.items()}
-    properties["Timestamp"] = _utc(event.timestamp)
+    properties["Timestamp"] = utc_text(event.timestamp)
     properties["Recipients"] = [event.recipient]  # multi-valued in Exchange
     properties["RecipientStatus"] = [event.recipient_status] if event.recipient_status else []
     return Record(properties, table=("EventId", "Source", "Sender", "Recipients", "MessageSubject"))
@@ -203,10 +198,6 @@ QUEUE_IDENTITY = Parameter("Identity", text, position=0, pipeline=True)
 QUEUE_FILTER = Parameter("Filter", text)
 
 
-def _when(moment):
-    return _utc(moment) if moment else None
-
-
 def _double(value):
     """A System.Double as PowerShell prints it: 0, not 0.0."""
     return int(value) if value == int(value) else value
@@ -221,8 +212,8 @@ def queue_record(queue):
         queue.status,
         queue.message_count,
         queue.last_error,
-        _when(queue.last_retry_time),
-        _when(queue.next_retry_time),
+        utc_text(queue.last_retry_time),
+        utc_text(queue.next_retry_time),
         _double(queue.incoming_rate),
         _double(queue.outgoing_rate),
         _double(queue.velocity),
@@ -241,8 +232,8 @@ def message_record(message):
             "Size": format_byte_quantity(message.size),
             "MessageSourceName": message.message_source_name,
             "SourceIP": message.source_ip,
-            "DateReceived": _when(message.date_received),
-            "ExpirationTime": _when(message.expiration_time),
+            "DateReceived": utc_text(message.date_received),
+            "ExpirationTime": utc_text(message.expiration_time),
             "LastError": message.last_error,
             "RetryCount": message.retry_count,
             "Recipients": [row.address for row in message.recipients],
