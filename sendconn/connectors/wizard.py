@@ -91,7 +91,7 @@ def _routes_through_smart_hosts(wizard):
 def _forget_old_runs(session, current):
     runs = sorted(
         (key for key in session.keys() if key.startswith(f"wizard_{PREFIX}_") and key != current),
-        key=lambda key: session[key].get("extra_data", {}).get("started", 0),
+        key=lambda key: session[key].get(SealedSessionStorage.extra_data_key, {}).get("started", 0),
     )
     for key in runs[: max(0, len(runs) - (MAX_RUNS_PER_SESSION - 1))]:
         del session[key]
@@ -166,7 +166,10 @@ class NewSendConnectorWizard(SessionWizardView):
         return self.storage.current_step
 
     def _forget_cached_steps(self):
-        """Drop formtools' per-request caches of step conditions and cleaned data after a step's data changed."""
+        """Drop formtools' per-request caches of step conditions and cleaned data after a step's data changed.
+
+        formtools has no public way to do it; tests/connectors/test_wizard_formtools.py fails when these private
+        names change (django-formtools is pinned to its minor version for them)."""
         for name in list(vars(self)):
             if name in ("_resolved_form_list", "_cache_signature") or name.startswith("_cleaned_data_cache_"):
                 delattr(self, name)
