@@ -3,7 +3,8 @@
 Parameters use the Python field names of ``SendConnector`` plus ``address_spaces``, ``smart_hosts``,
 ``source_transport_servers`` (lists of values, text or servers) and ``authentication_credential``
 (a ``Credential`` or None). Each call validates the complete resulting connector, saves it in one
-transaction and writes the admin audit log entry; on error nothing is saved.
+transaction and writes the admin audit log entry; on error nothing is saved, and a Set-SendConnector that
+changes nothing saves and audits nothing.
 """
 
 from dataclasses import dataclass, field
