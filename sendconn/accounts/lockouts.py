@@ -131,4 +131,4 @@ def clear_lockout(caller, kind, value):
     if not any(lockout.kind == kind and lockout.value == value for lockout in current_lockouts()):
         raise ValidationError(f'{"The user name" if kind == USER_NAME else "The address"} "{value}" isn\'t locked out.')
     reset(**({"username": value} if kind == USER_NAME else {"ip": value}))
-    audit.record_line(caller, CLEAR_CMDLET, value, f"{CLEAR_CMDLET} -{PARAMETER[kind]} {audit.quote(value)}")
+    audit.record_command(caller, CLEAR_CMDLET, parameters={PARAMETER[kind]: value}, object_name=value)

@@ -84,7 +84,7 @@ def new_user(caller, username, password=None):
         raise ValidationError({"password": error.messages}) from None
     user.set_password(password)
     user.save()
-    audit.record_line(caller, "New-ADUser", username, f"New-ADUser -Name {audit.quote(username)} -Enabled $true")
+    audit.record_command(caller, "New-ADUser", parameters={"Name": username, "Enabled": True}, object_name=username)
     return NewUser(user, password, generated)
 
 

@@ -22,7 +22,6 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView
 
-from sendconn.connectors.models import AdminAuditLogEntry
 from sendconn.connectors.services import Caller
 
 from . import lockouts, roles, selectors, services
@@ -58,10 +57,6 @@ def server_error(request):
 
 
 # --- permissions › admin roles, users, sign-in lockouts: Organization Management only ---
-
-
-def _caller(request):
-    return Caller(request.user.username, AdminAuditLogEntry.Source.WEB)
 
 
 def _run(request, change, done):
@@ -112,7 +107,7 @@ def add_member(request, group_id):
         member = form.cleaned_data["member"]
         _run(
             request,
-            lambda: services.add_role_group_member(_caller(request), group.name, member),
+            lambda: services.add_role_group_member(Caller.web(request), group.name, member),
             f'"{member}" is now a member of "{group.name}".',
         )
     else:
@@ -127,7 +122,7 @@ def remove_member(request, group_id):
     member = request.POST.get("member", "")
     _run(
         request,
-        lambda: services.remove_role_group_member(_caller(request), group.name, member),
+        lambda: services.remove_role_group_member(Caller.web(request), group.name, member),
         f'"{member}" is no longer a member of "{group.name}".',
     )
     return redirect("permissions:role-group", group.pk)
@@ -142,7 +137,7 @@ def user_list(request):
     if form.is_valid():
         try:
             created = services.new_user(
-                _caller(request), form.cleaned_data["username"], form.cleaned_data["password"] or None
+                Caller.web(request), form.cleaned_data["username"], form.cleaned_data["password"] or None
             )
         except ValidationError as error:
             form.add_error(None, error)  # the service names the field
@@ -156,11 +151,13 @@ def user_list(request):
 def set_user_enabled(request, user_id, enabled):
     user = get_object_or_404(get_user_model(), pk=user_id)
     if enabled:
-        _run(request, lambda: services.enable_user(_caller(request), user.username), f'"{user.username}" is enabled.')
+        _run(
+            request, lambda: services.enable_user(Caller.web(request), user.username), f'"{user.username}" is enabled.'
+        )
     else:
         _run(
             request,
-            lambda: services.disable_user(_caller(request), user.username),
+            lambda: services.disable_user(Caller.web(request), user.username),
             f'"{user.username}" is disabled and can no longer sign in.',
         )
     return redirect("permissions:users")
@@ -183,7 +180,7 @@ def audit_log(request):
 @manage_permissions
 def clear_lockout(request):
     kind, value = request.POST.get("kind", ""), request.POST.get("value", "")
-    _run(request, lambda: lockouts.clear_lockout(_caller(request), kind, value), f'"{value}" may sign in again.')
+    _run(request, lambda: lockouts.clear_lockout(Caller.web(request), kind, value), f'"{value}" may sign in again.')
     return redirect("permissions:lockouts")
 
 

@@ -1,7 +1,7 @@
 """Admin audit log: every change through any door is recorded with the equivalent cmdlet line.
 
-Entries about other objects than connectors (queues, role groups, users, sign-in lockouts) have no connector
-GUID; ``record_command`` writes them.
+Entries about other objects than connectors (queues, role groups, users, servers, sign-in lockouts) have no
+connector GUID; ``record_command`` writes them. ``record_line`` is the one place that creates an entry.
 """
 
 from .models import AdminAuditLogEntry
@@ -64,11 +64,13 @@ def record_line(caller, cmdlet, object_name, command_line, connector_guid=None):
     )
 
 
-def record_command(caller, cmdlet, identity, parameters=None, *, connector=None):
-    """``Add-RoleGroupMember -Identity 'Organization Management' -Member david``: ``parameters`` maps
-    Exchange parameter names to values (booleans as ``$true``/``$false``); ``connector`` links the entry to one."""
-    line = [cmdlet, f"-Identity {quote(identity)}"]
+def record_command(caller, cmdlet, identity=None, parameters=None, *, object_name=None, connector=None):
+    """``Add-RoleGroupMember -Identity 'Organization Management' -Member david``: ``parameters`` maps Exchange
+    parameter names to values (booleans as ``$true``/``$false``). Without ``identity`` the entry is about
+    ``object_name`` (``New-ADUser -Name david``); ``connector`` links the entry to one."""
+    line = [cmdlet] if identity is None else [cmdlet, f"-Identity {quote(identity)}"]
     for name, value in (parameters or {}).items():
         shown = ("$true" if value else "$false") if isinstance(value, bool) else quote(value)
         line.append(f"-{name} {shown}")
-    return record_line(caller, cmdlet, identity, " ".join(line), connector.guid if connector else None)
+    name = identity if identity is not None else object_name
+    return record_line(caller, cmdlet, name, " ".join(line), connector.guid if connector else None)

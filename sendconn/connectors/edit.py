@@ -12,8 +12,6 @@ from django.contrib.auth.decorators import permission_required
 from django.core.exceptions import ValidationError
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
-from django.utils.http import urlencode
 from django.views.decorators.http import require_http_methods
 
 from sendconn.accounts import roles
@@ -29,6 +27,7 @@ from .forms import (
     TlsForm,
     place_service_errors,
 )
+from .views import list_url
 
 TABS = {"general": "General", "delivery": "Delivery", "scoping": "Scoping"}
 # Form prefix → the tab that shows the form.
@@ -71,10 +70,6 @@ def _forms_that_apply(forms):
     return list(forms.values())
 
 
-def _list_url(connector):
-    return f"{reverse('connectors:list')}?{urlencode({'selected': connector.guid})}"
-
-
 def _posted_tab(request, default):
     tab = request.POST.get("show_tab") or request.POST.get("tab")
     return tab if tab in TABS else default
@@ -106,15 +101,14 @@ def edit_connector(request, guid, tab):
                 for form in applying:
                     params.update(form.connector_params())
                 try:
-                    caller = services.Caller(request.user.username, "Web")
-                    saved = services.set_send_connector(caller, connector, **params)
+                    saved = services.set_send_connector(services.Caller.web(request), connector, **params)
                 except ValidationError as error:
                     page_errors = place_service_errors(applying, error)
                 else:
                     messages.success(request, f'The Send connector "{saved.connector.name}" was saved.')
                     for warning in saved.warnings:
                         messages.warning(request, warning)
-                    return redirect(_list_url(saved.connector))
+                    return redirect(list_url(saved.connector))
             # A form that doesn't apply is shown as typed, without its problems; the first tab with a problem opens.
             forms = {prefix: form if form in applying else form.redisplay() for prefix, form in forms.items()}
             tab = next((FORM_TABS[prefix] for prefix, form in forms.items() if form in applying and form.errors), tab)
@@ -127,6 +121,6 @@ def edit_connector(request, guid, tab):
             "tabs": TABS.items(),
             "forms": forms,
             "page_errors": page_errors,
-            "list_url": _list_url(connector),
+            "list_url": list_url(connector),
         },
     )

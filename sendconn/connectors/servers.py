@@ -88,15 +88,6 @@ def set_transport_service(caller, server, **limits):
             setattr(server, field, value)
         _validate_connection_limits(server)
         server.save(update_fields=list(limits))
-        given = "".join(
-            f" -{name} {format_unlimited(limits[field])}"
-            for field, name in CONNECTION_LIMITS.items()
-            if field in limits
-        )
-        audit.record_line(
-            caller,
-            "Set-TransportService",
-            server.name,
-            f"Set-TransportService -Identity {audit.quote(server.name)}{given}",
-        )
+        given = {name: format_unlimited(limits[field]) for field, name in CONNECTION_LIMITS.items() if field in limits}
+        audit.record_command(caller, "Set-TransportService", server.name, given)
     return server

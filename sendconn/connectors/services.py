@@ -3,13 +3,16 @@
 Parameters use the Python field names of ``SendConnector`` plus ``address_spaces``, ``smart_hosts``,
 ``source_transport_servers`` (lists of values, text or servers) and ``authentication_credential``
 (a ``Credential`` or None). Each call validates the complete resulting connector, saves it in one
-transaction and writes the admin audit log entry; on error nothing is saved.
+transaction and writes the admin audit log entry; on error nothing is saved, and a Set-SendConnector that
+changes nothing saves and audits nothing.
 """
 
 from dataclasses import dataclass, field
+from typing import Any, Self
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.http import HttpRequest
 
 from . import audit
 from .models import (
@@ -80,11 +83,17 @@ class Caller:
     username: str
     source: str = AdminAuditLogEntry.Source.WEB
 
+    @classmethod
+    def web(cls, request: HttpRequest) -> Self:
+        """The admin signed in to the console."""
+        return cls(request.user.username, AdminAuditLogEntry.Source.WEB)
+
 
 @dataclass
 class Saved:
     connector: SendConnector
-    warnings: list
+    warnings: list[str]
+    changed: bool = True  # False: the values given were the connector's already, so nothing was saved or audited
 
 
 def _normalise(params):
@@ -163,11 +172,7 @@ def _apply(state, params):
             state["smart_host_auth_mechanism"] = SmartHostAuthMechanism.NONE
         if "authentication_credential" not in params:
             state["auth_username"] = state["auth_password"] = ""
-    if state["smart_host_auth_mechanism"] in (
-        SmartHostAuthMechanism.NONE,
-        SmartHostAuthMechanism.EXCHANGE_SERVER,
-        SmartHostAuthMechanism.EXTERNAL_AUTHORITATIVE,
-    ):
+    if not SmartHostAuthMechanism.needs_credential(state["smart_host_auth_mechanism"]):
         if "authentication_credential" not in params:
             state["auth_username"] = state["auth_password"] = ""
     return state
@@ -205,7 +210,7 @@ def _save(connector, state):
     connector.source_transport_servers.set(state["source_transport_servers"])
 
 
-def new_state(usage=None, **given):
+def new_state(usage: str | None = None, **given: Any) -> dict[str, Any]:
     """The state a new connector gets: Exchange's defaults, the usage type's defaults, then ``given``."""
     usage = usage or Usage.CUSTOM
     state = {name: SendConnector._meta.get_field(name).get_default() for name in SCALAR_FIELDS}
@@ -224,7 +229,9 @@ def new_state(usage=None, **given):
     return _apply(state, given)
 
 
-def new_send_connector(caller, *, name, address_spaces, usage=None, **params):
+def new_send_connector(
+    caller: Caller, *, name: str, address_spaces: list, usage: str | None = None, **params: Any
+) -> Saved:
     """New-SendConnector: create a connector with Exchange's defaults for ``usage`` (Custom when omitted)."""
     if usage is not None and usage not in Usage.values:
         raise ValidationError(
@@ -243,8 +250,13 @@ def new_send_connector(caller, *, name, address_spaces, usage=None, **params):
     return Saved(connector, scoping_warnings(state))
 
 
-def set_send_connector(caller, connector, **params):
-    """Set-SendConnector: change the given properties; usage can't change after creation."""
+def set_send_connector(caller: Caller, connector: SendConnector, **params: Any) -> Saved:
+    """Set-SendConnector: change the given properties; usage can't change after creation.
+
+    Only the values that differ from the connector's count, whoever calls: the audit line names them (as the
+    EAC's dialog runs Set-SendConnector with what was changed), and when there are none nothing is saved or
+    audited, as Exchange's "no settings have been modified" (``Saved.changed`` is False).
+    """
     if "usage" in params:
         raise ValidationError({"usage": ["The usage type can only be set when the Send connector is created."]})
     given = _normalise(params)
@@ -252,16 +264,17 @@ def set_send_connector(caller, connector, **params):
         connector = SendConnector.objects.select_for_update().get(pk=connector.pk)
         identity = connector.name
         before = _state_of(connector)
+        changes = _changed(before, given)
+        if not changes:
+            return Saved(connector, [], changed=False)
         state = _apply(dict(before), given)
         validate_connector(state, existing=connector)
         _save(connector, state)
-        if caller.source == AdminAuditLogEntry.Source.WEB:
-            given = _changed(before, given)  # the EAC's dialog runs Set-SendConnector with what was changed
-        audit.record(caller, "Set-SendConnector", connector, given, identity=identity)
+        audit.record(caller, "Set-SendConnector", connector, changes, identity=identity)
     return Saved(connector, scoping_warnings(state))
 
 
-def remove_send_connector(caller, connector):
+def remove_send_connector(caller: Caller, connector: SendConnector) -> None:
     with transaction.atomic():
         audit.record(caller, "Remove-SendConnector", connector, {}, identity=connector.name)
         connector.delete()

@@ -19,18 +19,15 @@ from sendconn.accounts import roles
 from sendconn.observability import charts, flow
 
 from . import columns, selectors, services
-from .models import AdminAuditLogEntry, SendConnector
+from .models import SendConnector
 from .values import format_byte_quantity
 
 PAGE_SIZE = 50
 AUDIT_PAGE_SIZE = 50
 
 
-def _caller(request):
-    return services.Caller(request.user.username, AdminAuditLogEntry.Source.WEB)
-
-
-def _list_url(selected=None):
+def list_url(selected=None):
+    """The list page, opened on the page that shows ``selected`` (a connector), its details in the pane."""
     url = reverse("connectors:list")
     return f"{url}?{urlencode({'selected': selected.guid})}" if selected else url
 
@@ -110,22 +107,21 @@ def _back(request, connector):
     target = request.POST.get("next", "")
     if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
         return redirect(target)
-    return redirect(_list_url(connector))
+    return redirect(list_url(connector))
 
 
 def _set_enabled(request, guid, enabled):
     connector = get_object_or_404(SendConnector, guid=guid)
     state = "enabled" if enabled else "disabled"
-    if connector.enabled == enabled:
-        # A second click or a stale page: nothing to change, and nothing to log.
-        messages.info(request, f'The Send connector "{connector.name}" is already {state}.')
-        return _back(request, connector)
     try:
-        services.set_send_connector(_caller(request), connector, enabled=enabled)
+        saved = services.set_send_connector(services.Caller.web(request), connector, enabled=enabled)
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
     else:
-        messages.success(request, f'The Send connector "{connector.name}" was {state}.')
+        if saved.changed:
+            messages.success(request, f'The Send connector "{connector.name}" was {state}.')
+        else:  # a second click or a stale page
+            messages.info(request, f'The Send connector "{connector.name}" is already {state}.')
     return _back(request, connector)
 
 
@@ -147,10 +143,10 @@ def remove_connector(request, guid):
     connector = get_object_or_404(SendConnector, guid=guid)
     if request.method == "POST":
         name = connector.name
-        services.remove_send_connector(_caller(request), connector)
+        services.remove_send_connector(services.Caller.web(request), connector)
         messages.success(request, f'The Send connector "{name}" was removed.')
         return redirect("connectors:list")
-    return render(request, "connectors/remove.html", {"connector": connector, "cancel_url": _list_url(connector)})
+    return render(request, "connectors/remove.html", {"connector": connector, "cancel_url": list_url(connector)})
 
 
 @require_safe

@@ -6,6 +6,7 @@ table view. Values are what ``sendconn.connectors.properties`` produces (str, in
 
 import fnmatch
 import json
+from datetime import UTC
 
 FORMAT_ENUMERATION_LIMIT = 4  # PowerShell's $FormatEnumerationLimit: longer lists end in "..." in tables
 
@@ -16,6 +17,15 @@ class Record(dict):
     def __init__(self, properties, table=None):
         super().__init__(properties)
         self.table = tuple(table) if table else None
+
+
+def utc_text(moment):
+    """A date and time as the shell shows it: ISO 8601 in UTC to the millisecond, ``2026-11-27T09:05:00.000Z``;
+    None stays None (an empty property)."""
+    if moment is None:
+        return None
+    moment = moment.astimezone(UTC)
+    return f"{moment:%Y-%m-%dT%H:%M:%S}.{moment.microsecond // 1000:03d}Z"
 
 
 def select_properties(record, patterns):

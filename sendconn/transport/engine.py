@@ -223,6 +223,7 @@ class DeliveryEngine:
         self._thread = None
         self._heartbeat_at = 0.0
         self.keep_idle_for = KEEP_IDLE_FOR
+        self.clock = time.monotonic  # what an idle session's keep_idle_for is measured by (tests move their own)
         self.max_sessions = None  # this engine's share of MaxOutboundConnections (None: unlimited)
         self.max_per_destination = None  # and of MaxPerDomainOutboundConnections
 
@@ -538,7 +539,7 @@ class DeliveryEngine:
                         return job
                     if not connected or self._starved:
                         return None
-                    now = time.monotonic()
+                    now = self.clock()
                     if idle_since is None:
                         idle_since = now
                         destination.idle += 1

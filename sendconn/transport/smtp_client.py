@@ -40,6 +40,8 @@ from typing import Protocol
 from cryptography import x509
 from django.conf import settings
 
+from sendconn.connectors.models import SmartHostAuthMechanism
+
 from .addresses import validate_smtp_address
 
 QUIT_TIMEOUT = 2.0  # we don't wait long for 221 (Postfix doesn't wait at all)
@@ -217,7 +219,7 @@ class SessionOptions:
     require_tls: bool = False
     tls_auth_level: str = ""  # "" / EncryptionOnly / CertificateValidation / DomainValidation (with RequireTLS)
     tls_domain: str = ""  # DomainValidation: the name (or *.domain) the certificate must carry
-    auth_mechanism: str = "None"  # BasicAuth / BasicAuthRequireTLS send username + password
+    auth_mechanism: str = SmartHostAuthMechanism.NONE  # those that need a credential send username + password
     username: str = ""
     password: str = field(default="", repr=False)
     max_messages_per_connection: int = 20
@@ -233,7 +235,7 @@ class SessionOptions:
     def for_connector(cls, connector, server_fqdn, **overrides):
         """The connector's Fqdn (else the server's), ForceHELO, TLS and AUTH settings and reuse limits.
         Decrypts the smart-host password (CredentialKeyError if the key changed)."""
-        basic_auth = connector.smart_host_auth_mechanism in ("BasicAuth", "BasicAuthRequireTLS")
+        basic_auth = SmartHostAuthMechanism.needs_credential(connector.smart_host_auth_mechanism)
         values = dict(
             helo_name=connector.fqdn or server_fqdn,
             force_helo=connector.force_helo,
@@ -252,7 +254,7 @@ class SessionOptions:
 
     @property
     def basic_auth(self):
-        return self.auth_mechanism in ("BasicAuth", "BasicAuthRequireTLS")
+        return SmartHostAuthMechanism.needs_credential(self.auth_mechanism)
 
 
 class Transcript(Protocol):
@@ -516,7 +518,7 @@ class SmtpSession(_RemoteTarget):
 
     def _authenticate(self):
         options = self.options
-        if options.auth_mechanism == "BasicAuthRequireTLS" and self.tls is None:
+        if options.auth_mechanism == SmartHostAuthMechanism.BASIC_AUTH_REQUIRE_TLS and self.tls is None:
             self._fail(AUTH, cannot_connect("BasicAuthRequireTLS: TLS was not negotiated, credentials not sent", AUTH))
         offered = self.extensions.get("auth", "").upper().split()
         user, password = options.username, options.password

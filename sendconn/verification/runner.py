@@ -26,7 +26,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from sendconn.connectors.crypto import CredentialKeyError
-from sendconn.connectors.models import ProtocolLoggingLevel, TransportServer
+from sendconn.connectors.models import ProtocolLoggingLevel, SmartHostAuthMechanism, TransportServer
 from sendconn.connectors.servers import local_server
 from sendconn.observability import metrics
 from sendconn.transport.dns import DnsError, get_resolver, resolve_next_hop
@@ -267,7 +267,7 @@ class _Hop:
             mechanism = self.connector.smart_host_auth_mechanism
             reason = (
                 "No smart host authentication is configured."
-                if mechanism == "None"
+                if mechanism == SmartHostAuthMechanism.NONE
                 else f"{mechanism}: no SMTP authentication is sent."
             )
             self._save(self.steps[StepName.AUTHENTICATION], StepStatus.SKIPPED, reason)

@@ -15,7 +15,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_safe
 
 from sendconn.accounts import roles
-from sendconn.connectors.models import AdminAuditLogEntry, SendConnector
+from sendconn.connectors.models import SendConnector
 from sendconn.connectors.services import Caller
 
 from . import selectors, services
@@ -42,7 +42,7 @@ def verify_connector(request: HttpRequest, guid: uuid.UUID) -> HttpResponse:
     if request.method == "POST":
         form = VerifyForm(request.POST)
         if form.is_valid():
-            caller = Caller(request.user.username, AdminAuditLogEntry.Source.WEB)
+            caller = Caller.web(request)
             try:
                 run = services.start_verification(caller, connector, form.cleaned_data["recipients"])
             except ValidationError as error:

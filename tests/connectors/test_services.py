@@ -92,3 +92,25 @@ def test_remove_is_audited():
     remove_send_connector(SHELL, connector)
     assert not SendConnector.objects.exists()
     assert AdminAuditLogEntry.objects.first().command_line == "Remove-SendConnector -Identity Old"
+
+
+@pytest.mark.parametrize("source", ["Web", "Shell"])
+def test_a_set_that_changes_nothing_writes_and_audits_nothing_whoever_calls(source):
+    connector = new_send_connector(SHELL, name="To internet", address_spaces=["*"], comment="note").connector
+
+    saved = set_send_connector(Caller("admin", source), connector, enabled=True, comment="note", address_spaces=["*"])
+
+    assert saved.changed is False and saved.warnings == []
+    assert SendConnector.objects.get().changed_at == connector.changed_at
+    assert list(AdminAuditLogEntry.objects.values_list("cmdlet", flat=True)) == ["New-SendConnector"]
+
+
+@pytest.mark.parametrize("source", ["Web", "Shell"])
+def test_the_audit_line_names_what_changed_whoever_calls(source):
+    connector = new_send_connector(SHELL, name="To internet", address_spaces=["*"]).connector
+
+    saved = set_send_connector(Caller("admin", source), connector, enabled=True, port=2525)
+
+    assert saved.changed is True
+    entry = AdminAuditLogEntry.objects.filter(cmdlet="Set-SendConnector").get()
+    assert (entry.command_line, entry.source) == ("Set-SendConnector -Identity 'To internet' -Port 2525", source)

@@ -29,7 +29,8 @@ class ReceivedMessage(NamedTuple):
 
 
 class SmtpSink(Peer):
-    """An SMTP receiver. ``sessions`` counts TCP connections; ``messages`` holds accepted transactions.
+    """An SMTP receiver. ``sessions`` counts TCP connections, ``quits`` the QUITs; ``messages`` holds accepted
+    transactions.
 
     greeting_code: answer the connection with this code (e.g. 421, 554) and close it.
     rcpt_replies: {address or domain: "450 4.2.1 ..."}; other recipients are accepted.
@@ -93,6 +94,7 @@ class SmtpSink(Peer):
         self.hostname = hostname
         self.messages = []
         self.sessions = 0
+        self.quits = 0
         self.helo_names = []  # ("EHLO" | "HELO", name) per greeting command received
         self._controller = None
 
@@ -170,6 +172,10 @@ class SmtpSink(Peer):
                     return sink.helo_reply
                 session.host_name = hostname
                 return f"250 {sink.hostname}"
+
+            async def handle_QUIT(self, server, session, envelope):
+                sink.quits += 1
+                return "221 Bye"
 
             async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
                 lowered = address.lower()

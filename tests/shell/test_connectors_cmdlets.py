@@ -425,6 +425,21 @@ def test_set_without_changes_warns(cmdlet, make_connector):
     assert AdminAuditLogEntry.objects.count() == 1
 
 
+def test_set_to_the_values_it_has_warns_and_audits_nothing(cmdlet, make_connector):
+    make_connector("To internet", port=25)
+    result = cmdlet('Set-SendConnector "To internet" -Enabled $true -Port 25')
+    assert (result.status, result.err) == (
+        0,
+        "WARNING: The command completed successfully but no settings of 'To internet' have been modified.\n",
+    )
+    assert AdminAuditLogEntry.objects.count() == 1  # the connector's creation
+
+    assert cmdlet('Set-SendConnector "To internet" -Enabled $true -Port 2525').status == 0
+    assert AdminAuditLogEntry.objects.filter(cmdlet="Set-SendConnector").get().command_line == (
+        "Set-SendConnector -Identity 'To internet' -Port 2525"  # what changed
+    )
+
+
 def test_pipeline_into_set(cmdlet, make_connector):
     make_connector("A")
     make_connector("B")

@@ -1,12 +1,12 @@
 """What the shell prints: the default table, Format-List, Format-Table, Select-Object and ConvertTo-Json."""
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 from sendconn.connectors.models import SendConnector
 from sendconn.connectors.servers import register_transport_server
 from sendconn.connectors.services import Credential
-from sendconn.shell.output import Record, convert_to_json, format_list, format_table, render
+from sendconn.shell.output import Record, convert_to_json, format_list, format_table, render, utc_text
 
 
 def test_table_pads_columns_and_underlines_each_header():
@@ -48,6 +48,12 @@ def test_json_is_an_object_for_one_and_an_array_for_several():
     assert json.loads("\n".join(convert_to_json([one, one]))) == [dict(one), dict(one)]
     assert convert_to_json([]) == ["[]"]
     assert convert_to_json([one], compress=True) == ['{"Enabled":true,"Port":25,"Fqdn":null}']
+
+
+def test_every_date_and_time_shows_in_utc_to_the_millisecond():
+    paris = timezone(timedelta(hours=1))
+    assert utc_text(datetime(2026, 11, 27, 10, 5, 0, 123456, tzinfo=paris)) == "2026-11-27T09:05:00.123Z"
+    assert utc_text(None) is None
 
 
 def test_objects_without_a_view_are_a_table_up_to_four_properties_else_a_list():

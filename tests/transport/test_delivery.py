@@ -7,7 +7,6 @@ listens on the same port, the connector's Port.
 
 import email
 import socket
-import time
 from datetime import timedelta
 from email import policy
 
@@ -24,6 +23,7 @@ from sendconn.transport.models import Message, Recipient, RecipientStatus, Track
 from sendconn.transport.outcomes import retry_interval
 from sendconn.transport.queueing import queue_message
 from tests.peers import free_port
+from tests.peers.servers import wait_until
 from tests.peers.transcripts import iter_sessions
 
 pytestmark = pytest.mark.django_db
@@ -447,15 +447,32 @@ def test_a_connector_without_protocol_logging_writes_none(internet, sink, port, 
     assert not list(log_dirs.SENDCONN_PROTOCOL_LOG_DIR.glob("SEND*.log"))
 
 
+class Clock:
+    """A monotonic clock that stands still until the test moves it."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+    def advance(self, seconds):
+        self.now += seconds
+
+
 def test_an_open_connection_waits_briefly_for_the_next_task_of_its_next_hop(internet, sink, port, monkeypatch):
-    monkeypatch.setattr(get_engine(), "keep_idle_for", 0.2)
+    clock = Clock()
+    engine = get_engine()
+    monkeypatch.setattr(engine, "clock", clock)  # however long the machine takes between the deliveries
+    monkeypatch.setattr(engine, "keep_idle_for", 0.2)  # with the clock still, also how often idle sessions look
     server = sink("127.0.0.5", port=port)
     for batch in ("first", "second"):
         queue_message(SENDER, [f"{batch}@implicit.test"], CONTENT)
         deliver(internet, "implicit.test")
     assert (len(server.messages), server.sessions) == (2, 1)
 
-    time.sleep(1)  # longer than the cache keeps it: closed (QUIT) by the reaper
+    clock.advance(1)  # longer than the cache keeps it: closed (QUIT) by the reaper
+    wait_until("the idle session's QUIT", lambda: server.quits == 1, timeout=10)
     queue_message(SENDER, ["third@implicit.test"], CONTENT)
     deliver(internet, "implicit.test")
 

@@ -15,17 +15,12 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_safe
 
 from sendconn.accounts import roles
-from sendconn.connectors.models import AdminAuditLogEntry
 from sendconn.connectors.services import Caller
 from sendconn.transport.queues import selectors, services
 from sendconn.transport.queues.objects import QUEUE_STATUSES, QueueError, QueueNotFound
 
 PAGE_SIZE = 50
 MESSAGE_PAGE_SIZE = 50
-
-
-def _caller(request):
-    return Caller(request.user.username, AdminAuditLogEntry.Source.WEB)
 
 
 def _queue_or_404(identity):
@@ -156,7 +151,7 @@ def queue_action(request, identity, action):
     queue = _queue_or_404(identity)
     question, act, done = QUEUE_ACTIONS[action]
     if request.method == "POST":
-        _run(request, queue, lambda: act(_caller(request), queue), done)
+        _run(request, queue, lambda: act(Caller.web(request), queue), done)
         return redirect(_back_to(queue.identity))
     return render(
         request,
@@ -179,7 +174,7 @@ def message_action(request, identity, message_id, action):
     question, act, done = MESSAGE_ACTIONS[action]
     if request.method == "POST":
         options = {"with_ndr": request.POST.get("with_ndr") != "no"} if action == "remove" else {}
-        _run(request, message, lambda: act(_caller(request), message, **options), done)
+        _run(request, message, lambda: act(Caller.web(request), message, **options), done)
         return redirect(_back_to(message.queue.identity))
     return render(
         request,

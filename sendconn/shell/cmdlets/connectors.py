@@ -299,17 +299,17 @@ def set_send_connector(invocation):
     for field, value in arguments.items():
         if isinstance(value, ListChange):
             arguments[field] = apply_change(connector, field, value)
-    if not arguments:
-        invocation.session.warn(
-            f"The command completed successfully but no settings of '{connector.name}' have been modified."
-        )
-        return []
 
     def write():
         return services.set_send_connector(invocation.session.caller, connector, **arguments)
 
     if invocation.should_process(f'Configuring Send connector "{connector.name}".', rehearse=write):
-        report_warnings(invocation, write())
+        saved = write()
+        if not saved.changed:
+            invocation.session.warn(
+                f"The command completed successfully but no settings of '{connector.name}' have been modified."
+            )
+        report_warnings(invocation, saved)
     return []
 
 

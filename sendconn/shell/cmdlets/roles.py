@@ -5,9 +5,8 @@ from functools import partial
 
 from sendconn.accounts import lockouts, selectors, services
 
-from ..output import Record
+from ..output import Record, utc_text
 from ..registry import CmdletError, Parameter, cmdlet, switch, text
-from .servers import _utc
 
 ROLE_GROUP = Parameter("Identity", text, mandatory=True, position=0)
 MEMBER = Parameter("Member", text, mandatory=True, pipeline=True)
@@ -59,8 +58,8 @@ def get_sign_in_lockout(invocation):
                 "Kind": lockouts.PARAMETER[lockout.kind],
                 "Identity": lockout.value,
                 "FailedAttempts": lockout.failures,
-                "LastFailure": _utc(lockout.last_failure),
-                "LockedUntil": _utc(lockout.ends_at),
+                "LastFailure": utc_text(lockout.last_failure),
+                "LockedUntil": utc_text(lockout.ends_at),
             },
             table=("Kind", "Identity", "FailedAttempts", "LockedUntil"),
         )

@@ -6,12 +6,8 @@ from django.db.models import Q
 from sendconn.connectors import selectors, values
 from sendconn.connectors.servers import CONNECTION_LIMITS, local_server, set_transport_service
 
-from ..output import Record
+from ..output import Record, utc_text
 from ..registry import CmdletError, Parameter, cmdlet, parsed, text
-
-
-def _utc(moment):
-    return moment.strftime("%Y-%m-%dT%H:%M:%S") if moment else None
 
 
 def server_record(server):
@@ -21,8 +17,8 @@ def server_record(server):
             "Site": server.site,
             "Fqdn": server.fqdn,
             "Identity": server.name,
-            "WhenCreatedUTC": _utc(server.registered_at),
-            "LastSeenUTC": _utc(server.last_seen_at),
+            "WhenCreatedUTC": utc_text(server.registered_at),
+            "LastSeenUTC": utc_text(server.last_seen_at),
             **{name: values.format_unlimited(getattr(server, field)) for field, name in CONNECTION_LIMITS.items()},
         },
         table=("Name", "Site", "Fqdn"),

@@ -15,7 +15,7 @@ from sendconn.transport.queues import services as queue_services
 from sendconn.transport.queues.objects import QueueError, QueueNotFound
 from sendconn.transport.routing import Router, recipient_domain
 
-from ..output import Record
+from ..output import Record, utc_text
 from ..registry import (
     CmdletError,
     Parameter,
@@ -116,11 +116,6 @@ def test_send_connector_route(invocation):
     ]
 
 
-def _utc(moment):
-    moment = moment.astimezone(UTC)
-    return f"{moment:%Y-%m-%dT%H:%M:%S}.{moment.microsecond // 1000:03d}Z"
-
-
 # Tracking log field → Get-MessageTrackingLog property, in the order Exchange lists them.
 PROPERTY_NAMES = {
     "date-time": "Timestamp",
@@ -147,7 +142,7 @@ PROPERTY_NAMES = {
 def tracking_record(event):
     fields = tracking.log_fields(event)
     properties = {name: fields.get(field) for field, name in PROPERTY_NAMES.items()}
-    properties["Timestamp"] = _utc(event.timestamp)
+    properties["Timestamp"] = utc_text(event.timestamp)
     properties["Recipients"] = [event.recipient]  # multi-valued in Exchange
     properties["RecipientStatus"] = [event.recipient_status] if event.recipient_status else []
     return Record(properties, table=("EventId", "Source", "Sender", "Recipients", "MessageSubject"))
@@ -206,10 +201,6 @@ QUEUE_IDENTITY = Parameter("Identity", text, position=0, pipeline=True)
 QUEUE_FILTER = Parameter("Filter", text)
 
 
-def _when(moment):
-    return _utc(moment) if moment else None
-
-
 def _double(value):
     """A System.Double as PowerShell prints it: 0, not 0.0."""
     return int(value) if value == int(value) else value
@@ -224,8 +215,8 @@ def queue_record(queue):
         queue.status,
         queue.message_count,
         queue.last_error,
-        _when(queue.last_retry_time),
-        _when(queue.next_retry_time),
+        utc_text(queue.last_retry_time),
+        utc_text(queue.next_retry_time),
         _double(queue.incoming_rate),
         _double(queue.outgoing_rate),
         _double(queue.velocity),
@@ -244,8 +235,8 @@ def message_record(message):
             "Size": format_byte_quantity(message.size),
             "MessageSourceName": message.message_source_name,
             "SourceIP": message.source_ip,
-            "DateReceived": _when(message.date_received),
-            "ExpirationTime": _when(message.expiration_time),
+            "DateReceived": utc_text(message.date_received),
+            "ExpirationTime": utc_text(message.expiration_time),
             "LastError": message.last_error,
             "RetryCount": message.retry_count,
             "Recipients": [row.address for row in message.recipients],
