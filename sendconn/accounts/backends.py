@@ -116,7 +116,7 @@ class DirectoryBackend(LDAPBackend):
 def _read_groups_before_saving(sender, ldap_user, **kwargs):
     """Read the user's groups while django-auth-ldap still turns a failure into a refused sign-in that saves
     nothing; they are kept for the rest of the sign-in."""
-    ldap_user.group_dns
+    _ = ldap_user.group_dns  # the property reads them from the directory once and caches them
 
 
 @receiver(ldap_error, sender=DirectoryBackend)

@@ -64,7 +64,7 @@ def format_table(records, columns=None):
     def line(cells):
         return " ".join(
             cell.rjust(width) if align_right else cell.ljust(width)
-            for cell, width, align_right in zip(cells, widths, right)
+            for cell, width, align_right in zip(cells, widths, right, strict=True)
         ).rstrip()
 
     return ["", line(columns), line(["-" * len(column) for column in columns]), *(line(row) for row in rows), ""]

@@ -140,7 +140,7 @@ def iter_rows(path):
                 if values[0].startswith("#Fields: "):
                     fields = (values[0].removeprefix("#Fields: "), *values[1:])
                 continue
-            yield dict(zip(fields, values))
+            yield dict(zip(fields, values, strict=False))  # a row cut short keeps the fields it has
 
 
 def sequence_number(row):

@@ -183,7 +183,7 @@ def queue_messages(submissions, received_by=None, *, router=None):
         messages = [message for message, _ in prepared]
         statements.insert(messages, returning_ids=True)
         rows, events = [], []
-        for (message, routed), submission in zip(prepared, submissions):
+        for (message, routed), submission in zip(prepared, submissions, strict=True):
             receive_source = TrackingSource.DSN if submission.is_dsn else TrackingSource.SMTP
             for address, domain, route in routed:
                 rows.append(_recipient_row(message, address, domain, route, now))

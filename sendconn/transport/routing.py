@@ -101,7 +101,7 @@ def _smart_host_set(connector_id):
 
 def _loss_reason(loser, winner):
     """The first rule, in Exchange's order, on which ``loser`` ranks below ``winner``."""
-    for position, (theirs, ours) in enumerate(zip(loser.rank, winner.rank)):
+    for position, (theirs, ours) in enumerate(zip(loser.rank, winner.rank, strict=True)):
         if theirs == ours:
             continue
         if position <= 1:

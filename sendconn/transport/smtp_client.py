@@ -607,7 +607,7 @@ class SmtpSession(_RemoteTarget):
                 return self._closing({address: mail_reply for address in recipients}, mail_reply), {}, None
             overflow = {}
             accepted = []
-            for address, reply in zip(recipients, rcpt_replies):
+            for address, reply in zip(recipients, rcpt_replies, strict=True):
                 if reply.code == 452:
                     overflow[address] = reply
                 elif reply.is_success:

@@ -273,7 +273,7 @@ class QueueWriter:
                     outcomes = await asyncio.get_running_loop().run_in_executor(self._thread, self._write, submissions)
                 except Exception as error:  # the writer thread itself failed
                     outcomes = [error] * len(batch)
-                for (_, future), outcome in zip(batch, outcomes):
+                for (_, future), outcome in zip(batch, outcomes, strict=True):
                     if future.done():
                         continue  # the session went away while its message was written
                     if isinstance(outcome, Exception):

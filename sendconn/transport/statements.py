@@ -42,7 +42,7 @@ def insert(objects, *, returning_ids=False):
             cursor.executemany(sql, rows)
             return
         returning, params = db.ops.return_insert_columns([model._meta.pk])
-        for obj, row in zip(objects, rows):
+        for obj, row in zip(objects, rows, strict=True):
             cursor.execute(f"{sql} {returning}", [*row, *params])
             obj.pk = db.ops.fetch_returned_insert_columns(cursor, params)[0]
             obj._state.adding, obj._state.db = False, db.alias

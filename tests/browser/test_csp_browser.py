@@ -1,7 +1,6 @@
 """The Content-Security-Policy: every page of the console, as Organization Management, works in Chromium with only
 the console's own scripts and styles (htmx included); any violation Chromium reports in the console fails."""
 
-
 import pytest
 from django.contrib.auth.models import Group
 from django.urls import reverse
