@@ -7,6 +7,7 @@ says or however unreachable it is.
 """
 
 import logging
+from typing import Any
 
 import ldap
 from django.conf import settings
@@ -65,6 +66,8 @@ def normal_dn(dn):
 class DirectoryBackend(LDAPBackend):
     """Users found in LDAP / Active Directory with the SENDCONN_LDAP_* settings; their password is checked by a
     bind as them."""
+
+    _settings: Any  # django-auth-ldap's LDAPSettings, built on first use
 
     @property
     def settings(self):

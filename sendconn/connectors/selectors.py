@@ -2,24 +2,24 @@
 
 import uuid
 
-from django.db.models import Prefetch, Q, Value
+from django.db.models import Prefetch, Q, QuerySet, Value
 from django.db.models.functions import Lower
 
 from .models import AdminAuditLogEntry, SendConnector, TransportServer
 
 
-def connectors_with_details():
+def connectors_with_details() -> QuerySet[SendConnector]:
     """Connectors with everything Get-SendConnector shows, prefetched: 4 queries however many rows."""
     return SendConnector.objects.prefetch_related("address_spaces", "smart_hosts", "source_transport_servers")
 
 
-def _named_like(connectors, query):
+def _named_like(connectors: QuerySet[SendConnector], query: str | None) -> QuerySet[SendConnector]:
     """The list's search box: names containing ``query``, ignoring case."""
     query = (query or "").strip()
     return connectors.filter(name__icontains=query) if query else connectors
 
 
-def connector_rows(query=""):
+def connector_rows(query: str | None = "") -> QuerySet[SendConnector]:
     """The list page's rows: searched by name, sorted as the EAC sorts (ignoring case), with what each row shows.
 
     The prefetches go to plain lists (``address_space_list``, ``smart_host_list``): 3 queries per page, and
@@ -32,7 +32,7 @@ def connector_rows(query=""):
     return _named_like(connectors, query).order_by(Lower("name"))
 
 
-def position_of(connectors, guid):
+def position_of(connectors: QuerySet[SendConnector], guid: uuid.UUID | str) -> int | None:
     """Zero-based place of connector ``guid`` in ``connector_rows()``; None when it isn't among them.
 
     Lets the list open on the page that shows a connector just created or changed (2 queries).
@@ -45,7 +45,7 @@ def position_of(connectors, guid):
     return connectors.alias(sort_name=Lower("name")).filter(sort_name__lt=Lower(Value(name))).count()
 
 
-def split_server_identity(identity):
+def split_server_identity(identity: str) -> tuple[str | None, str]:
     """``EX01\\To internet`` → ("EX01", "To internet"); without a server part → (None, identity).
 
     Exchange accepts ``Server\\Connector`` identities; Send connectors belong to the organisation, so the server
@@ -57,11 +57,11 @@ def split_server_identity(identity):
     return server.strip(), name.strip()
 
 
-def is_transport_server(name):
+def is_transport_server(name: str) -> bool:
     return TransportServer.objects.filter(Q(name__iexact=name) | Q(fqdn__iexact=name)).exists()
 
 
-def get_connector(identity):
+def get_connector(identity: str) -> SendConnector | None:
     """By name (case-insensitive), GUID or ``Server\\Name``, as Exchange's -Identity; None when there is none."""
     connectors = connectors_with_details()
     server, identity = split_server_identity(identity)
@@ -76,9 +76,9 @@ def get_connector(identity):
     return found
 
 
-def transport_servers():
+def transport_servers() -> QuerySet[TransportServer]:
     return TransportServer.objects.all()
 
 
-def audit_log_for(connector):
+def audit_log_for(connector: SendConnector) -> QuerySet[AdminAuditLogEntry]:
     return AdminAuditLogEntry.objects.filter(connector_guid=connector.guid)

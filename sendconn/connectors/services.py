@@ -6,10 +6,13 @@ Parameters use the Python field names of ``SendConnector`` plus ``address_spaces
 transaction and writes the admin audit log entry; on error nothing is saved.
 """
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Field
 
 from . import audit
 from .models import (
@@ -84,10 +87,10 @@ class Caller:
 @dataclass
 class Saved:
     connector: SendConnector
-    warnings: list
+    warnings: list[str]
 
 
-def _normalise(params):
+def _normalise(params: dict[str, Any]) -> dict[str, Any]:
     unknown = set(params) - SETTABLE
     if unknown:
         raise TypeError(f"unknown Send connector parameters: {sorted(unknown)}")
@@ -124,7 +127,7 @@ def _normalise(params):
     return params
 
 
-def _state_of(connector):
+def _state_of(connector: SendConnector) -> dict[str, Any]:
     state = {name: getattr(connector, name) for name in SCALAR_FIELDS}
     state["address_spaces"] = [
         AddressSpaceValue(space.address_type, space.domain, space.cost) for space in connector.address_spaces.all()
@@ -136,7 +139,7 @@ def _state_of(connector):
     return state
 
 
-def _changed(before, params):
+def _changed(before: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
     """``params`` without the values the connector already had."""
     changed = {
         key: value for key, value in params.items() if key != "authentication_credential" and before[key] != value
@@ -149,7 +152,7 @@ def _changed(before, params):
     return changed
 
 
-def _apply(state, params):
+def _apply(state: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
     state.update({key: value for key, value in params.items() if key != "authentication_credential"})
     if "authentication_credential" in params:
         credential = params["authentication_credential"]
@@ -173,7 +176,7 @@ def _apply(state, params):
     return state
 
 
-def _save(connector, state):
+def _save(connector: SendConnector, state: dict[str, Any]) -> None:
     for name in SCALAR_FIELDS:
         setattr(connector, name, state[name])
     connector.auth_username = state["auth_username"]
@@ -205,10 +208,12 @@ def _save(connector, state):
     connector.source_transport_servers.set(state["source_transport_servers"])
 
 
-def new_state(usage=None, **given):
+def new_state(usage: str | None = None, **given: Any) -> dict[str, Any]:
     """The state a new connector gets: Exchange's defaults, the usage type's defaults, then ``given``."""
     usage = usage or Usage.CUSTOM
-    state = {name: SendConnector._meta.get_field(name).get_default() for name in SCALAR_FIELDS}
+    state = {  # scalar fields are concrete fields
+        name: cast("Field[Any, Any]", SendConnector._meta.get_field(name)).get_default() for name in SCALAR_FIELDS
+    }
     state.update(
         usage=usage,
         address_spaces=[],
@@ -224,7 +229,14 @@ def new_state(usage=None, **given):
     return _apply(state, given)
 
 
-def new_send_connector(caller, *, name, address_spaces, usage=None, **params):
+def new_send_connector(
+    caller: Caller,
+    *,
+    name: str,
+    address_spaces: Iterable[AddressSpaceValue | str],
+    usage: str | None = None,
+    **params: Any,
+) -> Saved:
     """New-SendConnector: create a connector with Exchange's defaults for ``usage`` (Custom when omitted)."""
     if usage is not None and usage not in Usage.values:
         raise ValidationError(
@@ -243,7 +255,7 @@ def new_send_connector(caller, *, name, address_spaces, usage=None, **params):
     return Saved(connector, scoping_warnings(state))
 
 
-def set_send_connector(caller, connector, **params):
+def set_send_connector(caller: Caller, connector: SendConnector, **params: Any) -> Saved:
     """Set-SendConnector: change the given properties; usage can't change after creation."""
     if "usage" in params:
         raise ValidationError({"usage": ["The usage type can only be set when the Send connector is created."]})
@@ -261,7 +273,7 @@ def set_send_connector(caller, connector, **params):
     return Saved(connector, scoping_warnings(state))
 
 
-def remove_send_connector(caller, connector):
+def remove_send_connector(caller: Caller, connector: SendConnector) -> None:
     with transaction.atomic():
         audit.record(caller, "Remove-SendConnector", connector, {}, identity=connector.name)
         connector.delete()

@@ -233,7 +233,7 @@ class NewSendConnectorWizard(SessionWizardView):
         messages.success(self.request, f'The Send connector "{connector.name}" was created.')
         for warning in saved.warnings:
             messages.warning(self.request, warning)
-        return redirect(f"{reverse('connectors:list')}?{urlencode({'selected': connector.guid})}")
+        return redirect(f"{reverse('connectors:list')}?{urlencode({'selected': str(connector.guid)})}")
 
     def _render_refusal(self, form_dict, error):
         """Show the service's refusal on the first page it concerns; what no field shows goes on top."""

@@ -97,8 +97,8 @@ def convert_to_json(objects, compress=False):
 
 def render(objects):
     """The lines PowerShell's Out-Default would print for a pipeline's output."""
-    lines = []
-    batch = []
+    lines: list[str] = []
+    batch: list[Record] = []
 
     def flush():
         if not batch:
