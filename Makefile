@@ -8,11 +8,12 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 
-.PHONY: help run test bench
+.PHONY: help run test lint bench
 
 help:
 	@echo "make run    install into $(VENV), migrate, then start web (http://127.0.0.1:8000), worker, sweeper, smtpd"
 	echo "make test   install the test extras and run the whole test suite"
+	echo "make lint   install the lint extras and run ruff (lint and format check) and mypy"
 	echo "make bench  run the benchmarks in bench/"
 
 $(BIN)/python:
@@ -26,6 +27,10 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
 	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+$(VENV)/.installed-lint: pyproject.toml $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[lint]'
 	touch $@
 
 # Embedded mode needs no configuration: SQLite and the broker live in $SENDCONN_VAR_DIR (default var/), and a
@@ -48,6 +53,13 @@ run: $(VENV)/.installed
 
 test: $(VENV)/.installed-test
 	$(BIN)/pytest
+
+LINTED := sendconn tests bench manage.py
+
+lint: $(VENV)/.installed-lint
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
+	$(BIN)/mypy sendconn
 
 bench: $(VENV)/.installed-test  # the benches reuse the tests' loopback peers
 	@shopt -s nullglob

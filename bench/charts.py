@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -167,9 +168,9 @@ def measure(runs):
     for page, name in (("dashboard", None), ("connector page", "To partners")):
         drawn = data(name)
         print(
-            f"{page}: chart data {median_ms(lambda: data(name), runs):.1f} ms, "
-            f"SVG {median_ms(lambda: svg(drawn), runs):.1f} ms; "
-            f"the same from the events: {median_ms(lambda: from_events(name), 3):.0f} ms"
+            f"{page}: chart data {median_ms(partial(data, name), runs):.1f} ms, "
+            f"SVG {median_ms(partial(svg, drawn), runs):.1f} ms; "
+            f"the same from the events: {median_ms(partial(from_events, name), 3):.0f} ms"
         )
     print("\nplan, dashboard mail flow:\n" + plan(flow.outcome_counts(since)))
     print("\nplan, connector page mail flow:\n" + plan(flow.outcome_counts(since, "To partners")))

@@ -10,6 +10,7 @@ import os
 import socket
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from csp.constants import NONE, SELF
@@ -113,7 +114,7 @@ def env_role_groups(name):
 
     Split at the first ``=`` only: a directory group is often a DN, full of them.
     """
-    mapping = {}
+    mapping: dict[str, list[str]] = {}
     for item in os.environ.get(name, "").split(";"):
         role_group, _, directory_group = (part.strip() for part in item.partition("="))
         if not item.strip():
@@ -362,7 +363,7 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     CELERY_BROKER_URL = "filesystem://localhost//"
     CELERY_BROKER_TRANSPORT = "sendconn.broker:FilesystemTransport"  # messages that appear whole (see there)
     _broker_dir = VAR_DIR / "broker"
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),

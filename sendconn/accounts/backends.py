@@ -7,6 +7,7 @@ says or however unreachable it is.
 """
 
 import logging
+from typing import Any
 
 import ldap
 from django.conf import settings
@@ -66,6 +67,8 @@ class DirectoryBackend(LDAPBackend):
     """Users found in LDAP / Active Directory with the SENDCONN_LDAP_* settings; their password is checked by a
     bind as them."""
 
+    _settings: Any  # django-auth-ldap's LDAPSettings, built on first use
+
     @property
     def settings(self):
         if self._settings is None:
@@ -116,7 +119,7 @@ class DirectoryBackend(LDAPBackend):
 def _read_groups_before_saving(sender, ldap_user, **kwargs):
     """Read the user's groups while django-auth-ldap still turns a failure into a refused sign-in that saves
     nothing; they are kept for the rest of the sign-in."""
-    ldap_user.group_dns
+    _ = ldap_user.group_dns  # the property reads them from the directory once and caches them
 
 
 @receiver(ldap_error, sender=DirectoryBackend)

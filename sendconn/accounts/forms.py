@@ -1,5 +1,7 @@
 """Forms of sign-in and of the permissions page (a role group's new member, a new user)."""
 
+from typing import cast
+
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
@@ -14,7 +16,7 @@ class AddMemberForm(forms.Form):
     def __init__(self, *args, group, **kwargs):
         super().__init__(*args, **kwargs)
         members = set(group.user_set.values_list("pk", flat=True))
-        self.fields["member"].choices = [("", "Select a user")] + [
+        cast(forms.ChoiceField, self.fields["member"]).choices = [("", "Select a user")] + [
             (user.username, user.username) for user in users() if user.pk not in members
         ]
 

@@ -45,7 +45,7 @@ def role_groups():
     members = Prefetch("user_set", queryset=get_user_model().objects.order_by("username"), to_attr="members")
     groups = {group.name: group for group in Group.objects.filter(name__in=ROLE_GROUPS).prefetch_related(members)}
     for name, group in groups.items():
-        group.description = ROLE_GROUP_DESCRIPTIONS[name]
+        group.description = ROLE_GROUP_DESCRIPTIONS[name]  # type: ignore[attr-defined]  # for the page
     return [groups[name] for name in ROLE_GROUPS if name in groups]
 
 

@@ -12,7 +12,7 @@ class CredentialKeyError(Exception):
 
 
 def _fernet():
-    key = settings.SENDCONN_CREDENTIAL_KEY
+    key: str | bytes = settings.SENDCONN_CREDENTIAL_KEY
     if not key:
         # Derive a stable key from SECRET_KEY so the embedded mode needs no extra setting.
         digest = hashlib.sha256(("sendconn-credentials:" + settings.SECRET_KEY).encode()).digest()

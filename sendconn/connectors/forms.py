@@ -9,9 +9,11 @@ the button that was pressed and returns the form to show again, without saving o
 """
 
 import re
+from typing import Any, cast
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.http import QueryDict
 
 from . import selectors
 from .models import MB, ProtocolLoggingLevel, SmartHostAuthMechanism, TlsAuthLevel, Usage
@@ -91,14 +93,14 @@ class ConnectorForm(forms.Form):
     """What every page of the wizard and tab of the edit dialog shares."""
 
     # Service ValidationError key → the field here that shows the message.
-    service_fields = {}
+    service_fields: dict[str, str] = {}
     # Submit buttons that edit a list in place (their names aren't prefixed: one list per button name).
-    list_buttons = ()
+    list_buttons: tuple[str, ...] = ()
     # Extra keyword arguments the form takes; a re-shown copy gets the same ones.
-    option_names = ()
+    option_names: tuple[str, ...] = ()
 
     def __init__(self, *args, **kwargs):
-        self.options = {name: kwargs.pop(name, None) for name in self.option_names}
+        self.options: dict[str, Any] = {name: kwargs.pop(name, None) for name in self.option_names}
         super().__init__(*args, **kwargs)
         self.open_dialog = None  # the dialog to show open after an Add/Edit button
 
@@ -119,7 +121,7 @@ class ConnectorForm(forms.Form):
         """Apply the pressed Add/Edit/Remove button, if any; return the form to show again, else None."""
         for button in self.list_buttons:
             if button in self.data:
-                data = self.data.copy()
+                data = cast(QueryDict, self.data).copy()  # bound: a QueryDict
                 errors, open_dialog = getattr(self, button)(data, self.data[button])
                 return self.redisplay(data, errors, open_dialog)
         return None
@@ -253,7 +255,8 @@ class NetworkSettingsForm(ConnectorForm):
         return _parse_each(self.cleaned_data["smart_hosts"], parse_smart_host)
 
     def clean(self):
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         if cleaned.get("routing") == SMART_HOSTS and "smart_hosts" in cleaned and not cleaned["smart_hosts"]:
             self.add_error("smart_hosts", "Add at least one smart host.")
         self._refuse_unsaved("new_smart_host", "smart host")
@@ -329,7 +332,8 @@ class SmartHostAuthenticationForm(ConnectorForm):
         return bool(self.options["stored_credential"] and self.options["stored_credential"].password)
 
     def clean(self):
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         mechanism = cleaned.get("smart_host_auth_mechanism")
         if SmartHostAuthMechanism.needs_credential(mechanism):
             label = SmartHostAuthMechanism(mechanism).label
@@ -414,7 +418,8 @@ class AddressSpaceForm(ConnectorForm):
         return spaces
 
     def clean(self):
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         self._refuse_unsaved("space_domain", "domain")
         return cleaned
 
@@ -431,7 +436,7 @@ class AddressSpaceForm(ConnectorForm):
             try:
                 rows.append(parse_address_space(text))
             except ValidationError:
-                rows.append(AddressSpaceValue("", text, ""))
+                rows.append(AddressSpaceValue("", text, ""))  # type: ignore[arg-type]  # no cost to show
         return rows
 
     @property
@@ -530,7 +535,9 @@ class SourceServerForm(ConnectorForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.servers = list(selectors.transport_servers())
-        self.fields["selected_servers"].choices = [(server.name, server.name) for server in self.servers]
+        cast(forms.ChoiceField, self.fields["selected_servers"]).choices = [
+            (server.name, server.name) for server in self.servers
+        ]
 
     @classmethod
     def initial_for(cls, connector):
@@ -632,7 +639,8 @@ class GeneralForm(ConnectorForm):
         return validate_host_name(fqdn) if fqdn else ""
 
     def clean(self):
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         if cleaned.get("no_size_limit"):
             cleaned["max_message_size"] = None
         elif not re.fullmatch(r"\d+(\.\d+)?", cleaned.get("max_message_size", "").strip()):

@@ -5,6 +5,7 @@ Field names are Python's; Exchange's property names live in ``properties.py``.
 
 import uuid
 from datetime import timedelta
+from typing import TypeGuard
 
 from django.db import models
 from django.db.models.functions import Lower
@@ -31,7 +32,7 @@ class SmartHostAuthMechanism(models.TextChoices):
     EXTERNAL_AUTHORITATIVE = "ExternalAuthoritative", "Externally secured"
 
     @classmethod
-    def needs_credential(cls, value):
+    def needs_credential(cls, value: object) -> TypeGuard[str]:
         return value in (cls.BASIC_AUTH, cls.BASIC_AUTH_REQUIRE_TLS)
 
 

@@ -13,13 +13,13 @@ def connectors_with_details() -> QuerySet[SendConnector]:
     return SendConnector.objects.prefetch_related("address_spaces", "smart_hosts", "source_transport_servers")
 
 
-def _named_like(connectors, query):
+def _named_like(connectors: QuerySet[SendConnector], query: str | None) -> QuerySet[SendConnector]:
     """The list's search box: names containing ``query``, ignoring case."""
     query = (query or "").strip()
     return connectors.filter(name__icontains=query) if query else connectors
 
 
-def connector_rows(query: str = "") -> QuerySet[SendConnector]:
+def connector_rows(query: str | None = "") -> QuerySet[SendConnector]:
     """The list page's rows: searched by name, sorted as the EAC sorts (ignoring case), with what each row shows.
 
     The prefetches go to plain lists (``address_space_list``, ``smart_host_list``): 3 queries per page, and
@@ -32,7 +32,7 @@ def connector_rows(query: str = "") -> QuerySet[SendConnector]:
     return _named_like(connectors, query).order_by(Lower("name"))
 
 
-def position_of(connectors: QuerySet[SendConnector], guid: uuid.UUID) -> int | None:
+def position_of(connectors: QuerySet[SendConnector], guid: uuid.UUID | str) -> int | None:
     """Zero-based place of connector ``guid`` in ``connector_rows()``; None when it isn't among them.
 
     Lets the list open on the page that shows a connector just created or changed (2 queries).

@@ -69,8 +69,9 @@ def _validate_connection_limits(server):
         raise ValidationError(
             {
                 "max_per_domain_outbound_connections": [
-                    f"The value of the MaxOutboundConnections parameter ({format_unlimited(total)}) must be greater than or "
-                    f"equal to the value of the MaxPerDomainOutboundConnections parameter ({format_unlimited(per_domain)})."
+                    f"The value of the MaxOutboundConnections parameter ({format_unlimited(total)}) must be greater "
+                    "than or equal to the value of the MaxPerDomainOutboundConnections parameter "
+                    f"({format_unlimited(per_domain)})."
                 ]
             }
         )

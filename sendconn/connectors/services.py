@@ -7,11 +7,13 @@ transaction and writes the admin audit log entry; on error nothing is saved, and
 changes nothing saves and audits nothing.
 """
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import Any, Self, cast
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Field
 from django.http import HttpRequest
 
 from . import audit
@@ -96,7 +98,7 @@ class Saved:
     changed: bool = True  # False: the values given were the connector's already, so nothing was saved or audited
 
 
-def _normalise(params):
+def _normalise(params: dict[str, Any]) -> dict[str, Any]:
     unknown = set(params) - SETTABLE
     if unknown:
         raise TypeError(f"unknown Send connector parameters: {sorted(unknown)}")
@@ -133,7 +135,7 @@ def _normalise(params):
     return params
 
 
-def _state_of(connector):
+def _state_of(connector: SendConnector) -> dict[str, Any]:
     state = {name: getattr(connector, name) for name in SCALAR_FIELDS}
     state["address_spaces"] = [
         AddressSpaceValue(space.address_type, space.domain, space.cost) for space in connector.address_spaces.all()
@@ -145,7 +147,7 @@ def _state_of(connector):
     return state
 
 
-def _changed(before, params):
+def _changed(before: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
     """``params`` without the values the connector already had."""
     changed = {
         key: value for key, value in params.items() if key != "authentication_credential" and before[key] != value
@@ -158,7 +160,7 @@ def _changed(before, params):
     return changed
 
 
-def _apply(state, params):
+def _apply(state: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
     state.update({key: value for key, value in params.items() if key != "authentication_credential"})
     if "authentication_credential" in params:
         credential = params["authentication_credential"]
@@ -178,7 +180,7 @@ def _apply(state, params):
     return state
 
 
-def _save(connector, state):
+def _save(connector: SendConnector, state: dict[str, Any]) -> None:
     for name in SCALAR_FIELDS:
         setattr(connector, name, state[name])
     connector.auth_username = state["auth_username"]
@@ -213,7 +215,9 @@ def _save(connector, state):
 def new_state(usage: str | None = None, **given: Any) -> dict[str, Any]:
     """The state a new connector gets: Exchange's defaults, the usage type's defaults, then ``given``."""
     usage = usage or Usage.CUSTOM
-    state = {name: SendConnector._meta.get_field(name).get_default() for name in SCALAR_FIELDS}
+    state = {  # scalar fields are concrete fields
+        name: cast("Field[Any, Any]", SendConnector._meta.get_field(name)).get_default() for name in SCALAR_FIELDS
+    }
     state.update(
         usage=usage,
         address_spaces=[],
@@ -230,7 +234,12 @@ def new_state(usage: str | None = None, **given: Any) -> dict[str, Any]:
 
 
 def new_send_connector(
-    caller: Caller, *, name: str, address_spaces: list, usage: str | None = None, **params: Any
+    caller: Caller,
+    *,
+    name: str,
+    address_spaces: Iterable[AddressSpaceValue | str],
+    usage: str | None = None,
+    **params: Any,
 ) -> Saved:
     """New-SendConnector: create a connector with Exchange's defaults for ``usage`` (Custom when omitted)."""
     if usage is not None and usage not in Usage.values:

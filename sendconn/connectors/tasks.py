@@ -1,5 +1,7 @@
 """Diagnostics a worker runs on request: what a transport server sees of the connector configuration."""
 
+from typing import Any
+
 from celery import shared_task
 from django.conf import settings
 
@@ -15,7 +17,7 @@ def ping_connectors(identity=None):
     Send it to a server's own queue to check that server end to end (broker, database, configuration):
     ``ping_connectors.apply_async(queue="server.ex01").get(timeout=30)``.
     """
-    reply = {
+    reply: dict[str, Any] = {
         "server": settings.SENDCONN_SERVER_NAME,
         "connectors": list(SendConnector.objects.order_by("name").values_list("name", flat=True)),
     }

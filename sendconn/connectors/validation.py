@@ -138,7 +138,8 @@ def validate_connector(state, existing=None):
     elif tls_level == TlsAuthLevel.DOMAIN_VALIDATION and not dns:
         problems.add(
             "tls_domain",
-            "TlsDomain is required when TlsAuthLevel is DomainValidation on a connector that routes mail through smart hosts.",
+            "TlsDomain is required when TlsAuthLevel is DomainValidation on a connector that routes mail through "
+            "smart hosts.",
         )
     if state["domain_secure_enabled"]:
         if not dns:

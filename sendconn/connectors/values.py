@@ -204,7 +204,8 @@ def parse_timespan(value, minimum=MIN_INACTIVITY_TIMEOUT, maximum=MAX_INACTIVITY
     span = timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
     if not minimum <= span <= maximum:
         raise ValidationError(
-            f'The time span "{value}" is out of range. It must be between {format_timespan(minimum)} and {format_timespan(maximum)}.'
+            f'The time span "{value}" is out of range. '
+            f"It must be between {format_timespan(minimum)} and {format_timespan(maximum)}."
         )
     return span
 

@@ -186,7 +186,9 @@ def depth_chart(samples):
     depths = [sample.recipients for sample in samples if sample.recipients is not None]
     axes, top, step = _axes([sample.start for sample in samples], max(depths, default=0))
     scale = (axes.bottom - axes.top) / top
-    lines, points, run = [], [], []
+    lines: list[str] = []
+    points: list[Point] = []
+    run: list[str] = []
     for index, sample in enumerate(samples):
         if sample.recipients is None:
             if run:

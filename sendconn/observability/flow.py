@@ -140,7 +140,7 @@ def mail_flow(now=None, connector_name=None, window=WINDOW):
     """Recipients delivered (SEND), deferred (DEFER) and failed (FAIL) per period of the last ``window``, zeros
     included, oldest first; of one connector when ``connector_name`` is given."""
     starts = periods(now or timezone.now(), window)
-    counts = Counter()
+    counts: Counter[tuple[datetime, str]] = Counter()
     for row in outcome_counts(starts[0], connector_name):
         counts[row["period_start"], row["event_id"]] += row["count"]
     return [

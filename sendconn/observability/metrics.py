@@ -9,6 +9,7 @@ transaction commits: a rolled-back transaction counts nothing.
 
 import os
 import socket
+from datetime import datetime
 
 from celery import signals as celery_signals
 from django.db import transaction
@@ -157,7 +158,7 @@ class QueueCollector:
             labels=["connector", "next_hop"],
         )
         now = timezone.now()
-        oldest_by_queue = {}
+        oldest_by_queue: dict[tuple[str, str], datetime] = {}
         rows = (
             Recipient.objects.filter(status__in=QUEUED_STATUSES)
             .values_list("connector__name", "next_hop_domain", "status")

@@ -52,7 +52,7 @@ def parse_day(text):
 def _log_file(directory, name):
     match = FILE_NAME.fullmatch(name)
     day = match and parse_day(match[1])
-    if not day:
+    if not match or not day:
         return None
     path = directory / name
     try:
@@ -182,7 +182,7 @@ class SessionSummary:
 def sessions(files, session_filter=SessionFilter()):
     """Summaries of the sessions in ``files`` (read in the order given) that pass ``session_filter``, in order
     of first appearance. Rows of a session are in sequence order within a file, so "last reply" holds."""
-    found = {}
+    found: dict[str, SessionSummary] = {}
     for log in files:
         for row in iter_rows(log.path):
             if not session_filter.wants_row(row):

@@ -98,7 +98,8 @@ class TrackingSearchForm(forms.Form):
         return self.cleaned_data["subject"].strip() or None
 
     def clean(self):
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         start, end = cleaned.get("start"), cleaned.get("end")
         if start and end and end <= start:
             self.add_error("end", "The end time must be later than the start time.")

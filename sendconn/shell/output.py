@@ -74,7 +74,7 @@ def format_table(records, columns=None):
     def line(cells):
         return " ".join(
             cell.rjust(width) if align_right else cell.ljust(width)
-            for cell, width, align_right in zip(cells, widths, right)
+            for cell, width, align_right in zip(cells, widths, right, strict=True)
         ).rstrip()
 
     return ["", line(columns), line(["-" * len(column) for column in columns]), *(line(row) for row in rows), ""]
@@ -107,8 +107,8 @@ def convert_to_json(objects, compress=False):
 
 def render(objects):
     """The lines PowerShell's Out-Default would print for a pipeline's output."""
-    lines = []
-    batch = []
+    lines: list[str] = []
+    batch: list[Record] = []
 
     def flush():
         if not batch:

@@ -18,6 +18,7 @@ wording and the offset of the offending character.
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 DASHES = "-\u2013\u2014\u2015"
 SINGLE_QUOTES = "'\u2018\u2019\u201a\u201b"
@@ -100,7 +101,7 @@ NO_VALUE = _NoValue()
 def parse(text):
     """Parse a line (or several) into its statements ([] for an empty line or a comment)."""
     parser = _Parser(text)
-    statements = []
+    statements: list[Statement] = []
     while True:
         parser.skip_blanks(newlines=True)
         if parser.at_end():
@@ -197,7 +198,7 @@ class _Parser:
         return Statement(pipeline, variable, source)
 
     def pipeline(self, closing=""):
-        commands = []
+        commands: list[Command] = []
         while True:
             self.skip_blanks()
             start = self.pos
@@ -390,7 +391,7 @@ class _Parser:
     def array_body(self, closing, missing, start=None):
         """The inside of ``@(…)`` or ``(…)``: values separated by commas, ';' or new lines."""
         start = self.pos - 1 if start is None else start
-        items = []
+        items: list[Any] = []
         while True:
             self.skip_blanks(newlines=True)
             if self.at_end():
@@ -407,7 +408,7 @@ class _Parser:
     def hashtable(self):
         start = self.pos
         self.pos += 2
-        table = {}
+        table: dict[str, Any] = {}
         while True:
             self.skip_blanks(newlines=True)
             if self.at_end():

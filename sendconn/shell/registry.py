@@ -37,14 +37,16 @@ or django's ``ValidationError``; the runner prints the message in Exchange's for
 """
 
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from .parser import NO_VALUE, Argument, ScriptBlock
 
-COMMANDS = {}  # lower-case name or alias → Cmdlet
+COMMANDS: dict[str, "Cmdlet"] = {}  # lower-case name or alias → Cmdlet
 
 
 class CmdletError(Exception):
@@ -189,7 +191,7 @@ COMMON_SHOULD_PROCESS = (switch("WhatIf", aliases=("wi",)), switch("Confirm", al
 class Invocation:
     cmdlet: "Cmdlet"
     params: dict
-    session: object
+    session: Any  # runner.Session (runner imports this module)
     input: list = field(default_factory=list)
 
     def should_process(self, description, rehearse=None):
@@ -225,7 +227,7 @@ def _holds_nul(value):
 @dataclass
 class Cmdlet:
     name: str
-    function: object
+    function: Callable[[Invocation], Iterable[Any]]
     parameters: tuple
     confirm: bool = False
     takes_input: bool = False
@@ -332,7 +334,7 @@ class Cmdlet:
         params = {parameter.name: self.convert(parameter, argument, session) for parameter, argument in given.items()}
         if not per_object:
             return list(self.function(Invocation(self, params, session, list(piped or []))))
-        output = []
+        output: list[Any] = []
         for item in piped:
             identity = item.get("Identity") if isinstance(item, dict) else item
             argument = Argument(identity, str(identity), command.offset)

@@ -113,7 +113,7 @@ def validation_messages(error):
     """A ValidationError's messages, each prefixed with the Exchange property its field maps to."""
     if not hasattr(error, "error_dict"):
         return error.messages
-    lines = []
+    lines: list[str] = []
     for key, messages in error.message_dict.items():
         name = EXCHANGE_NAMES.get(key) or ("ErrorPolicies" if key in ERROR_POLICY_FLAGS else None)
         lines.extend(f"{name}: {message}" if name else message for message in messages)

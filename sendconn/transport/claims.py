@@ -12,10 +12,12 @@ import os
 import socket
 import uuid
 from contextlib import nullcontext
+from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
 from . import statements
@@ -26,13 +28,13 @@ log = logging.getLogger(__name__)
 DUE_STATUSES = (RecipientStatus.READY, RecipientStatus.RETRY)
 
 
-def claim_token():
+def claim_token() -> str:
     """Who holds a claim: ``<server>/<host>:<pid>/<unique>``, for people reading the queue and for
     ``release_claims_of_dead_processes``."""
     return f"{settings.SENDCONN_SERVER_NAME}/{socket.gethostname()}:{os.getpid()}/{uuid.uuid4().hex[:12]}"
 
 
-def holder_process(token):
+def holder_process(token: str) -> tuple[str, int] | None:
     """(host, pid) of the process a claim token names; None for a token of another shape."""
     _, _, holder = token.partition("/")
     holder, _, _ = holder.rpartition("/")
@@ -40,9 +42,9 @@ def holder_process(token):
     return (host, int(pid)) if host and pid.isdigit() else None
 
 
-def claim(rows, token, limit):
-    """Claim up to ``limit`` unclaimed rows of ``rows`` (a Recipient queryset saying which rows may be taken)
-    for ``token``, and return them.
+def claim(rows: QuerySet[Recipient], token: str, limit: int | None) -> list[Recipient]:
+    """Claim up to ``limit`` (None: all) unclaimed rows of ``rows`` (a Recipient queryset saying which rows may be
+    taken) for ``token``, and return them.
 
     The UPDATE repeats every condition and ``claimed_by = ''``, so a row another claimer took (or finished) since
     the SELECT is not taken again. On PostgreSQL the SELECT locks its rows and skips locked ones, so concurrent
@@ -67,7 +69,7 @@ def claim(rows, token, limit):
     return claimed
 
 
-def claim_due(connector_id, next_hop_domain, token, limit):
+def claim_due(connector_id: int, next_hop_domain: str, token: str, limit: int) -> list[Recipient]:
     """``claim(due_rows(connector_id, next_hop_domain).select_related("message"), token, limit)`` as three
     hand-written statements: the delivery hot path, where compiling the ORM's queries cost more than running
     them. Same conditions, same guarantees.
@@ -112,11 +114,11 @@ def claim_due(connector_id, next_hop_domain, token, limit):
     return [row for row, _ in claimed]
 
 
-def _db_datetime(moment):
+def _db_datetime(moment: datetime) -> Any:
     return Recipient._meta.get_field("claimed_at").get_db_prep_value(moment, connection)
 
 
-def in_suspended_queue():
+def in_suspended_queue() -> Exists:
     """True for a Recipient row whose delivery queue Suspend-Queue stopped."""
     return Exists(
         SuspendedQueue.objects.filter(
@@ -125,7 +127,7 @@ def in_suspended_queue():
     )
 
 
-def due_rows(connector_id, next_hop_domain, now=None):
+def due_rows(connector_id: int, next_hop_domain: str, now: datetime | None = None) -> QuerySet[Recipient]:
     """The rows of the next hop that may be sent now (none while its queue is suspended)."""
     return Recipient.objects.filter(
         connector_id=connector_id,
@@ -135,7 +137,7 @@ def due_rows(connector_id, next_hop_domain, now=None):
     ).exclude(in_suspended_queue())
 
 
-def release_claims_of_dead_processes(server_name=None):
+def release_claims_of_dead_processes(server_name: str | None = None) -> int:
     """Release the claims held by processes of this host that no longer run (a worker killed with SIGKILL, a
     machine restarted): their rows go out again within seconds instead of after SENDCONN_CLAIM_TIMEOUT.
     Returns how many rows were released."""
@@ -159,7 +161,7 @@ def release_claims_of_dead_processes(server_name=None):
     return released
 
 
-def _running(pid):
+def _running(pid: int) -> bool:
     if pid == os.getpid():
         return True
     try:

@@ -14,6 +14,7 @@ import random
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import dns.exception
 import dns.name
@@ -43,7 +44,7 @@ class Target:
 class DnsError(Exception):
     """A routing failure with the SMTP reply that the recipient's status and NDR carry."""
 
-    transient = None
+    transient: bool | None = None
 
     def __init__(self, smtp_code, enhanced_status, text, domain="", detail=""):
         super().__init__(f"{smtp_code} {enhanced_status} {text}")
@@ -91,7 +92,10 @@ class MxResolver:
             servers = list(nameservers)
         else:
             resolver = dns.resolver.Resolver()
-            servers = [(ns, resolver.nameserver_ports.get(ns, resolver.port)) for ns in resolver.nameservers]
+            servers = [
+                (ns, resolver.nameserver_ports.get(ns, resolver.port))  # type: ignore[arg-type]  # resolv.conf: addresses
+                for ns in resolver.nameservers
+            ]
         resolver.nameservers = [_CountingNameserver(self, address, port) for address, port in servers]
         resolver.search = []
         resolver.use_search_by_default = False
@@ -164,7 +168,8 @@ class MxResolver:
             if len(records) == 1 and records[0].exchange == dns.name.root:
                 raise null_mx(domain)
             hosts = _ordered(records)
-        targets, transient = [], None
+        targets: list[Target] = []
+        transient: DnsTransientError | None = None
         for preference, host in hosts:
             try:
                 addresses = self._addresses(host)
@@ -187,7 +192,8 @@ class MxResolver:
         """A then AAAA addresses of a host name; DnsPermanentError when it has none, DnsTransientError on failure."""
         name = host if isinstance(host, dns.name.Name) else dns.name.from_text(host)
         label = name.to_text(omit_final_dot=True)
-        addresses, transient = [], None
+        addresses: list[str] = []
+        transient: DnsTransientError | None = None
         for rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
             try:
                 addresses.extend(record.address for record in self._query(name, rdtype, label))
@@ -237,7 +243,7 @@ class _CountingNameserver(dns.nameserver.Do53Nameserver):
         return super().query(*args, **kwargs)
 
 
-_resolvers = {}
+_resolvers: dict[tuple[Any, ...], MxResolver] = {}
 _resolvers_lock = threading.Lock()
 _queries_sent = 0
 _total_lock = threading.Lock()
@@ -287,11 +293,11 @@ def queries_sent():
 def _ordered(records):
     """(preference, exchange) by preference, lower first; random order among equal preferences (RFC 5321 §5.1)."""
     usable = sorted((r for r in records if r.exchange != dns.name.root), key=lambda r: r.preference)
-    ordered = []
+    ordered: list[tuple[int, dns.name.Name]] = []
     for preference, group in itertools.groupby(usable, key=lambda r: r.preference):
-        group = [r.exchange for r in group]
-        random.shuffle(group)
-        ordered.extend((preference, exchange) for exchange in group)
+        exchanges = [r.exchange for r in group]
+        random.shuffle(exchanges)
+        ordered.extend((preference, exchange) for exchange in exchanges)
     return ordered
 
 

@@ -160,7 +160,7 @@ def _delivery_status(recipients, reporting_mta, arrival_date):
     per_message = Message(policy=policy.SMTP)
     per_message["Reporting-MTA"] = f"dns; {reporting_mta}"
     per_message["Arrival-Date"] = _date(arrival_date)
-    blocks = [per_message]
+    blocks: list[Message | str] = [per_message]
     for recipient in recipients:
         block = Message(policy=policy.SMTP)
         block["Final-Recipient"] = f"rfc822; {recipient.address}"

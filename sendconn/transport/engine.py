@@ -36,6 +36,7 @@ import time
 from collections import defaultdict, deque
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import close_old_connections, connection
@@ -155,7 +156,7 @@ class Destination:
         self.plan = None
         self.version = None  # the connector's changed_at the plan was made from
         self.checked_at = 0.0
-        self.jobs = deque()
+        self.jobs: deque[Job] = deque()
         self.has_work = threading.Condition(lock)
         self.sessions = 0  # session threads running for this next hop
         self.idle = 0  # of which waiting for a job
@@ -450,9 +451,9 @@ class DeliveryEngine:
             self._recorded.wait(1.0)
 
     def _record_due(self):
-        return self._finished and (
+        return bool(self._finished) and (
             self._unrecorded >= RECORD_EVERY
-            or time.monotonic() - self._oldest_finished >= RECORD_WITHIN
+            or time.monotonic() - (self._oldest_finished or 0.0) >= RECORD_WITHIN
             or self._idle == self._sessions
         )  # no session is sending: nothing to batch with
 
@@ -701,7 +702,7 @@ class _Connection:
             transcript.close()
 
 
-_connectors = {}  # connector id → (its changed_at as stored, the SendConnector): this process's copies
+_connectors: dict[int, tuple[Any, SendConnector | None]] = {}  # connector id → (its changed_at as stored, the SendConnector): this process's copies
 
 
 def current_connector(connector_id):

@@ -9,19 +9,22 @@ the new claimer's outcome stands.
 
 import logging
 from collections import defaultdict
+from typing import Any, cast
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Field, QuerySet
 from django.utils import timezone
 
+from sendconn.connectors.models import TransportServer
 from sendconn.connectors.servers import local_server
 
 from . import notifications, tracking, wakeups
 from .claims import claim, claim_token
-from .models import Message, Recipient, RecipientStatus, TrackingEventId
-from .outcomes import expired, expires_at, retry_interval, size_exceeded
+from .models import Message, Recipient, RecipientStatus, TrackingEvent, TrackingEventId
+from .outcomes import Result, expired, expires_at, retry_interval, size_exceeded
 from .queueing import UNREACHABLE_RESPONSE, queue_notification
-from .routing import Router
+from .routing import Route, Router
 
 log = logging.getLogger(__name__)
 
@@ -42,28 +45,29 @@ RECORDED_FIELDS = [
 
 
 class Ledger:
-    def __init__(self, token, server=None):
+    def __init__(self, token: str, server: TransportServer | None = None) -> None:
         self.token = token
         self._server = server
         self.now = timezone.now()
-        self.rows = []
-        self.released = []
-        self.events = []
-        self.next_hops = set()
-        self._failures = defaultdict(list)  # message → [(row, result, connector name)]
-        self._delays = defaultdict(list)  # message → [(row, connector name)]
+        self.rows: list[Recipient] = []
+        self.released: list[int] = []  # primary keys
+        self.events: list[TrackingEvent] = []
+        self.next_hops: set[tuple[int, str]] = set()
+        # message → [(row, result, connector name)]
+        self._failures: defaultdict[Message, list[tuple[Recipient, Result, str]]] = defaultdict(list)
+        self._delays: defaultdict[Message, list[tuple[Recipient, str]]] = defaultdict(list)  # [(row, connector name)]
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.rows) + len(self.released)
 
     @property
-    def server(self):
+    def server(self) -> TransportServer:
         """This transport server (the NDR's reporting MTA and receiving server), read only when needed."""
         if self._server is None:
             self._server = local_server()
         return self._server
 
-    def attempted(self, row, message, result, connector_name):
+    def attempted(self, row: Recipient, message: Message, result: Result, connector_name: str) -> None:
         """One delivery attempt's result: Delivered, Retry (Failed 4.4.7 once expired) or Failed."""
         row.attempt_count += 1
         row.first_attempt_at = row.first_attempt_at or self.now
@@ -79,13 +83,13 @@ class Ledger:
         else:
             self.failed(row, message, result if result.permanent else expired(result.response), connector_name)
 
-    def failed(self, row, message, result, connector_name):
+    def failed(self, row: Recipient, message: Message, result: Result, connector_name: str) -> None:
         """Failed for good (no attempt counted here): FAIL event, and an NDR unless the sender is null."""
         self._finish(row, RecipientStatus.FAILED, result)
         self._event(TrackingEventId.FAIL, row, message, result, connector_name)
         self._failures[message].append((row, result, connector_name))
 
-    def routed(self, row, route, message):
+    def routed(self, row: Recipient, route: Route, message: Message) -> None:
         """A new routing decision (the sweeper's re-route of Unreachable rows, a disabled connector's rows)."""
         if route.connector is not None:
             row.status, row.connector, row.next_hop_domain = (
@@ -106,18 +110,18 @@ class Ledger:
             row.claimed_by, row.claimed_at = "", None
             self.rows.append(row)
 
-    def delay_notified(self, row, message, connector_name):
+    def delay_notified(self, row: Recipient, message: Message, connector_name: str) -> None:
         """Still not delivered after DelayNotificationTimeout: one delay DSN per message, once per recipient."""
         row.delay_notified = True
         row.claimed_by, row.claimed_at = "", None
         self.rows.append(row)
         self._delays[message].append((row, connector_name))
 
-    def release(self, row):
+    def release(self, row: Recipient) -> None:
         """Give a claimed row back untouched (its attempt never happened)."""
         self.released.append(row.pk)
 
-    def commit(self):
+    def commit(self) -> None:
         with transaction.atomic():
             if self.rows:
                 written = _write_claimed(self.rows, self.token)
@@ -136,14 +140,14 @@ class Ledger:
         if self.next_hops:
             wakeups.wake_next_hops(sorted(self.next_hops))
 
-    def _finish(self, row, status, result):
+    def _finish(self, row: Recipient, status: str, result: Result) -> None:
         row.status = status
         row.last_response = result.response
         row.next_attempt_at = None
         row.claimed_by, row.claimed_at = "", None
         self.rows.append(row)
 
-    def _event(self, event_id, row, message, result, connector_name):
+    def _event(self, event_id: str, row: Recipient, message: Message, result: Result, connector_name: str) -> None:
         self.events.append(
             tracking.event(
                 event_id,
@@ -158,7 +162,7 @@ class Ledger:
             )
         )
 
-    def _queue_notifications(self):
+    def _queue_notifications(self) -> None:
         for message, failures in self._failures.items():
             self.events += queue_notification(notifications.ndr(message, failures, self.server), self.server, self.now)
         for message, delays in self._delays.items():
@@ -167,7 +171,7 @@ class Ledger:
             )
 
 
-def reroute_claimed(rows, server, router=None):
+def reroute_claimed(rows: QuerySet[Recipient], server: TransportServer, router: Router | None = None) -> int:
     """Claim ``rows`` and route them again as ``server`` does (Ready on a new next hop, Unreachable, or Failed
     when too big for every matching connector); return how many were routed."""
     token = claim_token()
@@ -184,12 +188,13 @@ def reroute_claimed(rows, server, router=None):
     return handled
 
 
-def _write_claimed(rows, token):
+def _write_claimed(rows: list[Recipient], token: str) -> int:
     """Write RECORDED_FIELDS of ``rows`` that are still claimed by ``token``: one prepared UPDATE run for every row
     (executemany), where Django's bulk_update would build a CASE per field and row at several times the cost."""
-    fields = [Recipient._meta.get_field(name) for name in RECORDED_FIELDS]
+    # All concrete fields, each with its column (django-stubs types get_field() and column more loosely).
+    fields = [cast("Field[Any, Any]", Recipient._meta.get_field(name)) for name in RECORDED_FIELDS]
     table, quote = Recipient._meta.db_table, connection.ops.quote_name
-    assignments = ", ".join(f"{quote(field.column)} = %s" for field in fields)
+    assignments = ", ".join(f"{quote(cast(str, field.column))} = %s" for field in fields)
     sql = f"UPDATE {quote(table)} SET {assignments} WHERE {quote('id')} = %s AND {quote('claimed_by')} = %s"
     params = [
         [field.get_db_prep_save(getattr(row, field.attname), connection) for field in fields] + [row.pk, token]

@@ -79,10 +79,10 @@ class CircularLog:
         self._name_pattern = re.compile(rf"^{re.escape(log_format.prefix)}(\d{{8}})-(\d{{4,}})\.log$")
         self._header_size = len(log_format.header(datetime.now(UTC)))  # fixed-width date: same for all
         self._thread_lock = threading.Lock()
-        self._pid = None
-        self._lock_file = None
-        self._file = None
-        self._date = None
+        self._pid: int | None = None
+        self._lock_file: io.BufferedWriter | None = None
+        self._file: io.FileIO | None = None
+        self._date = ""  # of self._file
         self._number = 0
 
     def write_rows(self, rows) -> None:
@@ -94,6 +94,7 @@ class CircularLog:
             return
         with self._thread_lock:
             self._reopen_after_fork()
+            assert self._lock_file is not None  # opened just above
             fcntl.flock(self._lock_file, fcntl.LOCK_EX)
             try:
                 self._write_locked(lines)
@@ -114,7 +115,7 @@ class CircularLog:
         self.directory.mkdir(parents=True, exist_ok=True)
         self._lock_file = open(self.directory / f".{self.format.prefix}.lock", "ab")
         self._file = None
-        self._date = None
+        self._date = ""
         self._pid = os.getpid()
 
     def _write_locked(self, lines):
@@ -142,6 +143,7 @@ class CircularLog:
             self._switch(date, self._newest_number(date) or 1)
         while self.path(date, self._number + 1).exists():  # another process rolled past our file
             self._switch(date, self._number + 1)
+        assert self._file is not None  # _switch opened it
         stat = os.fstat(self._file.fileno())
         if stat.st_nlink == 0:  # deleted under us (pruned by hand): write to the name, not the orphan
             self._switch(date, self._number)

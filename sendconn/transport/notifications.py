@@ -5,14 +5,15 @@ notification for recipients still waiting after DelayNotificationTimeout. Built 
 from dataclasses import dataclass
 
 from . import dsn
+from .models import Message
 from .outcomes import expires_at
 
 
 @dataclass(frozen=True)
 class Notification:
-    original: object  # the transport Message it reports on
+    original: Message  # the message it reports on
     content: bytes
-    statuses: list  # [dsn.RecipientStatus]
+    statuses: list[dsn.RecipientStatus]
 
 
 def ndr(message, failures, server):

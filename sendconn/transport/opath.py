@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import reduce
+from typing import cast
 
 from django.db.models import F, Lookup, Q, Value
 
@@ -84,13 +85,14 @@ def _tokens(text):
         match = _TOKEN.match(text, position)
         if match is None:
             raise _syntax_error(text, position)
-        start = match.start(match.lastgroup)
+        kind = cast(str, match.lastgroup)  # every alternative is a named group
+        start = match.start(kind)
         if match.group("single") is not None:
             tokens.append(_Token("text", match.group("single").replace("''", "'"), start))
         elif match.group("double") is not None:
             tokens.append(_Token("text", match.group("double").replace('""', '"'), start))
         else:
-            tokens.append(_Token(match.lastgroup, match.group(match.lastgroup), start))
+            tokens.append(_Token(kind, match.group(kind), start))
         position = match.end()
     return tokens
 

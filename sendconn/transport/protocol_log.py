@@ -131,7 +131,7 @@ class SessionTranscript:
 def iter_rows(path):
     """Yield the file's rows (dicts keyed by field name) in file order, one at a time: a 10 MB file is read
     without holding it. Reads our files and Exchange's (``#Fields:`` names the columns)."""
-    fields = FIELDS
+    fields: tuple[str, ...] = FIELDS
     with open(path, newline="", encoding="utf-8", errors="replace") as file:
         for values in csv.reader(file):
             if not values:
@@ -140,7 +140,7 @@ def iter_rows(path):
                 if values[0].startswith("#Fields: "):
                     fields = (values[0].removeprefix("#Fields: "), *values[1:])
                 continue
-            yield dict(zip(fields, values))
+            yield dict(zip(fields, values, strict=False))  # a row cut short keeps the fields it has
 
 
 def sequence_number(row):

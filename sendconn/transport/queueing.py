@@ -8,23 +8,28 @@ messages of concurrent sessions together). After the commit, one wake-up per nex
 
 import ipaddress
 import logging
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from email import policy
 from email.errors import MessageError
 from email.header import decode_header, make_header
+from email.message import Message as EmailMessage
 from email.parser import BytesHeaderParser
 from email.utils import format_datetime, make_msgid
 
 from django.db import transaction
 from django.utils import timezone
 
+from sendconn.connectors.models import TransportServer
 from sendconn.connectors.servers import local_server
 
 from . import notifications, statements, tracking, wakeups
 from .addresses import is_helo_name, validate_smtp_address
-from .models import Message, Recipient, RecipientStatus, TrackingEventId, TrackingSource
-from .outcomes import SIZE_EXCEEDED_RESPONSE, size_exceeded
-from .routing import Router, recipient_domain
+from .models import Message, Recipient, RecipientStatus, TrackingEvent, TrackingEventId, TrackingSource
+from .notifications import Notification
+from .outcomes import SIZE_EXCEEDED_RESPONSE, Result, size_exceeded
+from .routing import Route, Router, recipient_domain
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +37,7 @@ log = logging.getLogger(__name__)
 UNREACHABLE_RESPONSE = "A matching connector cannot be found to route the external recipient"
 
 
-def _header_block(content):
+def _header_block(content: bytes) -> tuple[bytes, bytes]:
     """The header section (up to the first empty line) and the line ending the message uses."""
     for separator, eol in ((b"\r\n\r\n", b"\r\n"), (b"\n\n", b"\n")):
         end = content.find(separator)
@@ -41,7 +46,7 @@ def _header_block(content):
     return content, b"\r\n" if b"\r\n" in content else b"\n"
 
 
-def _header_text(headers, name):
+def _header_text(headers: EmailMessage, name: str) -> str:
     """A header's value on one line, RFC 2047 encoded words decoded; "" when absent."""
     value = headers.get(name)
     if value is None:
@@ -55,7 +60,7 @@ def _header_text(headers, name):
     return " ".join(text.split())
 
 
-def _tcp_info(client_ip):
+def _tcp_info(client_ip: str | None) -> str:
     """The client's address literal (``[192.0.2.1]``, ``[IPv6:2001:db8::1]``; IPv4-mapped IPv6 as IPv4), or "" when
     it isn't an IP address."""
     try:
@@ -66,7 +71,7 @@ def _tcp_info(client_ip):
     return f"[IPv6:{ip}]" if ip.version == 6 else f"[{ip}]"
 
 
-def _received_header(server, client_ip, client_hostname, date):
+def _received_header(server: TransportServer, client_ip: str | None, client_hostname: str | None, date: str) -> str:
     """RFC 5321 §4.4 trace header: ``from <helo> ([ip]) by <our fqdn> with ESMTP; <date>`` (``by …`` alone for
     mail we generate). Only a valid HELO name and an IP address are written: client text could forge header lines."""
     hostname = client_hostname if is_helo_name(client_hostname or "") else ""
@@ -82,7 +87,9 @@ def _received_header(server, client_ip, client_hostname, date):
     return f"Received: {' '.join(clauses)}; {date}"
 
 
-def stamp(content, server, client_ip, client_hostname, now):
+def stamp(
+    content: bytes, server: TransportServer, client_ip: str | None, client_hostname: str | None, now: datetime
+) -> tuple[bytes, str, str]:
     """Prepend our trace header (and a Message-ID / Date when missing); return content, Message-ID, subject."""
     block, eol = _header_block(content)
     # compat32 leaves values as they came (the modern policy's header objects cost five times as much).
@@ -101,9 +108,10 @@ def stamp(content, server, client_ip, client_hostname, now):
     return prefix + content, message_id, _header_text(headers, "Subject")
 
 
-def _unique_recipients(recipients):
+def _unique_recipients(recipients: Iterable[str]) -> list[tuple[str, str]]:
     """(address, domain) pairs, each address once (case-insensitively), in the order given."""
-    seen, unique = set(), []
+    seen: set[str] = set()
+    unique: list[tuple[str, str]] = []
     for address in recipients:
         address = validate_smtp_address(address.strip())
         if address.lower() not in seen:
@@ -114,7 +122,7 @@ def _unique_recipients(recipients):
     return unique
 
 
-def _recipient_row(message, address, domain, route, now):
+def _recipient_row(message: Message, address: str, domain: str, route: Route, now: datetime) -> Recipient:
     row = Recipient(message=message, address=address, domain=domain)
     if route.connector is not None:
         row.status = RecipientStatus.READY
@@ -135,7 +143,7 @@ class Submission:
     """One message handed in: envelope, content and where it came from."""
 
     sender: str  # "" is the null sender
-    recipients: list
+    recipients: list[str]
     content: bytes
     client_ip: str | None = None
     client_hostname: str = ""
@@ -143,7 +151,9 @@ class Submission:
     original_message: Message | None = None
 
 
-def _prepare(submission, server, router, now):
+def _prepare(
+    submission: Submission, server: TransportServer, router: Router, now: datetime
+) -> tuple[Message, list[tuple[str, str, Route]]]:
     """Everything that needs no write: the stamped content, the Message row and each recipient's route."""
     validate_smtp_address(submission.sender, null_allowed=True)
     addresses = _unique_recipients(submission.recipients)
@@ -166,7 +176,9 @@ def _prepare(submission, server, router, now):
     return message, [(address, domain, router.route(domain, len(content))) for address, domain in addresses]
 
 
-def queue_messages(submissions, received_by=None, *, router=None):
+def queue_messages(
+    submissions: Sequence[Submission], received_by: TransportServer | None = None, *, router: Router | None = None
+) -> list[Message]:
     """Queue a batch of ``Submission``s in one transaction (group commit); return their Messages, in order.
 
     ``router`` may be a long-lived ``Router`` of ``received_by``; by default each batch routes afresh.
@@ -182,8 +194,9 @@ def queue_messages(submissions, received_by=None, *, router=None):
     with transaction.atomic():
         messages = [message for message, _ in prepared]
         statements.insert(messages, returning_ids=True)
-        rows, events = [], []
-        for (message, routed), submission in zip(prepared, submissions):
+        rows: list[Recipient] = []
+        events: list[TrackingEvent] = []
+        for (message, routed), submission in zip(prepared, submissions, strict=True):
             receive_source = TrackingSource.DSN if submission.is_dsn else TrackingSource.SMTP
             for address, domain, route in routed:
                 rows.append(_recipient_row(message, address, domain, route, now))
@@ -212,7 +225,8 @@ def queue_messages(submissions, received_by=None, *, router=None):
                         )
                     )
         statements.insert(rows)
-        too_big = {}  # message id → (message, rows bigger than every matching connector allows)
+        # message id → (message, rows bigger than every matching connector allows)
+        too_big: dict[int, tuple[Message, list[Recipient]]] = {}
         for row in rows:
             if row.status == RecipientStatus.FAILED:
                 too_big.setdefault(row.message.pk, (row.message, []))[1].append(row)
@@ -221,9 +235,8 @@ def queue_messages(submissions, received_by=None, *, router=None):
                 events += queue_ndr(message, [(row, size_exceeded(), "") for row in failed], server, now)
         tracking.record(events)
         transaction.on_commit(lambda: tracking.write_log(events), robust=True)
-        next_hops = sorted(
-            {(row.connector_id, row.next_hop_domain) for row in rows if row.status == RecipientStatus.READY}
-        )
+        # The Ready rows: the ones routed to a connector.
+        next_hops = sorted({(row.connector_id, row.next_hop_domain) for row in rows if row.connector_id is not None})
         if next_hops:
             # robust: the messages are committed whatever happens to the wake-up; the sweeper re-wakes them.
             transaction.on_commit(lambda: wakeups.wake_next_hops(next_hops), robust=True)
@@ -231,16 +244,16 @@ def queue_messages(submissions, received_by=None, *, router=None):
 
 
 def queue_message(
-    sender,
-    recipients,
-    content,
-    received_by=None,
+    sender: str,
+    recipients: Iterable[str],
+    content: bytes,
+    received_by: TransportServer | None = None,
     *,
-    client_ip=None,
-    client_hostname="",
-    is_dsn=False,
-    original_message=None,
-):
+    client_ip: str | None = None,
+    client_hostname: str = "",
+    is_dsn: bool = False,
+    original_message: Message | None = None,
+) -> Message:
     """Queue ``content`` (bytes) from ``sender`` ("" = null sender) to ``recipients``; return the Message.
 
     Raises ValueError for a sender or recipient that isn't an address. The returned message's id is the queue id.
@@ -249,7 +262,9 @@ def queue_message(
     return queue_messages([submission], received_by)[0]
 
 
-def queue_notification(notification, server, timestamp=None):
+def queue_notification(
+    notification: Notification | None, server: TransportServer, timestamp: datetime | None = None
+) -> list[TrackingEvent]:
     """Queue a ``notifications.Notification`` from the null sender to the original's sender, in the caller's
     transaction; return its DSN tracking events (none when ``notification`` is None)."""
     if notification is None:
@@ -275,7 +290,12 @@ def queue_notification(notification, server, timestamp=None):
     ]
 
 
-def queue_ndr(message, failures, server, timestamp=None):
+def queue_ndr(
+    message: Message,
+    failures: list[tuple[Recipient, Result, str]],
+    server: TransportServer,
+    timestamp: datetime | None = None,
+) -> list[TrackingEvent]:
     """Queue the NDR for ``failures`` — [(recipient row, Result, connector name)] — of ``message``; return the DSN
     tracking events."""
     return queue_notification(notifications.ndr(message, failures, server), server, timestamp)

@@ -11,12 +11,15 @@ source-server facts are computed in the same query. A ``Router`` caches each dom
 """
 
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
 
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Exists, Max, OuterRef, Q
 
-from sendconn.connectors.models import AddressSpace, SendConnector, TransportServer
+from sendconn.connectors.models import AddressSpace, SendConnector, SmartHost, TransportServer
 from sendconn.connectors.values import format_byte_quantity, validate_host_name
 
 RULE_MOST_SPECIFIC = "most specific address space"
@@ -29,6 +32,11 @@ RULE_ONLY_CANDIDATE = "only candidate"
 # How far a connector's nearest source server is from the routing server (Exchange's hop count).
 HOP_LOCAL_SERVER, HOP_LOCAL_SITE, HOP_REMOTE_SITE = 0, 1, 2
 
+# The connector count, the latest connector change, each server's (pk, site).
+RoutingVersion = tuple[int, datetime | None, tuple[tuple[int, str], ...]]
+
+_T = TypeVar("_T")
+
 
 @dataclass(frozen=True)
 class Candidate:
@@ -39,12 +47,12 @@ class Candidate:
     hop: int
 
     @property
-    def rank(self):
+    def rank(self) -> tuple[int, bool, int, int, str]:
         """Sort key in Exchange's order of preference; the positions are the selection rules."""
         space = self.address_space
         return (-len(space.match_domain), space.is_wildcard, space.cost, self.hop, self.connector.name.lower())
 
-    def fits(self, message_size):
+    def fits(self, message_size: int) -> bool:
         limit = self.connector.max_message_size
         return limit is None or message_size <= limit
 
@@ -69,11 +77,11 @@ class Route:
     too_big: bool  # connectors matched, but the message exceeds every one's MaxMessageSize
 
     @property
-    def unreachable(self):
+    def unreachable(self) -> bool:
         return self.connector is None and not self.too_big
 
 
-def recipient_domain(address):
+def recipient_domain(address: str) -> str:
     """The domain of an SMTP address, lower-case without a trailing dot; ValueError unless it is a host name."""
     local, at, domain = address.rpartition("@")
     try:
@@ -84,20 +92,20 @@ def recipient_domain(address):
         raise ValueError(f"'{address}' isn't a valid SMTP address.") from None
 
 
-def domain_suffixes(domain):
+def domain_suffixes(domain: str) -> list[str]:
     """``a.b.c`` → ``["a.b.c", "b.c", "c", ""]``: every ``match_domain`` that can cover the domain."""
     labels = domain.split(".")
     return [".".join(labels[index:]) for index in range(len(labels))] + [""]
 
 
-def smart_host_set(hosts):
+def smart_host_set(hosts: Iterable[SmartHost]) -> str:
     """The next hop of a smart-host connector: its smart hosts in order, IP addresses in brackets."""
     return ",".join(f"[{host.host}]" if host.is_ip_address else host.host for host in hosts)
 
 
-def _loss_reason(loser, winner):
+def _loss_reason(loser: Candidate, winner: Candidate) -> tuple[str, str]:
     """The first rule, in Exchange's order, on which ``loser`` ranks below ``winner``."""
-    for position, (theirs, ours) in enumerate(zip(loser.rank, winner.rank)):
+    for position, (theirs, ours) in enumerate(zip(loser.rank, winner.rank, strict=True)):
         if theirs == ours:
             continue
         if position <= 1:
@@ -115,7 +123,7 @@ def _loss_reason(loser, winner):
     raise AssertionError("two candidates with the same name")  # names are unique, case-insensitively
 
 
-def routing_version():
+def routing_version() -> RoutingVersion:
     """What changes whenever a routing decision can: every connector write (``changed_at``, the count for removals;
     address spaces, smart hosts and source servers are only written with their connector) and the servers' sites."""
     connectors = SendConnector.objects.aggregate(count=Count("pk"), changed=Max("changed_at"))
@@ -131,23 +139,23 @@ class Router:
     routing version changes, checked at most every ``max_age`` seconds (connector changes reach it within that).
     """
 
-    def __init__(self, server: TransportServer, max_age=None):
+    def __init__(self, server: TransportServer, max_age: float | None = None) -> None:
         self.server = server
         self.max_age = max_age
-        self._remembered = {}  # key → value; dict operations are thread-safe enough for a cache
-        self._version = None
-        self._checked_at = None
+        self._remembered: dict[tuple[str, Any], Any] = {}  # dict operations are thread-safe enough for a cache
+        self._version: RoutingVersion | None = None
+        self._checked_at: float | None = None
 
-    def _remember(self, key, compute):
+    def _remember(self, key: tuple[str, Any], compute: Callable[[], _T]) -> _T:
         if self.max_age is not None:
-            self._check_version()
+            self._check_version(self.max_age)
         if key not in self._remembered:
             self._remembered[key] = compute()
         return self._remembered[key]
 
-    def _check_version(self):
+    def _check_version(self, max_age: float) -> None:
         now = time.monotonic()
-        if self._checked_at is not None and now - self._checked_at < self.max_age:
+        if self._checked_at is not None and now - self._checked_at < max_age:
             return
         self._checked_at = now
         version = routing_version()
@@ -155,16 +163,16 @@ class Router:
             self._remembered.clear()
             self._version = version
 
-    def forget(self):
+    def forget(self) -> None:
         """Drop what was remembered (after a write failed because a connector changed under us)."""
         self._remembered.clear()
         self._checked_at = None
 
-    def candidates(self, domain):
+    def candidates(self, domain: str) -> list[Candidate]:
         """Enabled, in-scope connectors with an address space matching ``domain``, best first."""
         return self._remember(("domain", domain), lambda: self._query_candidates(domain))
 
-    def _query_candidates(self, domain):
+    def _query_candidates(self, domain: str) -> list[Candidate]:
         sources = SendConnector.source_transport_servers.through.objects.filter(
             sendconnector_id=OuterRef("connector_id")
         )
@@ -180,7 +188,7 @@ class Router:
             .filter(Q(connector__is_scoped_connector=False) | Q(in_local_site=True))
             .select_related("connector")
         )
-        best = {}
+        best: dict[int, Candidate] = {}
         for space in spaces:
             hop = (
                 HOP_LOCAL_SERVER
@@ -202,7 +210,7 @@ class Router:
             return domain
         return self._remember(("smart hosts", connector.pk), lambda: smart_host_set(connector.smart_hosts.all()))
 
-    def route(self, domain, message_size=0):
+    def route(self, domain: str, message_size: int = 0) -> Route:
         """Choose the connector for ``domain`` (lower-case) and a message of ``message_size`` bytes."""
         candidates = self.candidates(domain)
         fitting = [candidate for candidate in candidates if candidate.fits(message_size)]

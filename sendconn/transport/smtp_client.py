@@ -33,9 +33,10 @@ import smtplib
 import socket
 import ssl
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn, Protocol, Self
 
 from cryptography import x509
 from django.conf import settings
@@ -43,6 +44,11 @@ from django.conf import settings
 from sendconn.connectors.models import SmartHostAuthMechanism
 
 from .addresses import validate_smtp_address
+
+if TYPE_CHECKING:
+    from sendconn.connectors.models import SendConnector
+
+    from .dns import Target
 
 QUIT_TIMEOUT = 2.0  # we don't wait long for 221 (Postfix doesn't wait at all)
 DATA_DONE_FACTOR = 2  # the reply to the end of data may take twice the command timeout (Postfix: 600 s vs 300 s)
@@ -74,7 +80,7 @@ class Reply:
     stage: str = field(default="", compare=False)  # the command it answered
 
     @classmethod
-    def from_server(cls, code, message, stage=""):
+    def from_server(cls, code: int, message: bytes | str, stage: str = "") -> Self:
         """Split a reply as smtplib returns it. An enhanced code out of step with the reply code is replaced by
         one made from the reply code, as Postfix does (the 3-digit code always wins)."""
         if isinstance(message, bytes):
@@ -87,80 +93,80 @@ class Reply:
         return cls(code, f"{klass}.0.0", text, stage)
 
     @property
-    def is_success(self):
+    def is_success(self) -> bool:
         return 200 <= self.code < 300
 
     @property
-    def is_transient(self):
+    def is_transient(self) -> bool:
         return not (self.is_success or self.is_permanent)  # 4xx, and anything out of range (RFC 5321 §4.2)
 
     @property
-    def is_permanent(self):
+    def is_permanent(self) -> bool:
         return 500 <= self.code < 600
 
-    def softened(self):
+    def softened(self) -> "Reply":
         """The same reply as a 4xx: for failures that must retry rather than bounce."""
         if 400 <= self.code < 500:
             return self
         return Reply(450, "4" + self.enhanced_status[1:], self.text, self.stage)
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.code} {self.enhanced_status} {self.text}".rstrip()
 
 
-def connection_timed_out(stage=""):
+def connection_timed_out(stage: str = "") -> Reply:
     return Reply(450, "4.4.315", "Connection timed out", stage)
 
 
-def connection_refused(stage=""):
+def connection_refused(stage: str = "") -> Reply:
     return Reply(450, "4.4.316", "Connection refused", stage)
 
 
-def cannot_connect(reason, stage=""):
+def cannot_connect(reason: str, stage: str = "") -> Reply:
     return Reply(450, "4.4.317", f"Cannot connect to remote server [{reason}]", stage)
 
 
-def connection_closed_abruptly(stage=""):
+def connection_closed_abruptly(stage: str = "") -> Reply:
     return Reply(450, "4.4.318", "Connection was closed abruptly", stage)
 
 
-def certificate_validation_failed(reason, stage=STARTTLS):
+def certificate_validation_failed(reason: str, stage: str = STARTTLS) -> Reply:
     return Reply(450, "4.7.320", f"Certificate validation failed [{reason}]", stage)
 
 
 class _RemoteTarget:
     """The remote end of ``self.target`` (the MX or smart host address tried), empty while there is none."""
 
-    target = None
+    target: "Target | None" = None
 
     @property
-    def remote_host(self):
+    def remote_host(self) -> str:
         return self.target.hostname if self.target else ""
 
     @property
-    def remote_ip(self):
+    def remote_ip(self) -> str:
         return self.target.address if self.target else ""
 
     @property
-    def remote_port(self):
+    def remote_port(self) -> int | None:
         return self.target.port if self.target else None
 
 
 class SmtpSessionError(_RemoteTarget, Exception):
     """The session could not (or can no longer) talk to the remote server; ``stage`` says where it stopped."""
 
-    transient = None
+    transient: bool | None = None
 
-    def __init__(self, stage, reply, target=None, detail=""):
+    def __init__(self, stage: str, reply: Reply, target: "Target | None" = None, detail: str = "") -> None:
         super().__init__(str(reply))
         self.stage = stage
         self.reply = reply
         self.target = target
         self.detail = detail  # the underlying error, for the verify page
-        self.attempts = []  # errors from targets tried before this one
+        self.attempts: list[SmtpSessionError] = []  # errors from targets tried before this one
 
     @property
-    def response(self):
+    def response(self) -> str:
         return str(self.reply)
 
 
@@ -172,25 +178,25 @@ class SmtpPermanentError(SmtpSessionError):
     transient = False
 
 
-def session_error(stage, reply, target=None, detail=""):
+def session_error(stage: str, reply: Reply, target: "Target | None" = None, detail: str = "") -> SmtpSessionError:
     cls = SmtpPermanentError if reply.is_permanent else SmtpTransientError
     return cls(stage, reply, target, detail)
 
 
 @dataclass
 class MessageOutcome:
-    per_recipient: dict  # address -> Reply
+    per_recipient: dict[str, Reply]  # by address
     remote_host: str
     remote_ip: str
     error: SmtpSessionError | None = None  # set when the connection failed during this message
     # address -> (host, ip) of a later target that answered for it, after this one deferred it
-    answered_elsewhere: dict = field(default_factory=dict)
+    answered_elsewhere: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     @property
-    def delivered(self):
+    def delivered(self) -> list[str]:
         return [address for address, reply in self.per_recipient.items() if reply.is_success]
 
-    def remote(self, address):
+    def remote(self, address: str) -> tuple[str, str]:
         """(host, ip) of the server whose reply ``address`` got."""
         return self.answered_elsewhere.get(address, (self.remote_host, self.remote_ip))
 
@@ -205,7 +211,7 @@ class TlsInfo:
     peer_not_after: datetime | None
     peer_serial: str
     peer_thumbprint: str  # SHA-1, upper-case hex, as Exchange shows thumbprints
-    peer_names: tuple
+    peer_names: tuple[str, ...]
     verified: bool  # the chain was checked against the CA store
 
 
@@ -232,11 +238,11 @@ class SessionOptions:
     max_addresses: int = MAX_ADDRESSES
 
     @classmethod
-    def for_connector(cls, connector, server_fqdn, **overrides):
+    def for_connector(cls, connector: "SendConnector", server_fqdn: str, **overrides: Any) -> Self:
         """The connector's Fqdn (else the server's), ForceHELO, TLS and AUTH settings and reuse limits.
         Decrypts the smart-host password (CredentialKeyError if the key changed)."""
         basic_auth = SmartHostAuthMechanism.needs_credential(connector.smart_host_auth_mechanism)
-        values = dict(
+        values: dict[str, Any] = dict(
             helo_name=connector.fqdn or server_fqdn,
             force_helo=connector.force_helo,
             ignore_starttls=connector.ignore_starttls,
@@ -253,7 +259,7 @@ class SessionOptions:
         return cls(**values)
 
     @property
-    def basic_auth(self):
+    def basic_auth(self) -> bool:
         return SmartHostAuthMechanism.needs_credential(self.auth_mechanism)
 
 
@@ -271,13 +277,13 @@ class Transcript(Protocol):
 class _NoTranscript:
     """The transcript of a session nobody logs."""
 
-    def connected(self, local_endpoint, remote_endpoint):
+    def connected(self, local_endpoint: str, remote_endpoint: str) -> None:
         pass
 
-    def event(self, kind, data="", context=""):
+    def event(self, kind: str, data: str = "", context: str = "") -> None:
         pass
 
-    def for_another_connection(self):
+    def for_another_connection(self) -> Self:
         return self
 
 
@@ -295,40 +301,49 @@ class SmtpSession(_RemoteTarget):
     certificate checked, EHLO repeated) and AUTH; the verify-delivery page shows its steps live from these.
     """
 
-    def __init__(self, targets, options, transcript: Transcript | None = None, recipient_domain="", on_stage=None):
+    def __init__(
+        self,
+        targets: Iterable["Target"],
+        options: SessionOptions,
+        transcript: Transcript | None = None,
+        recipient_domain: str = "",
+        on_stage: Callable[[str], None] | None = None,
+    ) -> None:
         self.targets = list(targets)
         self.options = options
         self.transcript = transcript or _NoTranscript()
         self.on_stage = on_stage or (lambda stage: None)
         self.recipient_domain = recipient_domain.lower().rstrip(".")
         self.target = None
-        self.tls = None  # TlsInfo once STARTTLS succeeded
-        self.authenticated_as = None
-        self.extensions = {}  # EHLO keywords (lower case) -> parameters
+        self.tls: TlsInfo | None = None  # once STARTTLS succeeded
+        self.authenticated_as: str | None = None
+        self.extensions: dict[str, str] = {}  # EHLO keywords (lower case) -> parameters
         self.messages_sent = 0
-        self.idle_since = None
-        self.attempts = []  # SmtpSessionErrors of the targets that failed during the last open()
-        self._client = None
+        self.idle_since: float | None = None
+        self.attempts: list[SmtpSessionError] = []  # the targets that failed during the last open()
+        self._client: _Client | None = None
         self._needs_rset = False
-        self._later = None  # a session to the targets after this one, for the recipients this one deferred
+        self._later: SmtpSession | None = (
+            None  # a session to the targets after this one, for the recipients this one deferred
+        )
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     @property
-    def is_open(self):
+    def is_open(self) -> bool:
         return self._client is not None and self._client.sock is not None
 
     @property
-    def max_message_size(self):
+    def max_message_size(self) -> int | None:
         """The server's SIZE limit in bytes, or None when it announced none (or 0)."""
         value = self.extensions.get("size", "")
         return int(value) if value.isdigit() and int(value) > 0 else None
 
-    def can_send_more(self):
+    def can_send_more(self) -> bool:
         return (
             self.is_open
             and self.idle_since is not None
@@ -336,7 +351,7 @@ class SmtpSession(_RemoteTarget):
             and time.monotonic() - self.idle_since < self.options.inactivity_timeout
         )
 
-    def open(self):
+    def open(self) -> Self:
         """Connect to the first target that gets through greeting, EHLO, STARTTLS and AUTH."""
         self.close()
         self.attempts = []
@@ -359,7 +374,7 @@ class SmtpSession(_RemoteTarget):
         final.attempts = [error for error in self.attempts if error is not final]
         raise final
 
-    def send(self, mail_from, recipients, data):
+    def send(self, mail_from: str, recipients: Sequence[str], data: bytes) -> MessageOutcome:
         """One message to its recipients: MAIL, RCPT per recipient, DATA; more transactions after a 452.
 
         Recipients this server deferred (a 4xx at MAIL, RCPT or DATA, or the connection lost) are offered at once
@@ -377,7 +392,7 @@ class SmtpSession(_RemoteTarget):
             outcome = self._send(mail_from, recipients, data, may_be_stale=False)
         return self._offer_deferred_to_later_targets(mail_from, data, outcome)
 
-    def _offer_deferred_to_later_targets(self, mail_from, data, outcome):
+    def _offer_deferred_to_later_targets(self, mail_from: str, data: bytes, outcome: MessageOutcome) -> MessageOutcome:
         deferred = [address for address, reply in outcome.per_recipient.items() if reply.is_transient]
         position = next(index for index, target in enumerate(self.targets) if target is self.target)
         later_targets = self.targets[position + 1 : self.options.max_addresses]
@@ -399,12 +414,12 @@ class SmtpSession(_RemoteTarget):
         outcome.answered_elsewhere.update({address: second.remote(address) for address in deferred})
         return outcome
 
-    def _close_later(self):
+    def _close_later(self) -> None:
         later, self._later = self._later, None
         if later is not None:
             later.close()
 
-    def close(self):
+    def close(self) -> None:
         self._close_later()
         client, self._client = self._client, None
         if client is None:
@@ -422,7 +437,7 @@ class SmtpSession(_RemoteTarget):
 
     # --- opening -------------------------------------------------------------------------------------------
 
-    def _open(self, target, try_tls):
+    def _open(self, target: "Target", try_tls: bool) -> None:
         options = self.options
         self.target, self.tls, self.authenticated_as, self.extensions = target, None, None, {}
         self.messages_sent, self._needs_rset = 0, False
@@ -454,12 +469,12 @@ class SmtpSession(_RemoteTarget):
             self.on_stage(AUTH)
         self.idle_since = time.monotonic()
 
-    def _hello(self):
+    def _hello(self) -> None:
         name = self.options.helo_name
         if not self.options.force_helo:
             reply = self._command(EHLO, f"EHLO {name}")
             if reply.is_success:
-                self.extensions = _extensions(self._client.last_message)
+                self.extensions = _extensions(self._connection().last_message)
                 return
             if reply.code == 421:
                 self._fail(EHLO, reply)
@@ -468,7 +483,7 @@ class SmtpSession(_RemoteTarget):
             self._fail(EHLO, reply)  # 5xx HELO is a hard failure (Postfix bounces); 4xx retries
         self.extensions = {}
 
-    def _starttls(self):
+    def _starttls(self) -> None:
         options = self.options
         reply = self._command(STARTTLS, "STARTTLS")
         if reply.code != 220:
@@ -479,8 +494,9 @@ class SmtpSession(_RemoteTarget):
         level = options.tls_auth_level if options.require_tls else ""
         verify = level in ("CertificateValidation", "DomainValidation")
         context = _tls_context(verify, options.ca_file or settings.SENDCONN_TLS_CA_FILE or "")
-        client = self._client
-        server_name = self.target.hostname if not _is_ip(self.target.hostname) else None
+        client, target = self._connection(), self.target
+        assert client.sock is not None and target is not None  # set by the connection
+        server_name = target.hostname if not _is_ip(target.hostname) else None
         try:
             client.sock = context.wrap_socket(client.sock, server_hostname=server_name)
         except ssl.SSLCertVerificationError as error:
@@ -492,13 +508,11 @@ class SmtpSession(_RemoteTarget):
             if not options.require_tls:
                 self._drop()
                 raise _PlaintextRetry() from None
-            reply = _failure_reply(error, STARTTLS) if not isinstance(error, ssl.SSLError) else None
-            self._fail(
-                STARTTLS,
-                reply or cannot_connect(f"TLS negotiation failed: {error}", STARTTLS),
-                str(error),
-                polite=False,
-            )
+            if isinstance(error, ssl.SSLError):
+                reply = cannot_connect(f"TLS negotiation failed: {error}", STARTTLS)
+            else:
+                reply = _failure_reply(error, STARTTLS)
+            self._fail(STARTTLS, reply, str(error), polite=False)
         client.file = None
         self.tls = _tls_info(client.sock, verify)
         self._log_tls(self.tls)
@@ -516,7 +530,7 @@ class SmtpSession(_RemoteTarget):
         self.extensions = _extensions(client.last_message)
         self.on_stage(STARTTLS)
 
-    def _authenticate(self):
+    def _authenticate(self) -> None:
         options = self.options
         if options.auth_mechanism == SmartHostAuthMechanism.BASIC_AUTH_REQUIRE_TLS and self.tls is None:
             self._fail(AUTH, cannot_connect("BasicAuthRequireTLS: TLS was not negotiated, credentials not sent", AUTH))
@@ -540,13 +554,13 @@ class SmtpSession(_RemoteTarget):
 
     # --- sending -------------------------------------------------------------------------------------------
 
-    def _send(self, mail_from, recipients, data, may_be_stale):
+    def _send(self, mail_from: str, recipients: Sequence[str], data: bytes, may_be_stale: bool) -> MessageOutcome:
         if not recipients:
             return self._outcome({})
         data = _LEADING_DOT.sub(b"..", _EOLS.sub(b"\r\n", data))
         if not data.endswith(b"\r\n"):
             data += b"\r\n"
-        results = {}
+        results: dict[str, Reply] = {}
         limit = self.max_message_size
         if limit and len(data) > limit:
             reply = Reply(
@@ -571,12 +585,14 @@ class SmtpSession(_RemoteTarget):
             pending = list(overflow)  # 452 too many recipients: the rest in a new transaction (RFC 5321 §4.5.3.1.10)
         return self._outcome(results, error)
 
-    def _transaction(self, mail_from, recipients, data, utf8, may_be_stale):
+    def _transaction(
+        self, mail_from: str, recipients: Sequence[str], data: bytes, utf8: bool, may_be_stale: bool
+    ) -> tuple[dict[str, Reply], dict[str, Reply], SmtpSessionError | None]:
         """(replies, 452 overflow, connection error) for one MAIL transaction.
 
         ``may_be_stale``: the connection was reused, so a close or 421 before the first answer only means the
         server dropped it while idle (_StaleConnection: nothing was sent, open a new one)."""
-        client, first_reply = self._client, may_be_stale
+        client, first_reply = self._connection(), may_be_stale
         self.messages_sent += 1
         mail = f"MAIL FROM:<{mail_from}>"
         if "size" in self.extensions:
@@ -586,7 +602,8 @@ class SmtpSession(_RemoteTarget):
         if utf8:
             mail += " SMTPUTF8"
         rcpts = [f"RCPT TO:<{address}>" for address in recipients]
-        replies, stage = {}, MAIL
+        replies: dict[str, Reply] = {}
+        stage = MAIL
         try:
             if self._needs_rset:
                 stage = "rset"
@@ -607,9 +624,9 @@ class SmtpSession(_RemoteTarget):
             if not mail_reply.is_success:
                 self._needs_rset = True
                 return self._closing({address: mail_reply for address in recipients}, mail_reply), {}, None
-            overflow = {}
-            accepted = []
-            for address, reply in zip(recipients, rcpt_replies):
+            overflow: dict[str, Reply] = {}
+            accepted: list[str] = []
+            for address, reply in zip(recipients, rcpt_replies, strict=True):
                 if reply.code == 452:
                     overflow[address] = reply
                 elif reply.is_success:
@@ -650,26 +667,30 @@ class SmtpSession(_RemoteTarget):
         finally:
             self.idle_since = time.monotonic()
 
-    def _check_stale(self, reply, first_reply):
+    def _check_stale(self, reply: Reply, first_reply: bool) -> bool:
         """A 421 as the first answer on a reused connection: the server timed it out while we were idle."""
         if reply.code == 421 and first_reply:
             self._drop("Remote")
             raise _StaleConnection()
         return False
 
-    def _closing(self, replies, *server_replies):
+    def _closing(self, replies: dict[str, Reply], *server_replies: Reply) -> dict[str, Reply]:
         """A 421 anywhere means the server is closing the connection (RFC 5321 §3.8)."""
         if any(reply.code == 421 for reply in server_replies):
             self._drop("Remote")
         return replies
 
-    def _outcome(self, per_recipient, error=None):
+    def _outcome(self, per_recipient: dict[str, Reply], error: SmtpSessionError | None = None) -> MessageOutcome:
         return MessageOutcome(per_recipient, self.remote_host, self.remote_ip, error)
 
     # --- plumbing ------------------------------------------------------------------------------------------
 
-    def _command(self, stage, line, logged_as=None):
-        client = self._client
+    def _connection(self) -> "_Client":
+        assert self._client is not None, "used only while the session is open"
+        return self._client
+
+    def _command(self, stage: str, line: str, logged_as: str | None = None) -> Reply:
+        client = self._connection()
         try:
             client.send_lines([line], logged_as=logged_as)
             return client.reply(stage)
@@ -678,7 +699,7 @@ class SmtpSession(_RemoteTarget):
                 raise
             self._fail(stage, _failure_reply(error, stage), str(error))
 
-    def _fail(self, stage, reply, detail="", polite=True):
+    def _fail(self, stage: str, reply: Reply, detail: str = "", polite: bool = True) -> NoReturn:
         """Abandon this target: QUIT if the connection still works (polite), and raise the session error."""
         error = session_error(stage, reply, self.target, detail)
         if polite:
@@ -687,13 +708,13 @@ class SmtpSession(_RemoteTarget):
             self._drop()
         raise error
 
-    def _drop(self, closed_by="Local"):
+    def _drop(self, closed_by: str = "Local") -> None:
         client, self._client = self._client, None
         if client is not None:
             client.close()
             self.transcript.event("-", "", closed_by)
 
-    def _log_tls(self, tls):
+    def _log_tls(self, tls: TlsInfo) -> None:
         event = self.transcript.event
         event("*", "", f"TLS protocol {tls.protocol} negotiation succeeded using cipher {tls.cipher} ({tls.bits} bits)")
         event("*", tls.peer_subject, "Certificate subject")
@@ -716,7 +737,7 @@ class _PlaintextRetry(Exception):
 class _Client(smtplib.SMTP):
     """smtplib's socket and reply parsing, with every line reported to the transcript and upper-case commands."""
 
-    def __init__(self, transcript, options):
+    def __init__(self, transcript: Transcript, options: SessionOptions) -> None:
         super().__init__(timeout=options.command_timeout)
         self.transcript = transcript
         self.connect_timeout = options.connect_timeout
@@ -724,22 +745,22 @@ class _Client(smtplib.SMTP):
         self.last_message = b""
         self.reply_timeout = options.command_timeout
 
-    def _get_socket(self, host, port, timeout):
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
         sock = socket.create_connection((host, port), self.connect_timeout, self.source_address)
         sock.settimeout(timeout)
         self.transcript.connected(_endpoint(sock.getsockname()), _endpoint(sock.getpeername()))
         self.transcript.event("+")
         return sock
 
-    def send_lines(self, lines, logged_as=None):
+    def send_lines(self, lines: Sequence[str], logged_as: str | None = None) -> None:
         for line in lines:
             self.transcript.event(">", logged_as if logged_as is not None else line)
         self.send("".join(line + "\r\n" for line in lines))
 
-    def send_body(self, data):
+    def send_body(self, data: bytes) -> None:
         self.send(data)
 
-    def getreply(self):
+    def getreply(self) -> tuple[int, bytes]:
         """smtplib's reply parsing under a deadline for the whole reply, continuation lines included."""
         if self.sock is None:
             raise smtplib.SMTPServerDisconnected("please run connect() first")
@@ -761,7 +782,7 @@ class _Client(smtplib.SMTP):
             self.transcript.event("<", f"{code}{separator}{line}".rstrip())
         return code, message
 
-    def reply(self, stage, timeout=None):
+    def reply(self, stage: str, timeout: float | None = None) -> Reply:
         self.reply_timeout = timeout or self.timeout
         try:
             code, message = self.getreply()
@@ -773,25 +794,25 @@ class _Client(smtplib.SMTP):
 class _DeadlineReader:
     """Reads reply lines for smtplib, each read given only the time left until the reply's deadline."""
 
-    def __init__(self, lines, sock, deadline):
+    def __init__(self, lines: BinaryIO, sock: socket.socket, deadline: float) -> None:
         self._lines = lines
         self._sock = sock
         self._deadline = deadline
 
-    def readline(self, size=-1):
+    def readline(self, size: int = -1) -> bytes:
         remaining = self._deadline - time.monotonic()
         if remaining <= 0:
             raise TimeoutError("timed out waiting for the whole reply")
         self._sock.settimeout(remaining)
         return self._lines.readline(size)
 
-    def close(self):
+    def close(self) -> None:
         self._lines.close()
 
 
-def _extensions(message):
+def _extensions(message: bytes) -> dict[str, str]:
     """EHLO keywords (lower case) -> parameters; AUTH mechanisms from every AUTH line, merged."""
-    extensions = {}
+    extensions: dict[str, str] = {}
     for line in message.decode("utf-8", "replace").split("\n")[1:]:
         keyword, _, parameters = line.strip().partition(" ")
         keyword = keyword.lower()
@@ -803,7 +824,7 @@ def _extensions(message):
     return extensions
 
 
-def _failure_reply(error, stage):
+def _failure_reply(error: BaseException, stage: str) -> Reply:
     """The Exchange-style reply for a socket that failed: timed out, refused, or closed."""
     causes = [error, getattr(error, "__cause__", None), getattr(error, "__context__", None)]
     if any(isinstance(cause, TimeoutError) for cause in causes):
@@ -816,7 +837,7 @@ def _failure_reply(error, stage):
 
 
 @functools.lru_cache(maxsize=8)
-def _tls_context(verify, ca_file):
+def _tls_context(verify: bool, ca_file: str) -> ssl.SSLContext:
     """Client contexts, built once per process. Names are never checked by OpenSSL here: CertificateValidation
     checks only the chain (as Exchange does) and DomainValidation matches names itself, against the domain."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -832,11 +853,12 @@ def _tls_context(verify, ca_file):
     return context
 
 
-def _tls_info(sock, verified):
-    cipher, _, bits = sock.cipher()
+def _tls_info(sock: ssl.SSLSocket, verified: bool) -> TlsInfo:
+    cipher, _, bits = sock.cipher() or ("", "", 0)  # None only before the handshake
+    protocol = sock.version() or ""
     der = sock.getpeercert(binary_form=True)
     if not der:
-        return TlsInfo(sock.version(), cipher, bits or 0, "", "", None, "", "", (), verified)
+        return TlsInfo(protocol, cipher, bits or 0, "", "", None, "", "", (), verified)
     certificate = x509.load_der_x509_certificate(der)
     try:
         san = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
@@ -844,9 +866,10 @@ def _tls_info(sock, verified):
     except x509.ExtensionNotFound:
         names = ()
     if not names:  # no DNS names in the SAN: fall back to the subject CN
-        names = tuple(a.value for a in certificate.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME))
+        common_names = certificate.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+        names = tuple(name.value for name in common_names if isinstance(name.value, str))
     return TlsInfo(
-        protocol=sock.version(),
+        protocol=protocol,
         cipher=cipher,
         bits=bits or 0,
         peer_subject=certificate.subject.rfc4514_string(),
@@ -859,7 +882,7 @@ def _tls_info(sock, verified):
     )
 
 
-def _certificate_covers(name, pattern):
+def _certificate_covers(name: str, pattern: str) -> bool:
     """Does one certificate name cover ``pattern``: a domain (exactly), or ``*.domain`` (any subdomain)?
 
     A wildcard in the certificate (``*.contoso.com``) covers exactly one label on top of its parent.
@@ -875,7 +898,7 @@ def _certificate_covers(name, pattern):
     return name == pattern
 
 
-def _domain_patterns(tls_domain, recipient_domain):
+def _domain_patterns(tls_domain: str, recipient_domain: str) -> list[str]:
     """TlsDomain as given; else the recipient domain and its subdomains (Postfix's "nexthop, dot-nexthop"), since
     an MX host of contoso.com is usually named mail.contoso.com."""
     if tls_domain:
@@ -883,16 +906,16 @@ def _domain_patterns(tls_domain, recipient_domain):
     return [recipient_domain, f"*.{recipient_domain}"] if recipient_domain else []
 
 
-def _b64(text):
+def _b64(text: str) -> str:
     return base64.b64encode(text.encode("utf-8")).decode("ascii")
 
 
-def _endpoint(address):
+def _endpoint(address: tuple[Any, ...]) -> str:
     host, port = address[0], address[1]
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def _is_ip(host):
+def _is_ip(host: str) -> bool:
     try:
         ipaddress.ip_address(host.strip("[]"))
     except ValueError:

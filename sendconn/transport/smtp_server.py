@@ -44,6 +44,7 @@ class PlainPathSMTP(SMTP):
             return await super().smtp_DATA(arg)  # str content, or the deprecated process_message() API
         if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
             return
+        assert self.envelope is not None  # set for every session
         if not self.envelope.rcpt_tos:
             await self.push("503 Error: need RCPT command")
             return
@@ -82,6 +83,6 @@ class PlainPathSMTP(SMTP):
             data += chunk
             if data.endswith(b".\r\n") and (len(data) == 3 or data[-5:-3] == b"\r\n"):
                 del data[-3:]
-                return bytes(data), bool(limit) and size - 3 > limit
+                return bytes(data), bool(limit and size - 3 > limit)
             if limit and size > limit:
                 del data[:-4]  # keep just enough to recognise the end

@@ -34,6 +34,7 @@ from django.db import DatabaseError, close_old_connections, connections
 from sendconn.observability import metrics
 
 from .addresses import is_helo_name, validate_smtp_address
+from .models import Message
 from .queueing import Submission, queue_messages
 from .routing import Router, recipient_domain
 from .smtp_server import PlainPathSMTP
@@ -186,6 +187,7 @@ class SubmissionSMTP(PlainPathSMTP):
 
     async def _handle_client(self):
         """Serve the session within the connection limits; beyond them, answer 421 and close."""
+        assert self.session is not None and self.transport is not None  # connection_made set them
         source = client_address(self.session.peer)
         refusal = self.event_handler.connections.open(source)
         if refusal:
@@ -229,6 +231,7 @@ class SubmissionSMTP(PlainPathSMTP):
         try:
             username = await sync_to_async(authenticated_username, thread_sensitive=False)(parsed.auth_data)
         except DatabaseError as error:
+            assert self.session is not None  # set by connection_made
             log.warning("Couldn't check the credentials of %s: %s", client_address(self.session.peer), error)
             return AuthResult(success=False, handled=False, message=AUTH_UNAVAILABLE_REPLY)
         if username is None:
@@ -273,7 +276,7 @@ class QueueWriter:
                     outcomes = await asyncio.get_running_loop().run_in_executor(self._thread, self._write, submissions)
                 except Exception as error:  # the writer thread itself failed
                     outcomes = [error] * len(batch)
-                for (_, future), outcome in zip(batch, outcomes):
+                for (_, future), outcome in zip(batch, outcomes, strict=True):
                     if future.done():
                         continue  # the session went away while its message was written
                     if isinstance(outcome, Exception):
@@ -293,7 +296,7 @@ class QueueWriter:
             except Exception:
                 self.router.forget()  # a connector may have changed under the routing table
                 close_old_connections()  # and a broken connection is replaced
-            outcomes = []
+            outcomes: list[Message | Exception] = []
             for submission in submissions:
                 try:
                     outcomes.append(queue_messages([submission], self.server, router=self.router)[0])

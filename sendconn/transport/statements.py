@@ -7,9 +7,12 @@ field conversions as the ORM (``pre_save`` and ``get_db_prep_save`` going in, th
 converters coming out).
 """
 
+from collections.abc import Sequence
 from functools import cache
+from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.models import Model
 
 
 @cache
@@ -22,7 +25,7 @@ def _statement(model, vendor):
     return fields, f"INSERT INTO {quote(model._meta.db_table)} ({columns}) VALUES ({values})"
 
 
-def insert(objects, *, returning_ids=False):
+def insert(objects: Sequence[Model], *, returning_ids: bool = False) -> None:
     """INSERT ``objects`` (unsaved instances of one model, related objects saved) in the current transaction.
 
     With ``returning_ids`` each object gets its primary key (one statement per row, INSERT … RETURNING);
@@ -35,16 +38,18 @@ def insert(objects, *, returning_ids=False):
     fields, sql = _statement(model, db.vendor)
     rows = []
     for obj in objects:
-        obj._prepare_related_fields_for_save(operation_name="insert")  # a related object saved after assignment
+        # A related object saved after assignment (a private Model method, missing from django-stubs).
+        obj._prepare_related_fields_for_save(operation_name="insert")  # type: ignore[attr-defined]
         rows.append([field.get_db_prep_save(field.pre_save(obj, True), db) for field in fields])
     with db.cursor() as cursor:
         if not returning_ids:
             cursor.executemany(sql, rows)
             return
-        returning, params = db.ops.return_insert_columns([model._meta.pk])
-        for obj, row in zip(objects, rows):
+        ops: Any = db.ops  # the backends with RETURNING (PostgreSQL, SQLite) have these; the base class hasn't
+        returning, params = ops.return_insert_columns([model._meta.pk])
+        for obj, row in zip(objects, rows, strict=True):
             cursor.execute(f"{sql} {returning}", [*row, *params])
-            obj.pk = db.ops.fetch_returned_insert_columns(cursor, params)[0]
+            obj.pk = ops.fetch_returned_insert_columns(cursor, params)[0]
             obj._state.adding, obj._state.db = False, db.alias
 
 

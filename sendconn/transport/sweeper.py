@@ -120,7 +120,7 @@ def _claimed_in_batches(rows, server, record):
     handled = 0
     while claimed := claim(rows, token, settings.SENDCONN_DELIVERY_BATCH_SIZE):
         messages = Message.objects.in_bulk({row.message_id for row in claimed})
-        names = dict(
+        names: dict[int | None, str] = dict(
             SendConnector.objects.filter(pk__in={row.connector_id for row in claimed}).values_list("pk", "name")
         )
         ledger = Ledger(token, server)

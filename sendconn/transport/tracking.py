@@ -10,6 +10,7 @@ import logging
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import cast
 
 from django.conf import settings
 from django.db.models import Max, Min
@@ -171,14 +172,19 @@ READY, RETRY, DELIVERED, FAILED = (
 )
 # What a recipient's latest event says about it. DSN only reports on a recipient (an NDR or a delay
 # notification went to the sender): it never changes the recipient's state, so it is left out.
-STATE_OF_EVENT = {
+STATE_OF_EVENT: dict[str, str] = {
     TrackingEventId.RECEIVE: READY,
     TrackingEventId.DEFER: RETRY,
     TrackingEventId.SEND: DELIVERED,
     TrackingEventId.FAIL: FAILED,
 }
 # Events of one recipient with the same timestamp (RECEIVE and a routing FAIL are written together): later wins.
-_EVENT_ORDER = {TrackingEventId.RECEIVE: 0, TrackingEventId.DEFER: 1, TrackingEventId.SEND: 2, TrackingEventId.FAIL: 2}
+_EVENT_ORDER: dict[str, int] = {
+    TrackingEventId.RECEIVE: 0,
+    TrackingEventId.DEFER: 1,
+    TrackingEventId.SEND: 2,
+    TrackingEventId.FAIL: 2,
+}
 
 
 @dataclass
@@ -211,9 +217,9 @@ def message_summaries(internal_message_ids):
     """``MessageSummary`` per id, in the given order, from all of each message's entries: one query, one row per
     recipient, event and connector rather than per entry (a recipient deferred 30 times is still a few rows)."""
     ids = list(internal_message_ids)
-    summaries = {}
-    latest = {}  # (message, recipient) → (timestamp, order, state)
-    connectors = defaultdict(set)
+    summaries: dict[int, MessageSummary] = {}
+    latest: dict[tuple[int, str], tuple[datetime, int, str]] = {}  # (message, recipient) → (timestamp, order, state)
+    connectors: defaultdict[int, set[str]] = defaultdict(set)
     rows = (
         TrackingEvent.objects.filter(internal_message_id__in=ids)
         .values("internal_message_id", "message_id", "sender", "subject", "recipient", "event_id", "connector_name")
@@ -221,7 +227,7 @@ def message_summaries(internal_message_ids):
         .order_by()
     )
     for row in rows:
-        pk = row["internal_message_id"]
+        pk = cast(int, row["internal_message_id"])  # never None: filtered by id
         summary = summaries.get(pk)
         if summary is None:
             summary = summaries[pk] = MessageSummary(pk, row["message_id"], row["sender"], row["subject"])
@@ -266,7 +272,7 @@ def message_timeline(internal_message_id):
         return None
     first = events[0]
     summary = MessageSummary(internal_message_id, first.message_id, first.sender, first.subject, first.timestamp)
-    recipients = {}
+    recipients: dict[str, RecipientTimeline] = {}
     for entry in events:
         recipient = recipients.setdefault(entry.recipient, RecipientTimeline(entry.recipient, READY, []))
         recipient.events.append(entry)

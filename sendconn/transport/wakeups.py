@@ -33,7 +33,7 @@ from celery import current_app
 from django.conf import settings
 from django.utils import timezone
 
-from sendconn.connectors.models import SendConnector
+from sendconn.connectors.models import SendConnector, TransportServer
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +44,11 @@ SOURCE_SERVERS_CACHE_SECONDS = 30.0  # connector → source servers, re-read thi
 PENDING_MARK_SECONDS = 10  # a pending mark older than this is taken for a lost wake-up
 
 _lock = threading.Lock()
-_next_slot = {}  # next hop → monotonic time from which a wake-up may go out at once
-_scheduled_until = {}  # next hop → monotonic time of the wake-up already scheduled (countdown) for it
-_source_servers = {}  # connector id → (expires at, [TransportServer])
-_marks = {}  # broker URL → its pending marks
+_next_slot: dict[tuple[int, str], float] = {}  # next hop → monotonic time from which a wake-up may go out at once
+# next hop → monotonic time of the wake-up already scheduled (countdown) for it
+_scheduled_until: dict[tuple[int, str], float] = {}
+_source_servers: dict[int, tuple[float, list[TransportServer]]] = {}  # connector id → (expires at, [TransportServer])
+_marks: dict[str, "RedisMarks | FileMarks | NoMarks"] = {}  # broker URL → its pending marks
 
 
 def wake_next_hops(next_hops: Iterable[tuple[int, str]], *, coalesce=True) -> None:
@@ -212,7 +213,7 @@ def source_servers(connector_ids):
         cached = {cid: entry[1] for cid, entry in _source_servers.items() if cid in connector_ids and entry[0] > now}
     missing = set(connector_ids) - set(cached)
     if missing:
-        found = {connector_id: [] for connector_id in missing}
+        found: dict[int, list[TransportServer]] = {connector_id: [] for connector_id in missing}
         links = SendConnector.source_transport_servers.through.objects.filter(sendconnector_id__in=missing)
         for link in links.select_related("transportserver"):
             found[link.sendconnector_id].append(link.transportserver)

@@ -44,7 +44,7 @@ def pages():
 
 
 def test_organization_management_opens_every_page(admin_client):
-    for method, url, data in pages():
+    for method, url, _ in pages():
         if method == "get":
             assert admin_client.get(url).status_code == 200, url
 

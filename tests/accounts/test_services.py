@@ -1,4 +1,5 @@
-"""Users and role group membership through sendconn.accounts.services: what changes, what is refused, what is audited."""
+"""Users and role group membership through sendconn.accounts.services: what changes, what is refused, what is
+audited."""
 
 import pytest
 from django.contrib.auth import authenticate

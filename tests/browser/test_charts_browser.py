@@ -19,8 +19,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, seria
 
 @pytest.fixture
 def delivered(settings, tmp_path, dns_settings, woken, make_connector, sink, monkeypatch):  # noqa: F811
-    """Two recipients delivered and one failed through "To internet", one waiting for "To partners"; the NDR for the failed
-    one waits for "To internet"."""
+    """Two recipients delivered and one failed through "To internet", one waiting for "To partners"; the NDR for the
+    failed one waits for "To internet"."""
     settings.SENDCONN_PROTOCOL_LOG_DIR = tmp_path / "ProtocolLog"
     settings.SENDCONN_TRACKING_LOG_DIR = tmp_path / "MessageTracking"
     wakeups.forget()

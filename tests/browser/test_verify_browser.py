@@ -183,8 +183,8 @@ def test_certificate_that_fails_certificate_validation(
     make_connector,
     settings,
     sink,  # noqa: F811
-    tls_certs,
-):  # noqa: F811
+    tls_certs,  # noqa: F811
+):
     settings.SENDCONN_TLS_CA_FILE = str(tls_certs.ca_file)
     server = sink("127.0.0.7", tls_cert=tls_certs.untrusted)
     connector = make_connector(

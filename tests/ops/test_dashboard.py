@@ -25,9 +25,9 @@ def content(subject):
 
 
 def queued(subject, recipients, *, states=(), submitted_ago=None):
-    """A queued message whose recipients are then set to ``states`` (in order)."""
+    """A queued message whose first recipients are then set to ``states`` (in order); the rest keep theirs."""
     message = queue_message("julia@contoso.test", recipients, content(subject))
-    for recipient, state in zip(message.recipients.order_by("id"), states):
+    for recipient, state in zip(message.recipients.order_by("id"), states, strict=False):
         Recipient.objects.filter(pk=recipient.pk).update(status=state)
     if submitted_ago is not None:
         Message.objects.filter(pk=message.pk).update(submitted_at=timezone.now() - submitted_ago)

@@ -111,7 +111,8 @@ def test_comma_list_of_address_spaces_with_costs(cmdlet):
 
 def test_usage_parameter_and_internal_default_size(cmdlet):
     result = cmdlet(
-        "New-SendConnector -Name Inside -Usage internal -AddressSpaces * -DNSRoutingEnabled:$false -SmartHosts hub.contoso.com"
+        "New-SendConnector -Name Inside -Usage internal -AddressSpaces * -DNSRoutingEnabled:$false "
+        "-SmartHosts hub.contoso.com"
     )
     assert result.status == 0, result.err
     assert connector("Inside").usage == "Internal"
@@ -178,7 +179,8 @@ def test_new_prints_warnings(cmdlet):
         ),
         (
             "New-SendConnector -Internet",
-            "New-SendConnector : Cannot process command because of one or more missing mandatory parameters: Name AddressSpaces.",
+            "New-SendConnector : Cannot process command because of one or more missing mandatory parameters: "
+            "Name AddressSpaces.",
         ),
         (
             "New-SendConnector -Name X -AddressSpaces * -SmartHosts relay.contoso.com",
@@ -186,12 +188,13 @@ def test_new_prints_warnings(cmdlet):
         ),
         (
             "New-SendConnector -Name X -AddressSpaces * -DNSRoutingEnabled $false",
-            "New-SendConnector : SmartHosts: When DNSRoutingEnabled is $false, you must specify at least one smart host",
+            "New-SendConnector : SmartHosts: When DNSRoutingEnabled is $false, you must specify at least one "
+            "smart host",
         ),
         (
             "New-SendConnector -Name X -AddressSpaces * -RequireTLS $true -TlsDomain contoso.com",
-            "New-SendConnector : TlsDomain: The TLSDomain parameter can only be set if the TLSAuthLevel parameter is set "
-            "to DomainValidation.",
+            "New-SendConnector : TlsDomain: The TLSDomain parameter can only be set if the TLSAuthLevel parameter "
+            "is set to DomainValidation.",
         ),
         (
             "New-SendConnector -Name X -AddressSpaces * -Fqdn contoso..com",
@@ -214,13 +217,13 @@ def test_new_prints_warnings(cmdlet):
         (
             "New-SendConnector -Name X -AddressSpaces * -DNSRoutingEnabled $false -SmartHosts relay.contoso.com "
             "-SmartHostAuthMechanism BasicAuth",
-            "New-SendConnector : AuthenticationCredential: The AuthenticationCredential parameter (user name and password) "
-            "is required when SmartHostAuthMechanism is BasicAuth.",
+            "New-SendConnector : AuthenticationCredential: The AuthenticationCredential parameter "
+            "(user name and password) is required when SmartHostAuthMechanism is BasicAuth.",
         ),
         (
             "New-SendConnector -Name X -AddressSpaces * -SourceTransportServers EX99",
-            "Cannot process argument transformation on parameter 'SourceTransportServers'. The transport server \"EX99\" "
-            "couldn't be found.",
+            "Cannot process argument transformation on parameter 'SourceTransportServers'. "
+            'The transport server "EX99" couldn\'t be found.',
         ),
         (
             "New-SendConnector -Name X -AddressSpaces * -MaxMessageSize 10XB",
@@ -311,9 +314,9 @@ def test_duplicate_name_is_refused_case_insensitively(cmdlet, make_connector):
     make_connector("To internet")
     result = cmdlet('New-SendConnector -Name "TO INTERNET" -AddressSpaces * -Internet')
     assert result.status == 1
-    assert (
-        result.err
-        == 'New-SendConnector : Name: A Send connector with the name "TO INTERNET" already exists. Specify a unique name.\n'
+    assert result.err == (
+        'New-SendConnector : Name: A Send connector with the name "TO INTERNET" already exists. '
+        "Specify a unique name.\n"
     )
     assert SendConnector.objects.count() == 1 and AdminAuditLogEntry.objects.count() == 1
 

@@ -270,8 +270,9 @@ BIG = "9223372036854775808"  # one more than the largest 64-bit id
         (f"Remove-Message -Identity 'EX01\\contoso.test\\{BIG}' -Confirm:$false", "couldn't be found"),
         (
             "Get-Message -ResultSize 99999999999999999999999",
-            "Cannot process argument transformation on parameter 'ResultSize'. The value \"99999999999999999999999\" isn't "
-            "valid. Enter a whole number from 1 through 2147483647, or unlimited.",
+            "Cannot process argument transformation on parameter 'ResultSize'. "
+            'The value "99999999999999999999999" isn\'t valid. Enter a whole number from 1 through 2147483647, '
+            "or unlimited.",
         ),
         ("Get-Queue -ResultSize 2147483648", "Enter a whole number from 1 through 2147483647, or unlimited."),
         ("Get-Message -ResultSize ²", "isn't valid"),

@@ -78,8 +78,8 @@ def test_unlimited_is_stored_as_none_and_shown_as_unlimited(cmdlet):
     [
         (
             "Set-TransportService EX01 -MaxOutboundConnections 0",
-            "Cannot process argument transformation on parameter 'MaxOutboundConnections'. The value \"0\" isn't valid. "
-            "Enter a whole number from 1 through 2147483647, or unlimited.",
+            "Cannot process argument transformation on parameter 'MaxOutboundConnections'. "
+            'The value "0" isn\'t valid. Enter a whole number from 1 through 2147483647, or unlimited.',
         ),
         (
             "Set-TransportService EX01 -MaxPerDomainOutboundConnections -5",

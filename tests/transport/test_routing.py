@@ -54,7 +54,9 @@ def test_most_specific_address_space_wins(make_connector):
     assert result.connector.name == "Marketing"
     assert result.rule == routing.RULE_MOST_SPECIFIC
     assert beaten(result) == {
-        "Contoso and subdomains": "address space SMTP:*.contoso.com;1 is less specific than SMTP:marketing.contoso.com;1",
+        "Contoso and subdomains": (
+            "address space SMTP:*.contoso.com;1 is less specific than SMTP:marketing.contoso.com;1"
+        ),
         "All": "address space SMTP:*;1 is less specific than SMTP:marketing.contoso.com;1",
     }
     assert route("sales.contoso.com").connector.name == "Contoso and subdomains"

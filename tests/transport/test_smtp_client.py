@@ -84,7 +84,7 @@ def test_null_sender_is_sent_as_empty_reverse_path(sink):
         outcome = session.send("", ["alice@fabrikam.test"], MESSAGE)
 
     assert outcome.delivered == ["alice@fabrikam.test"]
-    assert "> MAIL FROM:<> SIZE=%d" % len(MESSAGE) in transcript.lines()
+    assert f"> MAIL FROM:<> SIZE={len(MESSAGE)}" in transcript.lines()
     assert server.messages[0].mail_from == ""
 
 

@@ -60,7 +60,7 @@ def test_row_in_exchange_field_order(tmp_path):
 
     _, [row] = read(log_files(tmp_path)[0])
     assert len(row) == 30
-    values = dict(zip(FIELDS, row))
+    values = dict(zip(FIELDS, row, strict=True))
     assert values["date-time"] == "2025-01-06T10:00:00.123Z"
     assert values["event-id"] == "SEND"
     assert values["internal-message-id"] == "42"
@@ -81,7 +81,7 @@ def test_a_batch_is_written_in_order_with_python_style_keys(tmp_path):
     )
 
     _, rows = read(log_files(tmp_path)[0])
-    events = [dict(zip(FIELDS, row)) for row in rows]
+    events = [dict(zip(FIELDS, row, strict=True)) for row in rows]
     assert [event["event-id"] for event in events] == ["RECEIVE", "DEFER", "FAIL"]
     assert events[1]["recipient-status"] == "451 4.4.0 DNS query failed"
     # No date-time given: the moment of writing.

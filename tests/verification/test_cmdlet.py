@@ -27,9 +27,9 @@ def table(out):
     lines = out.splitlines()
     header = lines[1]
     starts = [header.index(column) for column in header.split()]
-    bounds = list(zip(starts, starts[1:] + [None]))
+    bounds = list(zip(starts, starts[1:] + [None], strict=True))
     return [
-        {column: line[start:end].strip() for column, (start, end) in zip(header.split(), bounds)}
+        {column: line[start:end].strip() for column, (start, end) in zip(header.split(), bounds, strict=True)}
         for line in lines[3:]
         if line.strip()
     ]

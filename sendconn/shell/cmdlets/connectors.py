@@ -7,7 +7,9 @@ browser's.
 """
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from django.core.exceptions import ValidationError
 
@@ -15,6 +17,7 @@ from sendconn.connectors import selectors, services, values
 from sendconn.connectors.models import (
     ConnectorType,
     ProtocolLoggingLevel,
+    SendConnector,
     SmartHostAuthMechanism,
     TlsAuthLevel,
     Usage,
@@ -51,7 +54,7 @@ def multi_valued(parse_item):
     def convert(value, session):
         if not isinstance(value, dict):
             return [parse_item(item) for item in _items(value)]
-        parts = {"add": [], "remove": []}
+        parts: dict[str, list[Any]] = {"add": [], "remove": []}
         for key, items in value.items():
             if key.lower() not in parts:
                 raise ValidationError(f'The hash table can only contain the keys Add and Remove, not "{key}".')
@@ -241,6 +244,7 @@ def get_send_connector(invocation):
     """Use the Get-SendConnector cmdlet to view the settings for a Send connector."""
     identity = (invocation.params.get("Identity") or "").strip()
     server, pattern = selectors.split_server_identity(identity)
+    connectors: Iterable[SendConnector]
     if not identity:
         connectors = selectors.connectors_with_details()
     elif "*" in pattern and (server is None or selectors.is_transport_server(server)):

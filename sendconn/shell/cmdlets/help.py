@@ -11,7 +11,7 @@ WIDTH = 116
 
 def _cmdlets():
     """[(Cmdlet, [aliases])] for every registered cmdlet, by name."""
-    found = {}
+    found: dict[str, tuple[registry.Cmdlet, list[str]]] = {}
     for key, definition in registry.COMMANDS.items():
         _, aliases = found.setdefault(definition.name, (definition, []))
         if key != definition.name.lower():

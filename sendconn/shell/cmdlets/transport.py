@@ -221,7 +221,7 @@ def queue_record(queue):
         _double(queue.outgoing_rate),
         _double(queue.velocity),
     )
-    return Record(dict(zip(QUEUE_PROPERTIES, values)), table=QUEUE_TABLE)
+    return Record(dict(zip(QUEUE_PROPERTIES, values, strict=True)), table=QUEUE_TABLE)
 
 
 def message_record(message):

@@ -87,11 +87,11 @@ class Command(BaseCommand):
         metrics.reset_directory(settings.SENDCONN_METRICS_DIR)
         self.width = max(len("runall"), *(len(process.name) for process in processes))
         self.output_lock = threading.Lock()
-        self.signals = []
+        self.signals: list[int] = []
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, lambda signum, frame: self.signals.append(signum))
         self.env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-        self.readers = []
+        self.readers: list[threading.Thread] = []
 
         for process in processes:
             self.start(process)
