@@ -702,7 +702,8 @@ class _Connection:
             transcript.close()
 
 
-_connectors: dict[int, tuple[Any, SendConnector | None]] = {}  # connector id → (its changed_at as stored, the SendConnector): this process's copies
+# connector id → (its changed_at as stored, the SendConnector): this process's copies
+_connectors: dict[int, tuple[Any, SendConnector | None]] = {}
 
 
 def current_connector(connector_id):
