@@ -29,8 +29,8 @@ from sendconn.connectors.crypto import CredentialKeyError
 from sendconn.connectors.models import ProtocolLoggingLevel, SmartHostAuthMechanism, TransportServer
 from sendconn.connectors.servers import local_server
 from sendconn.observability import metrics
-from sendconn.transport.dns import DnsError, get_resolver, resolve_next_hop
-from sendconn.transport.protocol_log import ProtocolLog
+from sendconn.transport.dns import DnsError, Target, get_resolver, resolve_next_hop
+from sendconn.transport.protocol_log import ProtocolLog, SessionTranscript
 from sendconn.transport.smtp_client import (
     AUTH,
     EHLO,
@@ -39,6 +39,7 @@ from sendconn.transport.smtp_client import (
     SessionOptions,
     SmtpSession,
     SmtpSessionError,
+    Transcript,
 )
 
 from .models import StepName, StepStatus, VerificationRun, VerificationStatus, VerificationStep
@@ -160,10 +161,10 @@ class _Failure:
     """An address that failed: the step it failed at, and the steps as they stood then."""
 
     step: VerificationStep
-    target: object
+    target: Target
     error: SmtpSessionError
-    states: dict
-    exchange: list
+    states: dict[int, tuple]
+    exchange: list[str]
 
 
 class _Hop:
@@ -177,17 +178,34 @@ class _Hop:
         self.recipients = recipients
         self.steps = {step.name: step for step in steps}
         self.local = self.remote = ""
-        self.target = None
-        self.session = None
+        self._target: Target | None = None
+        self._session: SmtpSession | None = None
         self.exchange = []  # "> …" / "< …" lines since the running step began
         self.attempts = []  # failures of the targets tried before the current one
         self.tls_failure = ""  # opportunistic TLS that failed to negotiate (then retried in the clear)
-        self.options = None
+        self._options: SessionOptions | None = None
         self._connecting_since = 0.0
         # A Verbose connector logs the test sessions too, as its deliveries: one protocol-log session per target.
         verbose = self.connector.protocol_logging_level == ProtocolLoggingLevel.VERBOSE
         self.protocol_log = ProtocolLog() if verbose else None
-        self.protocol = None
+        self.protocol: SessionTranscript | None = None
+
+    # --- set before the session runs: its callbacks, the send and the hints find them ---
+
+    @property
+    def options(self) -> SessionOptions:
+        assert self._options is not None, "set before the first target is tried"
+        return self._options
+
+    @property
+    def target(self) -> Target:
+        assert self._target is not None, "set by _attempt"
+        return self._target
+
+    @property
+    def session(self) -> SmtpSession:
+        assert self._session is not None, "set by _attempt"
+        return self._session
 
     # --- the transcript protocol (see SmtpSession) ---
 
@@ -222,6 +240,11 @@ class _Hop:
             self.exchange.append(f"{kind} {data}")
         elif kind == "*" and context == "TLS negotiation failed":
             self.tls_failure = data
+
+    def for_another_connection(self) -> Transcript:
+        """Never asked: each session here has a single target (the hop tries its targets itself, step by step),
+        so SmtpSession has no later target to open a connection beside this one to."""
+        raise AssertionError("a verification session has one target")
 
     # --- the session's progress ---
 
@@ -285,7 +308,7 @@ class _Hop:
         if targets is None:
             return
         try:
-            self.options = SessionOptions.for_connector(
+            self._options = SessionOptions.for_connector(
                 self.connector,
                 self.verification.server.fqdn,
                 connect_timeout=settings.SENDCONN_VERIFY_TIMEOUT,
@@ -323,7 +346,7 @@ class _Hop:
             for field, value in zip(_STATE_FIELDS, furthest.states[step.pk], strict=True):
                 setattr(step, field, value)
             step.save(update_fields=_STATE_FIELDS)
-        self.target, self.exchange = furthest.target, furthest.exchange
+        self._target, self.exchange = furthest.target, furthest.exchange
         self.attempts = [line for failure, line in zip(failures, self.attempts, strict=True) if failure is not furthest]
         connection = self.steps[StepName.CONNECTION]
         if furthest.step.name != StepName.CONNECTION and self.attempts:
@@ -383,14 +406,14 @@ class _Hop:
             run = self.verification.run
             self.protocol = self.protocol_log.session(self.connector.name)
             self.protocol.event("*", f"run {run.pk} requested by {run.requested_by}", "Verify delivery")
-        self.target = target
+        self._target = target
         self.tls_failure = ""
         for name in (StepName.EHLO, StepName.TLS, StepName.AUTHENTICATION, StepName.SEND):
             if self.steps[name].status != StepStatus.PENDING:
                 self._save(self.steps[name], StepStatus.PENDING, "")
         self._begin(StepName.CONNECTION)
         domain = self.next_hop if self.connector.dns_routing_enabled else ""
-        self.session = SmtpSession(
+        self._session = SmtpSession(
             [target], self.options, transcript=self, recipient_domain=domain, on_stage=self.on_stage
         )
 
@@ -443,6 +466,7 @@ class _Hop:
 
     def _tls_details(self):
         tls, options = self.session.tls, self.options
+        assert tls is not None  # on_stage(STARTTLS): TLS is up
         level = options.tls_auth_level if options.require_tls else ""
         outcome = {
             "": "Not validated: opportunistic TLS (RequireTLS is $false).",
