@@ -35,6 +35,7 @@ def queue_identity(kind: str, next_hop_domain: str, connector: SendConnector | N
     (another connector has a queue for the same next hop)."""
     if kind != NEXT_HOP:
         return f"{server_name()}\\{kind}"
+    assert connector is not None  # a NextHop queue is a connector's
     identity = f"{server_name()}\\{next_hop_domain}"
     return f"{identity}\\{connector.name}" if shared else identity
 

@@ -86,6 +86,7 @@ class Queue:
             return "Unreachable"
         if self.kind == SUBMISSION:
             return "Undefined"
+        assert self.connector is not None  # a NextHop queue is a connector's
         return "DnsConnectorDelivery" if self.connector.dns_routing_enabled else "SmartHostConnectorDelivery"
 
     @property

@@ -7,6 +7,7 @@ with ten or a hundred thousand queued recipients, and the messages of a queue ar
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db.models import Case, Count, F, Max, Min, OuterRef, Q, QuerySet, Subquery, Value, When
@@ -290,7 +291,7 @@ MESSAGE_FILTER_FIELDS = {
 }
 
 
-def message_rows(queue: Queue | None = None) -> QuerySet[Recipient]:
+def message_rows(queue: Queue | None = None) -> QuerySet[Recipient, dict[str, Any]]:
     """One aggregate row per message per queue (of ``queue``, or of every queue), oldest message first; filter it
     with ``MESSAGE_FILTER_FIELDS`` names, page it, then turn a page into QueuedMessages with ``load_messages``."""
     rows = queue.rows if queue is not None else Recipient.objects.filter(status__in=QUEUED_STATUSES)
@@ -324,7 +325,7 @@ def message_rows(queue: Queue | None = None) -> QuerySet[Recipient]:
     )
 
 
-def load_messages(groups: Iterable[dict], queues: dict[tuple, Queue] | None = None) -> list[QueuedMessage]:
+def load_messages(groups: Iterable[dict[str, Any]], queues: dict[tuple, Queue] | None = None) -> list[QueuedMessage]:
     """QueuedMessages for a page of ``message_rows``, with their recipients (one query; two more to find the
     queues when ``queues`` — {key: Queue} — isn't given)."""
     groups = list(groups)
