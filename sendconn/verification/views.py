@@ -13,6 +13,7 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_safe
+from django_htmx.middleware import HtmxDetails
 
 from sendconn.accounts import roles
 from sendconn.connectors.models import SendConnector
@@ -21,6 +22,12 @@ from sendconn.connectors.services import Caller
 from . import selectors, services
 
 HISTORY_PAGE_SIZE = 50
+
+
+class HtmxHttpRequest(HttpRequest):
+    """A request as django-htmx's middleware leaves it (its documented way to type ``request.htmx``)."""
+
+    htmx: HtmxDetails
 
 
 class VerifyForm(forms.Form):
@@ -74,7 +81,7 @@ def verification_run(request: HttpRequest, run_id: int) -> HttpResponse:
 
 @require_safe
 @permission_required(roles.VIEW_CONNECTORS, raise_exception=True)
-def verification_status(request: HttpRequest, run_id: int) -> HttpResponse:
+def verification_status(request: HtmxHttpRequest, run_id: int) -> HttpResponse:
     """The step table alone, for htmx's polling; a plain request (no JavaScript) gets the whole page."""
     run = _run_or_404(run_id)
     if not request.htmx:
