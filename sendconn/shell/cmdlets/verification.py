@@ -36,9 +36,12 @@ def step_records(run):
 
 @cmdlet("Validate-OutboundConnector", IDENTITY, Parameter("Recipients", text_list, mandatory=True))
 def validate_outbound_connector(invocation):
-    connector = find_connector(invocation.params["Identity"])
-    run = start_verification(invocation.session.caller, connector, invocation.params["Recipients"], run_here=True)
-    run = run_verification(run.pk)
+    identity = invocation.params["Identity"]
+    connector = find_connector(identity)
+    started = start_verification(invocation.session.caller, connector, invocation.params["Recipients"], run_here=True)
+    run = run_verification(started.pk)
+    if run is None:  # the connector was removed meanwhile, and its runs with it
+        raise CmdletError(f"The operation couldn't be performed because object '{identity}' couldn't be found.")
     records = step_records(run)
     if run.status == VerificationStatus.SUCCEEDED:
         return records
