@@ -130,6 +130,7 @@ class MxResolver:
         targets, errors = [], []
         for host in hosts:
             name = host.strip().strip("[]")
+            found: list[Target] | DnsError
             try:
                 if _ip_literal(name):
                     found = [Target(name, name, port)]

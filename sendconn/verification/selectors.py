@@ -19,7 +19,7 @@ def next_hops(
 ) -> dict[str, list[str]]:
     """{next hop: [recipients]} as the connector routes them: one per recipient domain (MX), or its smart-host set."""
     router = Router(server or local_server())
-    hops = {}
+    hops: dict[str, list[str]] = {}
     for address in addresses:
         hops.setdefault(router.next_hop_domain(connector, recipient_domain(address)), []).append(address)
     return hops

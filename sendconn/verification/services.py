@@ -35,7 +35,8 @@ def parse_recipients(value: str | list[str] | tuple[str, ...] | None) -> list[st
     """Test recipients typed in a box (separated by commas, semicolons or spaces) or given as a list →
     addresses with lower-case domains, duplicates dropped; ValidationError listing every bad one."""
     items = value if isinstance(value, (list, tuple)) else re.split(r"[,;\s]+", value or "")
-    addresses, errors = [], []
+    addresses: list[str] = []
+    errors: list[str] = []
     for item in items:
         item = str(item).strip()
         if not item:
@@ -56,7 +57,7 @@ def parse_recipients(value: str | list[str] | tuple[str, ...] | None) -> list[st
     return addresses
 
 
-def _normalised_address(address):
+def _normalised_address(address: str) -> str:
     domain = recipient_domain(address)  # ValueError: "'x' isn't a valid SMTP address."
     local = address.rpartition("@")[0]
     if len(local) > 64 or len(address) > 254 or not _LOCAL_PART.match(local):
@@ -109,7 +110,7 @@ def publish_run(run_id: int, queue: str) -> None:
     tasks.verify_connector.apply_async((run_id,), queue=queue)
 
 
-def _send_to_worker(run_id, queue):
+def _send_to_worker(run_id: int, queue: str) -> None:
     try:
         publish_run(run_id, queue)
     except Exception as error:  # the broker is down: say so on the run rather than leave it waiting
