@@ -5,9 +5,9 @@ with ten or a hundred thousand queued recipients, and the messages of a queue ar
 """
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable
-from datetime import timedelta
-from typing import Any
+from collections.abc import Iterable, Mapping, Set
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from django.conf import settings
 from django.db.models import Case, Count, F, Max, Min, OuterRef, Q, QuerySet, Subquery, Value, When
@@ -37,13 +37,25 @@ from .objects import (
     queue_rows,
 )
 
+if TYPE_CHECKING:  # django-stubs' helper, a lint-time dependency
+    from django_stubs_ext import WithAnnotations
+
 RATE_WINDOW = timedelta(minutes=1)  # IncomingRate / OutgoingRate: messages per second over the last minute
+
+_QueueKey = tuple[str, int | None, str]  # Queue.key: (kind, connector id, next hop)
+
+
+class _QueueKeyAnnotations(TypedDict):
+    """What ``_with_queue_key`` adds to each row."""
+
+    queue_kind: str
+    queue_hop: str
 
 
 # -- queues ------------------------------------------------------------------------------------------------------
 
 
-def _with_queue_key(rows):
+def _with_queue_key(rows: QuerySet[Recipient]) -> "QuerySet[WithAnnotations[Recipient, _QueueKeyAnnotations]]":
     """``rows`` annotated with the queue each is in: ``queue_kind``, ``connector_id``, ``queue_hop``."""
     return rows.annotate(
         queue_kind=Case(
@@ -55,11 +67,11 @@ def _with_queue_key(rows):
     )
 
 
-def _status_count(status):
+def _status_count(status: str) -> Count:
     return Count("id", filter=Q(status=status))
 
 
-def _queue_groups(rows):
+def _queue_groups(rows: QuerySet[Recipient]) -> QuerySet[Recipient, Mapping[str, Any]]:
     """One aggregate row per queue among ``rows``: message and per-status recipient counts, retry times, and
     the reply of its latest failed attempt (LastError)."""
     latest_failure = (
@@ -88,7 +100,7 @@ def _queue_groups(rows):
     )
 
 
-def _incoming(since):
+def _incoming(since: datetime) -> dict[_QueueKey, int]:
     """{queue key: messages that entered it since ``since``} (those still queued and those gone out already)."""
     rows = Recipient.objects.filter(message__submitted_at__gte=since).filter(
         Q(connector__isnull=False) | Q(status__in=QUEUED_STATUSES)
@@ -102,12 +114,12 @@ def _incoming(since):
     return {(group["queue_kind"], group["connector_id"], group["queue_hop"]): group["messages"] for group in groups}
 
 
-def _recipient_domain():
+def _recipient_domain() -> Lower:
     """A tracking event's recipient domain, lower-case, computed in the database."""
     return Lower(Substr("recipient", StrIndex("recipient", Value("@")) + 1))
 
 
-def _outgoing(since):
+def _outgoing(since: datetime) -> dict[tuple[str, str], int]:
     """{(connector name, recipient domain): messages sent since ``since``}, from the SEND tracking events."""
     groups = (
         TrackingEvent.objects.filter(event_id=TrackingEventId.SEND, timestamp__gte=since)
@@ -119,20 +131,21 @@ def _outgoing(since):
     return {(group["connector_name"], group["domain"]): group["messages"] for group in groups}
 
 
-def _sent(outgoing, queue):
+def _sent(outgoing: dict[tuple[str, str], int], queue: Queue) -> int:
     if queue.kind != NEXT_HOP:
         return 0
+    assert queue.connector is not None  # a NextHop queue is a connector's
     name = queue.connector.name
     if queue.connector.dns_routing_enabled:  # a DNS next hop is the recipient domain
         return outgoing.get((name, queue.next_hop_domain.lower()), 0)
     return sum(count for (connector_name, _), count in outgoing.items() if connector_name == name)
 
 
-def _rate(count):
+def _rate(count: int) -> float:
     return round(count / RATE_WINDOW.total_seconds(), 3)
 
 
-def _suspended_keys(**lookups):
+def _suspended_keys(**lookups: Any) -> set[_QueueKey]:
     """The keys of the suspended queues (SuspendedQueue rows matching ``lookups``)."""
     return {
         (NEXT_HOP if connector_id else UNREACHABLE, connector_id, hop)
@@ -140,7 +153,7 @@ def _suspended_keys(**lookups):
     }
 
 
-def _recently_active_keys():
+def _recently_active_keys() -> set[_QueueKey]:
     """Keys of the delivery queues that sent or failed mail within SENDCONN_QUEUE_MAX_IDLE_TIME: (connector,
     recipient domain) pairs from the tracking log (one query), then their connectors with their smart hosts and the
     local server, whose Router names each pair's next hop (three more when there are any)."""
@@ -164,7 +177,13 @@ def _recently_active_keys():
     }
 
 
-def _build_queues(groups, *, special=True, suspended=frozenset(), recently_active=frozenset()):
+def _build_queues(
+    groups: Iterable[Mapping[str, Any]],
+    *,
+    special: bool = True,
+    suspended: Set[_QueueKey] = frozenset(),
+    recently_active: Set[_QueueKey] = frozenset(),
+) -> list[Queue]:
     """Queue objects from ``_queue_groups`` rows, the ``suspended`` queue keys (a suspended queue is listed even
     when empty) and the ``recently_active`` ones (listed, empty if need be, for QueueMaxIdleTime), with their
     connectors (one query) and rates (two)."""
@@ -174,7 +193,7 @@ def _build_queues(groups, *, special=True, suspended=frozenset(), recently_activ
     connectors = SendConnector.objects.in_bulk({connector_id for _, connector_id, _ in keys if connector_id})
     hops = Counter(hop.lower() for kind, _, hop in keys if kind == NEXT_HOP)
 
-    def identity(kind, hop, connector):
+    def identity(kind: str, hop: str, connector: SendConnector | None) -> str:
         return identities.queue_identity(kind, hop, connector, shared=hops[hop.lower()] > 1)
 
     since = timezone.now() - RATE_WINDOW
@@ -266,7 +285,7 @@ def get_queue(identity: str | None) -> Queue:
     queues = _build_queues(groups, special=False, suspended=suspended, recently_active=recently_active)
     if connector_part:
         connector = connector_selectors.get_connector(connector_part)
-        queues = [queue for queue in queues if connector is not None and queue.connector.pk == connector.pk]
+        queues = [queue for queue in queues if connector is not None and queue.connector == connector]
     if len(queues) > 1:
         raise QueueNotFound(
             f"The identity '{identity}' matches more than one queue: "
@@ -291,7 +310,7 @@ MESSAGE_FILTER_FIELDS = {
 }
 
 
-def message_rows(queue: Queue | None = None) -> QuerySet[Recipient, dict[str, Any]]:
+def message_rows(queue: Queue | None = None) -> QuerySet[Recipient, Mapping[str, Any]]:
     """One aggregate row per message per queue (of ``queue``, or of every queue), oldest message first; filter it
     with ``MESSAGE_FILTER_FIELDS`` names, page it, then turn a page into QueuedMessages with ``load_messages``."""
     rows = queue.rows if queue is not None else Recipient.objects.filter(status__in=QUEUED_STATUSES)
@@ -325,7 +344,7 @@ def message_rows(queue: Queue | None = None) -> QuerySet[Recipient, dict[str, An
     )
 
 
-def load_messages(groups: Iterable[dict[str, Any]], queues: dict[tuple, Queue] | None = None) -> list[QueuedMessage]:
+def load_messages(groups: Iterable[Mapping[str, Any]], queues: dict[tuple, Queue] | None = None) -> list[QueuedMessage]:
     """QueuedMessages for a page of ``message_rows``, with their recipients (one query; two more to find the
     queues when ``queues`` — {key: Queue} — isn't given)."""
     groups = list(groups)
@@ -333,7 +352,7 @@ def load_messages(groups: Iterable[dict[str, Any]], queues: dict[tuple, Queue] |
         return []
     if queues is None:
         queues = {queue.key: queue for queue in queue_list()}
-    recipients = defaultdict(list)
+    recipients: defaultdict[tuple, list[Recipient]] = defaultdict(list)
     rows = _with_queue_key(
         Recipient.objects.filter(message_id__in={group["message_id"] for group in groups}, status__in=QUEUED_STATUSES)
     ).order_by("id")

@@ -7,12 +7,14 @@ in the action's one transaction: a failure leaves nothing half-done.
 """
 
 from dataclasses import dataclass
+from typing import Any
 
 from django.db import transaction
-from django.db.models import Case, Value, When
+from django.db.models import Case, QuerySet, Value, When
 from django.utils import timezone
 
 from sendconn.connectors import audit
+from sendconn.connectors.models import SendConnector
 from sendconn.connectors.servers import local_server
 from sendconn.connectors.services import Caller
 
@@ -35,16 +37,23 @@ class Outcome:
     active: int = 0
 
 
-def _audit(caller, cmdlet, identity, connector, parameters=None):
+def _audit(
+    caller: Caller,
+    cmdlet: str,
+    identity: str,
+    connector: SendConnector | None,
+    parameters: dict[str, Any] | None = None,
+) -> None:
     audit.record_command(caller, cmdlet, identity, parameters, connector=connector)
 
 
-def _active(rows):
+def _active(rows: QuerySet[Recipient]) -> int:
     return rows.exclude(claimed_by="").count()
 
 
-def _wake(queue):
+def _wake(queue: Queue) -> None:
     if queue.kind == NEXT_HOP:
+        assert queue.connector is not None  # a NextHop queue is a connector's
         wakeups.wake_next_hops([(queue.connector.pk, queue.next_hop_domain)], coalesce=False)
 
 
@@ -83,7 +92,7 @@ def retry_queue(caller: Caller, queue: Queue, resubmit: bool = False) -> Outcome
     return Outcome(changed, _active(queue.rows))
 
 
-def _refuse_submission(queue):
+def _refuse_submission(queue: Queue) -> None:
     if queue.kind == SUBMISSION:
         raise QueueError(
             "Messages in the Submission queue are routed within seconds and can't be suspended there; suspend "
@@ -91,7 +100,7 @@ def _refuse_submission(queue):
         )
 
 
-def _suspend(caller, cmdlet, identity, queue, rows):
+def _suspend(caller: Caller, cmdlet: str, identity: str, queue: Queue, rows: QuerySet[Recipient]) -> Outcome:
     _refuse_submission(queue)
     waiting = (*DUE_STATUSES, RecipientStatus.UNREACHABLE)
     with transaction.atomic():
@@ -102,7 +111,7 @@ def _suspend(caller, cmdlet, identity, queue, rows):
     return Outcome(changed, _active(rows))
 
 
-def _resume(caller, cmdlet, identity, queue, rows):
+def _resume(caller: Caller, cmdlet: str, identity: str, queue: Queue, rows: QuerySet[Recipient]) -> Outcome:
     """Suspended rows wait again: Unreachable without a connector (the sweeper routes them when it can), else
     Retry when attempted before and Ready when not, due now."""
     now = timezone.now()
