@@ -233,7 +233,9 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # Web, worker and sweeper share one file: wait for locks instead of failing, WAL for concurrent readers.
+    # Web, worker and sweeper share one file: writers queue on a file lock (see sendconn/sqlite), WAL for
+    # concurrent readers, and a timeout for what still waits on SQLite's own lock.
+    DATABASES["default"]["ENGINE"] = "sendconn.sqlite"
     DATABASES["default"]["OPTIONS"] = {
         "timeout": 30,
         "transaction_mode": "IMMEDIATE",
