@@ -64,6 +64,7 @@ INITIAL_CONCURRENCY = 5  # Postfix's initial_destination_concurrency
 # seconds after the last that did: wake-ups are coalesced (and may be lost), a busy next hop needn't wait for one.
 LOOK_AGAIN_AFTER = 0.2
 LINGER_FOR = 2.0
+HOLD_REFRESH_SECONDS = 1.0  # a lingering next hop's wake-up mark is renewed this often (wakeups.hold)
 DRAIN_WITHIN = 0.25  # seconds: more sessions are opened for a next hop whose backlog would take longer than this
 RECORD_EVERY = 10  # recipients: outcomes are recorded at least this often
 # Sessions that sent wait while this many outcomes are unrecorded (the records behind one commit under way):
@@ -168,6 +169,7 @@ class Destination:
         self.more_waiting = False  # the last claim was a full batch: claim again before the backlog runs out
         self.claimed_at = 0.0
         self.linger_until = 0.0  # while mail keeps coming, look for more now and then without a wake-up
+        self.held_at = None  # when its wake-up mark was last held (wakeups.hold): no wake-ups needed meanwhile
         self.handled = 0  # rows recorded (for deliver_now's answer)
         self.active_at = time.monotonic()
         self.send_seconds = None  # how long a message takes to send here, connecting included
@@ -320,6 +322,7 @@ class DeliveryEngine:
             self._on_wake(key)
             self._record_if_due()
         for destination in list(self._destinations.values()):
+            self._release_mark_if_done(destination)
             if self._claim_wanted_now(destination):
                 self._claim(destination)
                 self._record_if_due()
@@ -358,6 +361,14 @@ class DeliveryEngine:
             destination.plan = Plan.for_connector(connector, destination.key[1])
             destination.version = connector.changed_at
 
+    def _release_mark_if_done(self, destination):
+        """A next hop that stopped lingering needs wake-ups again: drop its mark, then claim once more, for what
+        was committed while smtpd saw the mark and sent none."""
+        if destination.held_at is not None and time.monotonic() >= destination.linger_until:
+            wakeups.pending_marks().discard(destination.key)
+            destination.held_at = None
+            destination.claim_wanted = True
+
     def _claims_due(self):
         return any(self._claim_wanted_now(destination) for destination in self._destinations.values())
 
@@ -395,6 +406,9 @@ class DeliveryEngine:
             return
         destination.active_at = destination.claimed_at
         destination.linger_until = destination.claimed_at + LINGER_FOR
+        if destination.held_at is None or destination.claimed_at - destination.held_at >= HOLD_REFRESH_SECONDS:
+            wakeups.pending_marks().hold(destination.key)
+            destination.held_at = destination.claimed_at
         by_message = defaultdict(list)
         for row in rows:
             by_message[row.message_id].append(row)
@@ -665,6 +679,9 @@ class DeliveryEngine:
                         ledger.release(row)
                 ledger.commit()
             DeliveryEngineRecord.objects.filter(token=self.token).delete()
+            for destination in self._destinations.values():
+                if destination.held_at is not None:
+                    wakeups.pending_marks().discard(destination.key)
         except Exception:  # the claims are released at the next start on this host, or by the sweeper
             log.exception("Delivery engine: could not record everything at shutdown")
 

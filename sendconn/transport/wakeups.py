@@ -17,6 +17,11 @@ every row committed before the mark was found). Without it, wake-ups pile up whe
 are down, and each costs a task — and the filesystem broker lists its whole folder for every message it takes.
 Marks live in Redis (SET NX with an expiry) or, with the filesystem broker, as files beside its queue folder;
 they expire after PENDING_MARK_SECONDS, so a wake-up that was lost blocks others only that long.
+
+A delivery engine that keeps finding mail for a next hop looks again on its own every few tenths of a second, so it
+*holds* the mark meanwhile (``hold``, refreshed while it lingers): smtpd then sends no wake-ups for that next hop,
+which cost a publish in smtpd and a task in the worker each. When the engine stops lingering it drops the mark and
+claims once more, so a row committed while the mark was held is never left without a wake-up.
 """
 
 import hashlib
@@ -139,6 +144,12 @@ class RedisMarks:
         except Exception:  # noqa: BLE001 - no mark: send the wake-up (its own failure, if any, is logged)
             return True
 
+    def hold(self, next_hop):
+        try:
+            self.client.set(_mark_name(next_hop), b"1", ex=PENDING_MARK_SECONDS)
+        except Exception:  # noqa: BLE001 - without the mark smtpd wakes the next hop: only a wasted task
+            log.warning("Can't hold the wake-up mark of next hop %s", next_hop[1])
+
     def discard(self, next_hop):
         try:
             self.client.delete(_mark_name(next_hop))
@@ -169,6 +180,14 @@ class FileMarks:
         except OSError:
             return True
 
+    def hold(self, next_hop):
+        path = self.directory / _mark_name(next_hop)
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+            os.utime(path)
+        except OSError:  # without the mark smtpd wakes the next hop: only a wasted task
+            pass
+
     def discard(self, next_hop):
         try:
             os.unlink(self.directory / _mark_name(next_hop))
@@ -181,6 +200,9 @@ class NoMarks:
 
     def add(self, next_hop):
         return True
+
+    def hold(self, next_hop):
+        pass
 
     def discard(self, next_hop):
         pass

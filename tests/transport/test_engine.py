@@ -14,7 +14,8 @@ from django.utils import timezone
 
 from sendconn.connectors.models import TransportServer
 from sendconn.connectors.servers import local_server
-from sendconn.transport.engine import INITIAL_CONCURRENCY, get_engine, reset_engine, share
+from sendconn.transport import wakeups
+from sendconn.transport.engine import INITIAL_CONCURRENCY, LINGER_FOR, get_engine, reset_engine, share
 from sendconn.transport.models import Recipient, RecipientStatus
 from sendconn.transport.queueing import queue_message
 from tests.peers import free_port
@@ -159,6 +160,26 @@ def test_a_distant_server_is_sent_to_over_parallel_sessions(internet, sink, port
     # One session would need 3 round trips per message (MAIL+RCPT pipelined, DATA, the body): 9 s and more.
     assert elapsed < 4
     assert INITIAL_CONCURRENCY <= far.sessions < 30  # sessions grew with the backlog, and were reused
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_next_hop_with_mail_coming_holds_its_wake_up_mark_while_the_engine_looks_on_its_own(
+    internet, sink, port, tmp_path, monkeypatch
+):
+    marks = wakeups.FileMarks(tmp_path / "wakeups")
+    monkeypatch.setattr(wakeups, "pending_marks", lambda: marks)
+    hop = (internet.pk, "implicit.test")
+    server = sink("127.0.0.5", port=port)
+    queue_message(SENDER, ["kim@implicit.test"], CONTENT)
+    get_engine().wake(*hop)
+    wait_until(lambda: len(server.messages) == 1, 5, "the first message")
+
+    assert not marks.add(hop)  # held: smtpd sends this next hop no wake-up now
+    queue_message(SENDER, ["lee@implicit.test"], CONTENT)  # and none is sent here (woken records it)
+    wait_until(lambda: len(server.messages) == 2, 2, "mail committed while the mark is held, without a wake-up")
+
+    mark = marks.directory / wakeups._mark_name(hop)
+    wait_until(lambda: not mark.exists(), LINGER_FOR + 2, "the mark dropped once the engine stops looking")
 
 
 @pytest.mark.django_db

@@ -178,3 +178,14 @@ def test_a_request_skipped_for_another_process_wake_up_does_not_hold_back_the_ne
     clock.now += 0.1
     wakeups.wake_next_hops([hop])
     assert len(sent) == 2 and "countdown" not in sent[-1][1]
+
+
+def test_an_engine_holding_a_mark_keeps_wake_ups_back_until_it_drops_it(internet, sent, marks):
+    hop = (internet.pk, "fabrikam.test")
+    marks.hold(hop)  # a delivery engine looks at this next hop on its own for now
+    wakeups.wake_next_hops([hop])
+    assert sent == []
+    marks.hold(hop)  # renewed, even though it exists
+    marks.discard(hop)
+    wakeups.wake_next_hops([hop])
+    assert len(sent) == 1
