@@ -610,12 +610,16 @@ class SmtpSession(_RemoteTarget):
                 first_reply = self._check_stale(self._command(stage, "RSET"), first_reply)
                 self._needs_rset = False
             stage = MAIL
+            data_reply: Reply | None = None
             if "pipelining" in self.extensions:
-                client.send_lines([mail, *rcpts])
+                # RFC 2920: DATA ends the group, so a message costs two round trips (Postfix's smtp client too).
+                client.send_lines([mail, *rcpts, "DATA"])
                 mail_reply = client.reply(MAIL)
                 first_reply = self._check_stale(mail_reply, first_reply)
                 stage = RCPT
                 rcpt_replies = [client.reply(RCPT) for _ in rcpts]
+                stage = DATA
+                data_reply = client.reply(DATA)
             else:
                 mail_reply = self._command(MAIL, mail)
                 first_reply = self._check_stale(mail_reply, first_reply)
@@ -623,6 +627,7 @@ class SmtpSession(_RemoteTarget):
                 rcpt_replies = [self._command(RCPT, line) for line in rcpts] if mail_reply.is_success else []
             if not mail_reply.is_success:
                 self._needs_rset = True
+                self._end_unwanted_data(data_reply)
                 return self._closing({address: mail_reply for address in recipients}, mail_reply), {}, None
             overflow: dict[str, Reply] = {}
             accepted: list[str] = []
@@ -635,9 +640,10 @@ class SmtpSession(_RemoteTarget):
                     replies[address] = reply
             if not accepted:
                 self._needs_rset = True
+                self._end_unwanted_data(data_reply)
                 return self._closing(replies, *rcpt_replies), overflow, None
             stage = DATA
-            reply = self._command(DATA, "DATA")
+            reply = data_reply or self._command(DATA, "DATA")
             if reply.code != 354:
                 if reply.is_transient or reply.is_permanent:
                     self._needs_rset = True
@@ -666,6 +672,14 @@ class SmtpSession(_RemoteTarget):
             return replies, {}, failure
         finally:
             self.idle_since = time.monotonic()
+
+    def _end_unwanted_data(self, data_reply: Reply | None) -> None:
+        """A pipelined DATA the server said 354 to although no recipient was accepted (RFC 2920 says it must
+        not): end it with an empty body, whose reply means nothing."""
+        if data_reply is not None and data_reply.code == 354:
+            client = self._connection()
+            client.send_body(b".\r\n")
+            client.reply(DATA)
 
     def _check_stale(self, reply: Reply, first_reply: bool) -> bool:
         """A 421 as the first answer on a reused connection: the server timed it out while we were idle."""

@@ -194,7 +194,7 @@ def test_each_recipient_gets_its_own_reply(sink, pipelining):
     assert server.messages[0].rcpt_tos == ["bob@fabrikam.test"]
 
 
-def test_no_recipient_accepted_sends_no_data_and_the_session_goes_on(sink):
+def test_no_recipient_accepted_sends_no_content_and_the_session_goes_on(sink):
     server = sink(rcpt_replies={"gone@fabrikam.test": "550 5.1.1 User unknown"})
     transcript = MemoryTranscript()
 
@@ -204,8 +204,10 @@ def test_no_recipient_accepted_sends_no_data_and_the_session_goes_on(sink):
 
     assert codes(refused) == {"gone@fabrikam.test": 550}
     assert accepted.delivered == ["bob@fabrikam.test"]
-    assert transcript.lines().count("> DATA") == 1
-    assert "> RSET" in transcript.lines()
+    lines = transcript.lines()
+    assert lines.count("> DATA") == 2  # pipelined with MAIL and RCPT, refused for want of a recipient
+    assert lines.count(f"* [sending message ({len(MESSAGE)} bytes)]") == 1  # the second message's
+    assert "> RSET" in lines
     assert server.sessions == 1
 
 
@@ -774,6 +776,64 @@ def test_a_250_to_data_is_no_go_ahead_the_body_is_not_sent_and_the_recipients_wa
     assert "Unexpected reply to DATA [250" in reply.text
     assert outcome.error is not None  # the connection is dropped: the server's state is unknown
     assert not any(b"Quarterly report" in line for line in received)
+
+
+def test_with_pipelining_data_goes_with_mail_and_rcpt_two_round_trips_a_message(sink):
+    transcript = MemoryTranscript()
+
+    with session_for(sink(), transcript=transcript) as session:
+        session.send("alice@contoso.test", ["bob@fabrikam.test"], MESSAGE)
+
+    lines = transcript.lines()
+    start = lines.index(f"> MAIL FROM:<alice@contoso.test> SIZE={len(MESSAGE)}")
+    assert [line[:6] for line in lines[start : start + 6]] == [
+        "> MAIL",
+        "> RCPT",
+        "> DATA",
+        "< 250 ",
+        "< 250 ",
+        "< 354 ",
+    ]
+
+
+def test_a_354_to_a_pipelined_data_without_recipients_gets_an_empty_body_and_the_session_goes_on():
+    """RFC 2920 says the server must refuse that DATA; one that doesn't gets "." alone, not the message."""
+    received = []
+
+    async def lenient_data(reader, writer):
+        writer.write(b"220 mx.fabrikam.test ESMTP\r\n")
+        in_data = False
+        while line := await reader.readline():
+            received.append(line)
+            if in_data:
+                if line == b".\r\n":
+                    in_data = False
+                    writer.write(b"250 OK\r\n")
+                continue
+            command = line[:4].upper()
+            if command == b"EHLO":
+                writer.write(b"250-mx.fabrikam.test\r\n250 PIPELINING\r\n")
+            elif command == b"RCPT":
+                writer.write(b"550 5.1.1 User unknown\r\n" if b"gone@" in line else b"250 OK\r\n")
+            elif command == b"DATA":
+                in_data = True
+                writer.write(b"354 Go ahead\r\n")
+            elif command == b"QUIT":
+                writer.write(b"221 Bye\r\n")
+            else:
+                writer.write(b"250 OK\r\n")
+            await writer.drain()
+
+    with ScriptedServer("127.0.0.2", free_port("127.0.0.2"), lenient_data) as server:
+        session = SmtpSession([Target("mx1.fabrikam.test", server.host, server.port, 10)], options())
+        refused = session.send("alice@contoso.test", ["gone@fabrikam.test"], MESSAGE)
+        accepted = session.send("alice@contoso.test", ["bob@fabrikam.test"], MESSAGE)
+        session.close()
+
+    assert codes(refused) == {"gone@fabrikam.test": 550}
+    assert accepted.delivered == ["bob@fabrikam.test"]
+    assert sum(b"Quarterly report" in line for line in received) == 1  # the accepted message's body only
+    assert b"RSET\r\n" in received
 
 
 def test_a_greeting_that_never_ends_times_out_as_a_whole():
