@@ -159,8 +159,7 @@ def test_celery_settings_for_never_losing_a_wake_up():
     # A task is acknowledged only once done, and redelivered if its worker process dies.
     assert app.conf.task_acks_late is True
     assert app.conf.task_reject_on_worker_lost is True
-    # A wide window: the threads pool acks between reads of the broker (settings.py); the sweeper re-wakes the rest.
-    assert app.conf.worker_prefetch_multiplier == 16
+    assert app.conf.worker_prefetch_multiplier == 1
     assert 0 < app.conf.task_soft_time_limit < app.conf.task_time_limit
     assert app.conf.task_serializer == "json" and app.conf.accept_content == ["json"]
 
