@@ -239,9 +239,15 @@ def test_counts_of_smtpd_worker_and_beat_processes_add_up_on_the_web(tmp_path, n
         deadline = time.monotonic() + 60
         while True:
             samples = scraped()
-            done = sample(
-                samples, "sendconn_recipients_total", connector="To internet", outcome="delivered", status_class="2"
-            ) == 3 and sample(samples, "sendconn_sweeper_runs_total", result="success")
+            done = (
+                sample(
+                    samples, "sendconn_recipients_total", connector="To internet", outcome="delivered", status_class="2"
+                )
+                == 3
+                and sample(samples, "sendconn_sweeper_runs_total", result="success")
+                # and the session closed: it stays open (idle) for KEEP_IDLE_FOR seconds after its last message
+                and sample(samples, "sendconn_smtp_sessions_open") == 0
+            )
             if done or time.monotonic() > deadline:
                 break
             time.sleep(0.5)

@@ -22,6 +22,7 @@ class Runall:
     def __init__(self, tmp_path, procfile):
         (tmp_path / "Procfile").write_text(procfile)
         self.log = tmp_path / "runall.log"
+        self.status_file = tmp_path / "var/processes.json"
         env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "sendconn.settings",
@@ -48,6 +49,17 @@ class Runall:
         while self.output.count(text) < count:
             assert time.monotonic() < deadline, f"no {text!r} in:\n{self.output}"
             assert self.popen.poll() is None, f"runall exited early:\n{self.output}"
+            time.sleep(0.1)
+
+    def status_showing(self, name, pid, timeout=10):
+        """processes.json's processes once it shows ``name`` as ``pid`` (or as it is at the timeout): runall writes it
+        just after saying a process started, so right after that line it may still hold the previous state."""
+        deadline = time.monotonic() + timeout
+        while True:
+            processes = json.loads(self.status_file.read_text())["processes"]
+            shown = any(process["name"] == name and process["pid"] == pid for process in processes)
+            if shown or time.monotonic() >= deadline:
+                return processes
             time.sleep(0.1)
 
     def finish(self, timeout=20):
@@ -90,7 +102,7 @@ def test_a_killed_process_is_restarted_with_back_off_and_the_others_keep_running
     assert re.search(r"worker exited \(killed by SIGKILL\) after \d+s: restarting in 1s", output)
     assert re.search(r"worker exited \(killed by SIGKILL\) after \d+s: restarting in 2s", output)  # again soon: longer
     assert started_pids(output, "web") == [web] and "web    | got TERM" not in output
-    status = json.loads((tmp_path / "var/processes.json").read_text())["processes"]
+    status = runall.status_showing("worker", started_pids(output, "worker")[2])
     assert [(process["name"], process["state"], process["restarts"], process["last_exit"]) for process in status] == [
         ("web", "Running", 0, None),
         ("worker", "Running", 2, "killed by SIGKILL"),
