@@ -275,3 +275,12 @@ def test_each_var_dir_has_its_own_metrics_folder(tmp_path):
     result = run_python(code, tmp_path, SECRET_KEY="k", PROMETHEUS_MULTIPROC_DIR="/elsewhere")
     assert result.stdout.strip() == str(tmp_path / "var" / "metrics")
     assert (tmp_path / "var" / "metrics").is_dir()
+
+
+def test_smtpd_runs_one_process_on_sqlite_and_one_per_cpu_on_a_database_server(tmp_path):
+    embedded = read_settings(tmp_path, ["SENDCONN_SMTP_PROCESSES"], SECRET_KEY="k")
+    served = read_settings(
+        tmp_path, ["SENDCONN_SMTP_PROCESSES"], SECRET_KEY="k", DATABASE_URL="postgres://sendconn:s@db.internal/mail"
+    )
+    assert embedded["SENDCONN_SMTP_PROCESSES"] == 1  # one writer at a time anyway
+    assert served["SENDCONN_SMTP_PROCESSES"] == (os.cpu_count() or 1)
