@@ -70,48 +70,65 @@ def claim(rows: QuerySet[Recipient], token: str, limit: int | None) -> list[Reci
 
 
 def claim_due(connector_id: int, next_hop_domain: str, token: str, limit: int) -> list[Recipient]:
-    """``claim(due_rows(connector_id, next_hop_domain).select_related("message"), token, limit)`` as three
-    hand-written statements: the delivery hot path, where compiling the ORM's queries cost more than running
-    them. Same conditions, same guarantees.
+    """``claim(due_rows(connector_id, next_hop_domain).select_related("message"), token, limit)``, by
+    ``claim_due_many``."""
+    return claim_due_many({(connector_id, next_hop_domain): limit}, token).get((connector_id, next_hop_domain), [])
+
+
+def claim_due_many(wanted: dict[tuple[int, str], int], token: str) -> dict[tuple[int, str], list[Recipient]]:
+    """Claim up to ``limit`` due rows of each next hop ``(connector id, next hop domain)`` of ``wanted``, with their
+    messages loaded; return the claimed rows by next hop (next hops with none left out).
+
+    The claim of ``claim``, for many next hops at once and in hand-written statements (the delivery hot path, where
+    compiling the ORM's queries cost more than running them): the SELECTs find the candidates, then ONE write
+    transaction takes them all, each UPDATE repeating its conditions, so SQLite's write lock is taken once per
+    round of claims instead of once per next hop, and not at all when nothing is due.
     """
-    now = timezone.now()
+    now = _db_datetime(timezone.now())
     q = connection.ops.quote_name
+    table = q(Recipient._meta.db_table)
     due = (
         f"{q('connector_id')} = %s AND {q('next_hop_domain')} = %s AND {q('status')} IN (%s, %s) "
         f"AND {q('next_attempt_at')} <= %s AND {q('claimed_by')} = %s"
     )
-    due_params = [connector_id, next_hop_domain, *DUE_STATUSES, _db_datetime(now), ""]
     not_suspended = (
         f"NOT EXISTS (SELECT 1 FROM {q(SuspendedQueue._meta.db_table)} "
         f"WHERE {q('connector_id')} = %s AND {q('next_hop_domain')} = %s)"
     )
-    table = q(Recipient._meta.db_table)
     skip_locked = connection.features.has_select_for_update_skip_locked
+    lock = " FOR UPDATE SKIP LOCKED" if skip_locked else ""
+    found: dict[tuple[int, str], list[int]] = {}
+    # PostgreSQL: the selected rows stay locked (others skip them) until the UPDATEs, in the same transaction.
     with transaction.atomic() if skip_locked else nullcontext(), connection.cursor() as cursor:
-        lock = " FOR UPDATE SKIP LOCKED" if skip_locked else ""
-        cursor.execute(
-            f"SELECT {q('id')} FROM {table} WHERE {due} AND {not_suspended} ORDER BY {q('id')} LIMIT %s{lock}",
-            [*due_params, connector_id, next_hop_domain, limit],
-        )
-        ids = [row[0] for row in cursor.fetchall()]
-        if not ids:
-            return []
-        cursor.execute(
-            f"UPDATE {table} SET {q('claimed_by')} = %s, {q('claimed_at')} = %s "
-            f"WHERE {q('id')} IN ({', '.join(['%s'] * len(ids))}) AND {due}",
-            [token, _db_datetime(now), *ids, *due_params],
-        )
+        for (connector_id, next_hop_domain), limit in wanted.items():
+            cursor.execute(
+                f"SELECT {q('id')} FROM {table} WHERE {due} AND {not_suspended} ORDER BY {q('id')} LIMIT %s{lock}",
+                [connector_id, next_hop_domain, *DUE_STATUSES, now, "", connector_id, next_hop_domain, limit],
+            )
+            if ids := [row[0] for row in cursor.fetchall()]:
+                found[(connector_id, next_hop_domain)] = ids
+        if not found:
+            return {}
+        with nullcontext() if skip_locked else transaction.atomic():
+            for (connector_id, next_hop_domain), ids in found.items():
+                cursor.execute(
+                    f"UPDATE {table} SET {q('claimed_by')} = %s, {q('claimed_at')} = %s "
+                    f"WHERE {q('id')} IN ({', '.join(['%s'] * len(ids))}) AND {due}",
+                    [token, now, *ids, connector_id, next_hop_domain, *DUE_STATUSES, now, ""],
+                )
+    ids = [row_id for next_hop_ids in found.values() for row_id in next_hop_ids]
     message_table = q(Message._meta.db_table)
-    claimed = statements.load(
+    claimed: dict[tuple[int, str], list[Recipient]] = {}
+    for row, message in statements.load(
         [Recipient, Message],
         f"SELECT {statements.columns(Recipient, 'r')}, {statements.columns(Message, 'm')} FROM {table} r "
         f"JOIN {message_table} m ON m.{q('id')} = r.{q('message_id')} "
         f"WHERE r.{q('id')} IN ({', '.join(['%s'] * len(ids))}) AND r.{q('claimed_by')} = %s ORDER BY r.{q('id')}",
         [*ids, token],
-    )
-    for row, message in claimed:
+    ):
         row.message = message
-    return [row for row, _ in claimed]
+        claimed.setdefault((row.connector_id, row.next_hop_domain), []).append(row)
+    return claimed
 
 
 def _db_datetime(moment: datetime) -> Any:

@@ -4,8 +4,9 @@ Celery carries wake-ups ("next hop X has due mail"); the engine does the deliver
 (the only thread that touches the database: one connection per process, whatever the number of sessions) and a
 thread per open SMTP session (network only: DNS, TCP, TLS, SMTP):
 
-- a wake-up makes the dispatcher check the connector and claim due rows of the next hop (``claims.claim_due``),
-  a message with its claimed recipients being one *job* in the next hop's backlog;
+- a wake-up makes the dispatcher check the connector and claim due rows of the next hop, a message with its
+  claimed recipients being one *job* in the next hop's backlog; each round of claims is one write transaction for
+  every next hop that wants more (``claims.claim_due_many``), so SQLite's write lock is taken once per round;
 - sessions are started for a next hop while it has jobs nobody waits for and its backlog would take the sessions
   it has longer than DRAIN_WITHIN to send (at the time a message has been taking there), up to its concurrency
   *window*: one message, one session at most; the window starts at 5 and grows by one with each delivery, shrinks
@@ -49,7 +50,7 @@ from sendconn.observability import metrics
 
 from . import wakeups
 from .addresses import validate_smtp_address
-from .claims import claim_due, claim_token, due_rows, release_claims_of_dead_processes
+from .claims import claim_due_many, claim_token, due_rows, release_claims_of_dead_processes
 from .dns import DnsError, resolve_next_hop
 from .ledger import Ledger, reroute_claimed
 from .models import DeliveryEngineRecord, Recipient
@@ -321,11 +322,14 @@ class DeliveryEngine:
         for key in woken:
             self._on_wake(key)
             self._record_if_due()
+        wanting = []
         for destination in list(self._destinations.values()):
             self._release_mark_if_done(destination)
-            if self._claim_wanted_now(destination):
-                self._claim(destination)
-                self._record_if_due()
+            if self._claim_wanted_now(destination) and self._connector_still_usable(destination):
+                wanting.append(destination)
+        if wanting:
+            self._claim(wanting)
+            self._record_if_due()
         self._start_sessions()
 
     def _record_if_due(self):
@@ -388,22 +392,32 @@ class DeliveryEngine:
             return len(destination.jobs) < max(1, destination.cap(self.max_per_destination))
         return not destination.jobs
 
-    def _claim(self, destination):
-        connector_id, next_hop_domain = destination.key
-        if time.monotonic() - destination.checked_at > CONNECTOR_CHECK_SECONDS:
-            connector = current_connector(connector_id)
-            if connector is None or not connector.enabled:
-                destination.claim_wanted = False
-                with self._lock:
-                    self._woken.add(destination.key)  # _on_wake deals with it
-                return
-            self._refresh_plan(destination, connector)
+    def _connector_still_usable(self, destination):
+        """Re-read a busy next hop's connector now and then: a removed or disabled one goes to _on_wake."""
+        if time.monotonic() - destination.checked_at <= CONNECTOR_CHECK_SECONDS:
+            return True
+        connector = current_connector(destination.key[0])
+        if connector is None or not connector.enabled:
+            destination.claim_wanted = False
+            with self._lock:
+                self._woken.add(destination.key)
+            return False
+        self._refresh_plan(destination, connector)
+        return True
+
+    def _claim(self, destinations):
+        """One round of claims for every next hop that wants more: one write transaction for them all."""
         batch = settings.SENDCONN_DELIVERY_BATCH_SIZE
-        rows = claim_due(connector_id, next_hop_domain, self.token, batch)
-        destination.claim_wanted, destination.more_waiting = bool(rows), len(rows) == batch
-        destination.claimed_at = time.monotonic()
-        if not rows:
-            return
+        claimed = claim_due_many({destination.key: batch for destination in destinations}, self.token)
+        now = time.monotonic()
+        for destination in destinations:
+            rows = claimed.get(destination.key, [])
+            destination.claim_wanted, destination.more_waiting = bool(rows), len(rows) == batch
+            destination.claimed_at = now
+            if rows:
+                self._take(destination, rows)
+
+    def _take(self, destination, rows):
         destination.active_at = destination.claimed_at
         destination.linger_until = destination.claimed_at + LINGER_FOR
         if destination.held_at is None or destination.claimed_at - destination.held_at >= HOLD_REFRESH_SECONDS:
