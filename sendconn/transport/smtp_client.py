@@ -579,7 +579,7 @@ class SmtpSession(_RemoteTarget):
             replies, overflow, error = self._transaction(mail_from, pending, data, utf8, may_be_stale)
             may_be_stale = False
             results.update(replies)
-            if error or not overflow or len(overflow) == len(pending):
+            if error or not overflow or len(overflow) == len(pending) or not self.is_open:  # a 421 closed it
                 results.update(overflow)
                 break
             pending = list(overflow)  # 452 too many recipients: the rest in a new transaction (RFC 5321 §4.5.3.1.10)

@@ -836,6 +836,33 @@ def test_a_354_to_a_pipelined_data_without_recipients_gets_an_empty_body_and_the
     assert b"RSET\r\n" in received
 
 
+def test_a_421_among_the_rcpt_replies_leaves_the_452_overflow_for_later_instead_of_a_new_transaction():
+    async def too_many_then_closing(reader, writer):
+        writer.write(b"220 mx.fabrikam.test ESMTP\r\n")
+        rcpt_replies = iter([b"452 4.5.3 Too many recipients\r\n", b"421 4.3.2 Closing down\r\n"])
+        while line := await reader.readline():
+            command = line[:4].upper()
+            if command == b"EHLO":
+                writer.write(b"250-mx.fabrikam.test\r\n250 PIPELINING\r\n")
+            elif command == b"RCPT":
+                writer.write(next(rcpt_replies))
+            elif command == b"DATA":
+                writer.write(b"503 5.5.1 No valid recipients\r\n")
+                await writer.drain()
+                break
+            else:
+                writer.write(b"250 OK\r\n")
+            await writer.drain()
+        writer.close()
+
+    with ScriptedServer("127.0.0.2", free_port("127.0.0.2"), too_many_then_closing) as server:
+        session = SmtpSession([Target("mx1.fabrikam.test", server.host, server.port, 10)], options())
+        outcome = session.send("alice@contoso.test", ["a@fabrikam.test", "b@fabrikam.test"], MESSAGE)
+        session.close()
+
+    assert codes(outcome) == {"a@fabrikam.test": 452, "b@fabrikam.test": 421}  # both retried on the timer
+
+
 def test_a_greeting_that_never_ends_times_out_as_a_whole():
     async def tarpit(reader, writer):
         while True:
