@@ -32,6 +32,7 @@ import threading
 import time
 from collections.abc import Iterable
 from datetime import timedelta
+from functools import lru_cache
 from pathlib import Path
 
 from celery import current_app
@@ -223,6 +224,7 @@ def pending_marks():
     return marks
 
 
+@lru_cache(maxsize=4096)  # smtpd names a next hop's mark for every message it queues
 def _mark_name(next_hop):
     connector_id, domain = next_hop
     return f"sendconn-wake-{connector_id}-{hashlib.sha1(domain.encode()).hexdigest()[:20]}"
