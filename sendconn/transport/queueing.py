@@ -8,7 +8,7 @@ messages of concurrent sessions together). After the commit, one wake-up per nex
 
 import ipaddress
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email import policy
@@ -177,11 +177,18 @@ def _prepare(
 
 
 def queue_messages(
-    submissions: Sequence[Submission], received_by: TransportServer | None = None, *, router: Router | None = None
+    submissions: Sequence[Submission],
+    received_by: TransportServer | None = None,
+    *,
+    router: Router | None = None,
+    after_commit: list[Callable[[], None]] | None = None,
 ) -> list[Message]:
     """Queue a batch of ``Submission``s in one transaction (group commit); return their Messages, in order.
 
     ``router`` may be a long-lived ``Router`` of ``received_by``; by default each batch routes afresh.
+    What follows the commit (the tracking log lines, the wake-ups) runs on commit, or is appended to
+    ``after_commit`` for a caller outside any transaction to run once it has answered (smtpd: its 250s need not
+    wait for them).
     Raises ValueError for a sender or recipient that isn't an address delivery can carry
     (``addresses.validate_smtp_address``); then nothing of the batch is queued.
     """
@@ -234,12 +241,18 @@ def queue_messages(
             for message, failed in too_big.values():
                 events += queue_ndr(message, [(row, size_exceeded(), "") for row in failed], server, now)
         tracking.record(events)
-        transaction.on_commit(lambda: tracking.write_log(events), robust=True)
         # The Ready rows: the ones routed to a connector.
         next_hops = sorted({(row.connector_id, row.next_hop_domain) for row in rows if row.connector_id is not None})
+        follow_ups = [lambda: tracking.write_log(events)]
         if next_hops:
-            # robust: the messages are committed whatever happens to the wake-up; the sweeper re-wakes them.
-            transaction.on_commit(lambda: wakeups.wake_next_hops(next_hops), robust=True)
+            follow_ups.append(lambda: wakeups.wake_next_hops(next_hops))
+        if after_commit is None:
+            for follow_up in follow_ups:
+                # robust: the messages are committed whatever happens to the log or the wake-up (the sweeper
+                # re-wakes what is due)
+                transaction.on_commit(follow_up, robust=True)
+    if after_commit is not None:
+        after_commit.extend(follow_ups)
     return messages
 
 

@@ -22,6 +22,7 @@ import signal
 import socket
 import ssl
 import zlib
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from aiosmtpd.smtp import AuthResult, LoginPassword, syntax
@@ -268,12 +269,14 @@ class QueueWriter:
         return await future
 
     async def _write_pending(self):
+        loop = asyncio.get_running_loop()
         try:
             while self._pending:
                 batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+                follow_ups: list[Callable[[], None]] = []
                 try:
                     submissions = [item for item, _ in batch]
-                    outcomes = await asyncio.get_running_loop().run_in_executor(self._thread, self._write, submissions)
+                    outcomes = await loop.run_in_executor(self._thread, self._write, submissions, follow_ups)
                 except Exception as error:  # the writer thread itself failed
                     outcomes = [error] * len(batch)
                 for (_, future), outcome in zip(batch, outcomes, strict=True):
@@ -283,28 +286,41 @@ class QueueWriter:
                         future.set_exception(outcome)
                     else:
                         future.set_result(outcome)
+                if follow_ups:  # the tracking log and the wake-ups, once the 250s are on their way
+                    await loop.run_in_executor(self._thread, _run_follow_ups, follow_ups)
         finally:
             self._writer = None
 
-    def _write(self, submissions):
+    def _write(self, submissions, follow_ups):
         """A Message or an exception per submission; a failed batch is retried message by message (a lone message
-        too: the first write after a database restart fails on the connection the restart broke)."""
+        too: the first write after a database restart fails on the connection the restart broke). What follows the
+        commits is appended to ``follow_ups``."""
         close_old_connections()  # the connection may be past its age, or broken
         try:
             try:
-                return queue_messages(submissions, self.server, router=self.router)
+                return queue_messages(submissions, self.server, router=self.router, after_commit=follow_ups)
             except Exception:
                 self.router.forget()  # a connector may have changed under the routing table
                 close_old_connections()  # and a broken connection is replaced
             outcomes: list[Message | Exception] = []
             for submission in submissions:
                 try:
-                    outcomes.append(queue_messages([submission], self.server, router=self.router)[0])
+                    queued = queue_messages([submission], self.server, router=self.router, after_commit=follow_ups)
+                    outcomes.append(queued[0])
                 except Exception as error:
                     outcomes.append(error)
             return outcomes
         finally:
             close_old_connections()
+
+
+def _run_follow_ups(follow_ups):
+    """Run each, whatever the others do: the messages are committed already (as Django's robust on_commit)."""
+    for follow_up in follow_ups:
+        try:
+            follow_up()
+        except Exception:
+            log.exception("After queuing: %r failed", follow_up)
 
 
 class SubmissionHandler:

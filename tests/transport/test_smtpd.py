@@ -23,7 +23,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management import CommandError, call_command
 from django.db import OperationalError
 
-from sendconn.transport import smtpd
+from sendconn.transport import smtpd, wakeups
 from sendconn.transport.models import Message, RecipientStatus, TrackingEvent
 from sendconn.transport.queueing import queue_messages
 from sendconn.transport.smtpd import parse_listen
@@ -617,3 +617,21 @@ def test_auth_while_the_database_is_unreachable_gets_454(listen, internet, certi
     assert (refused.value.smtp_code, refused.value.smtp_error) == (454, b"4.7.0 Temporary authentication failure")
     assert client.noop()[0] == 250
     client.quit()
+
+
+def test_the_wake_up_follows_the_250_and_its_failure_leaves_the_messages_queued(listen, internet, monkeypatch, caplog):
+    woken = []
+
+    def broker_down(next_hops, **kwargs):
+        woken.append(list(next_hops))
+        raise OSError("the broker went away")
+
+    monkeypatch.setattr(wakeups, "wake_next_hops", broker_down)
+    client = listen().client()
+    assert client.sendmail("app@contoso.test", ["kim@fabrikam.test"], CONTENT) == {}
+    assert client.sendmail("app@contoso.test", ["lee@fabrikam.test"], CONTENT) == {}
+    client.quit()
+
+    assert Message.objects.count() == 2
+    assert woken[0] == [(internet.pk, "fabrikam.test")]
+    assert "After queuing" in caplog.text  # logged; the sweeper wakes what is due
