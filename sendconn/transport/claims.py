@@ -131,6 +131,25 @@ def claim_due_many(wanted: dict[tuple[int, str], int], token: str) -> dict[tuple
     return claimed
 
 
+def next_hops_with_rows_after(row_id: int | None) -> tuple[int, set[tuple[int, str]]]:
+    """The newest recipient row's id, and the next hops (connector id, next hop domain) of the rows after
+    ``row_id`` (None: the newest id only). One range scan of the primary key: cheap enough to ask often."""
+    q = connection.ops.quote_name
+    table = q(Recipient._meta.db_table)
+    with connection.cursor() as cursor:
+        if row_id is None:
+            cursor.execute(f"SELECT MAX({q('id')}) FROM {table}")
+            return cursor.fetchone()[0] or 0, set()  # 0: an empty queue, every row to come is newer
+        cursor.execute(
+            f"SELECT {q('connector_id')}, {q('next_hop_domain')}, MAX({q('id')}) FROM {table} "
+            f"WHERE {q('id')} > %s GROUP BY {q('connector_id')}, {q('next_hop_domain')}",
+            [row_id],
+        )
+        found = cursor.fetchall()
+    newest = max((row[2] for row in found), default=row_id)
+    return newest, {(connector_id, domain) for connector_id, domain, _ in found if connector_id is not None}
+
+
 def _db_datetime(moment: datetime) -> Any:
     return Recipient._meta.get_field("claimed_at").get_db_prep_value(moment, connection)
 

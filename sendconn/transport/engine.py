@@ -50,7 +50,13 @@ from sendconn.observability import metrics
 
 from . import wakeups
 from .addresses import validate_smtp_address
-from .claims import claim_due_many, claim_token, due_rows, release_claims_of_dead_processes
+from .claims import (
+    claim_due_many,
+    claim_token,
+    due_rows,
+    next_hops_with_rows_after,
+    release_claims_of_dead_processes,
+)
 from .dns import DnsError, resolve_next_hop
 from .ledger import Ledger, reroute_claimed
 from .models import DeliveryEngineRecord, Recipient
@@ -65,6 +71,9 @@ INITIAL_CONCURRENCY = 5  # Postfix's initial_destination_concurrency
 # seconds after the last that did: wake-ups are coalesced (and may be lost), a busy next hop needn't wait for one.
 LOOK_AGAIN_AFTER = 0.2
 LINGER_FOR = 2.0
+# Meanwhile the rows committed since are looked for this often (one cheap query for every lingering next hop), so
+# mail that smtpd queued without a wake-up (the mark is held) is claimed within this, not LOOK_AGAIN_AFTER.
+LOOK_FOR_NEW_ROWS_EVERY = 0.05
 HOLD_REFRESH_SECONDS = 1.0  # a lingering next hop's wake-up mark is renewed this often (wakeups.hold)
 DRAIN_WITHIN = 0.25  # seconds: more sessions are opened for a next hop whose backlog would take longer than this
 RECORD_EVERY = 10  # recipients: outcomes are recorded at least this often
@@ -219,6 +228,7 @@ class DeliveryEngine:
         self._held = {}  # id(job) → job: claimed and not recorded yet
         self._rerouted = defaultdict(int)  # next hop → rows routed elsewhere (its connector was disabled)
         self._claims_renewed_at = time.monotonic()
+        self._newest_row = None  # the id of the newest recipient row at the last look for new ones
         self._oldest_finished = None
         self._sessions = 0
         self._idle = 0  # sessions waiting for a job
@@ -309,9 +319,10 @@ class DeliveryEngine:
 
     def _dispatch(self, wait):
         with self._lock:
+            now = time.monotonic()
+            lingering = [d for d in self._destinations.values() if now < d.linger_until]
             if not self._woken and not self._record_due() and not self._claims_due():
-                lingering = any(time.monotonic() < d.linger_until for d in self._destinations.values())
-                self._dispatcher_wakes.wait(min(wait, LOOK_AGAIN_AFTER) if lingering else wait)
+                self._dispatcher_wakes.wait(min(wait, LOOK_FOR_NEW_ROWS_EVERY) if lingering else wait)
             woken, self._woken = self._woken, set()
         # Recording comes first and between claims: sessions that sent wait for it (_wait_until_recorded).
         self._record_if_due()
@@ -322,6 +333,8 @@ class DeliveryEngine:
         for key in woken:
             self._on_wake(key)
             self._record_if_due()
+        if lingering:
+            self._look_for_new_rows(lingering)
         wanting = []
         for destination in list(self._destinations.values()):
             self._release_mark_if_done(destination)
@@ -372,6 +385,14 @@ class DeliveryEngine:
             wakeups.pending_marks().discard(destination.key)
             destination.held_at = None
             destination.claim_wanted = True
+
+    def _look_for_new_rows(self, lingering):
+        """Lingering next hops with rows committed since the last look claim now. Rows committed out of id order
+        (PostgreSQL's sequences) are not seen here: they wait for LOOK_AGAIN_AFTER, as before."""
+        self._newest_row, next_hops = next_hops_with_rows_after(self._newest_row)
+        for destination in lingering:
+            if destination.key in next_hops:
+                destination.claim_wanted = True
 
     def _claims_due(self):
         return any(self._claim_wanted_now(destination) for destination in self._destinations.values())

@@ -1,4 +1,5 @@
-"""Claims of processes that are gone: a worker starting on the same host releases them at once."""
+"""Claims: the rounds of claims of many next hops, the look for new rows, and the claims of processes that are
+gone (a worker starting on the same host releases them at once)."""
 
 import os
 import socket
@@ -7,7 +8,13 @@ import sys
 
 import pytest
 
-from sendconn.transport.claims import claim_token, holder_process, release_claims_of_dead_processes
+from sendconn.transport.claims import (
+    claim_due_many,
+    claim_token,
+    holder_process,
+    next_hops_with_rows_after,
+    release_claims_of_dead_processes,
+)
 from sendconn.transport.models import Recipient
 from sendconn.transport.queueing import queue_message
 
@@ -50,3 +57,31 @@ def test_claims_of_dead_processes_on_this_host_are_released_and_others_kept(make
         "otherhost@fabrikam.test": holders["other host"],  # another machine: its own start-up, or the timeout
         "otherserver@fabrikam.test": holders["other server"],
     }
+
+
+def test_one_round_claims_for_many_next_hops_up_to_each_limit(make_connector, woken):
+    internet = make_connector()
+    for address in ["a@fabrikam.test", "b@fabrikam.test", "c@tailspin.test"]:
+        queue_message("julia@contoso.test", [address], b"Subject: x\r\n\r\nx\r\n")
+    fabrikam, tailspin, nobody = (internet.pk, "fabrikam.test"), (internet.pk, "tailspin.test"), (internet.pk, "x.test")
+
+    claimed = claim_due_many({fabrikam: 1, tailspin: 5, nobody: 5}, "tester")
+
+    assert {key: [row.address for row in rows] for key, rows in claimed.items()} == {
+        fabrikam: ["a@fabrikam.test"],
+        tailspin: ["c@tailspin.test"],
+    }
+    assert claimed[fabrikam][0].message.sender == "julia@contoso.test"  # loaded with its message
+    assert claim_due_many({fabrikam: 5, tailspin: 5}, "other")[fabrikam][0].address == "b@fabrikam.test"
+
+
+def test_the_next_hops_of_rows_newer_than_the_last_look(make_connector, woken):
+    internet = make_connector()
+    newest, next_hops = next_hops_with_rows_after(None)
+    assert next_hops == set()
+    queue_message("julia@contoso.test", ["a@fabrikam.test", "b@tailspin.test"], b"Subject: x\r\n\r\nx\r\n")
+
+    newer, next_hops = next_hops_with_rows_after(newest)
+
+    assert next_hops == {(internet.pk, "fabrikam.test"), (internet.pk, "tailspin.test")}
+    assert next_hops_with_rows_after(newer) == (newer, set())
