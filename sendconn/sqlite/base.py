@@ -48,22 +48,18 @@ class CursorWrapper(base.SQLiteCursorWrapper):
     """Takes the write lock around a write made in autocommit (within a transaction it is held already)."""
 
     def execute(self, query, params=None):
-        lock = self._lock_for(query)
-        if lock is None:
-            return super().execute(query, params)
-        lock.acquire()
-        try:
-            return super().execute(query, params)
-        finally:
-            lock.release()
+        return self._under_lock(query, super().execute, query, params)
 
     def executemany(self, query, param_list):
+        return self._under_lock(query, super().executemany, query, param_list)
+
+    def _under_lock(self, query, run, *args):
         lock = self._lock_for(query)
         if lock is None:
-            return super().executemany(query, param_list)
+            return run(*args)
         lock.acquire()
         try:
-            return super().executemany(query, param_list)
+            return run(*args)
         finally:
             lock.release()
 
