@@ -98,6 +98,10 @@ class SmtpSink(Peer):
         self.helo_names = []  # ("EHLO" | "HELO", name) per greeting command received
         self._controller = None
 
+    def recipients(self):
+        """Every recipient of every message accepted so far."""
+        return {address for message in list(self.messages) for address in message.rcpt_tos}
+
     @property
     def address(self):
         return f"{self.host}:{self.port}"

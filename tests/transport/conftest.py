@@ -26,6 +26,7 @@ from sendconn.transport.smtpd import SubmissionHandler, listening_socket, start_
 from tests.peers import free_port
 from tests.peers.certs import make_test_certificates
 from tests.peers.dns import NsdServer, Zone
+from tests.peers.servers import PrivateRedis
 from tests.peers.smtp import RawClient, SmtpSink
 
 TEST_DNS_LIFETIME = 1.0  # seconds: the dead-port timeout tests wait this long
@@ -156,4 +157,11 @@ def sink():
 def implicit_sink():
     """An SMTP sink on implicit.test's address (127.0.0.5), for the tests that run sendconn's own processes."""
     with SmtpSink("127.0.0.5") as server:
+        yield server
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    """A Redis server of the test's own on loopback, for the tests that stop and start it."""
+    with PrivateRedis(tmp_path) as server:
         yield server
