@@ -150,8 +150,8 @@ class TransportStack:
         process.host, process.port = host, port
         return process
 
-    def start_web(self, workers=1, **env):
-        """gunicorn serving the console on a free port (``web.port``), once it answers /healthz."""
+    def start_web(self, workers=1, threads=1, **env):
+        """gunicorn serving the console on a free port (``web.port``, ``web.url``), once it answers /healthz."""
         port = free_port()
         process = self.start(
             "web",
@@ -164,11 +164,13 @@ class TransportStack:
                 f"127.0.0.1:{port}",
                 "--workers",
                 str(workers),
+                "--threads",
+                str(threads),
                 "--no-control-socket",
             ],
             **env,
         )
-        process.port = port
+        process.port, process.url = port, f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
         while True:
             try:

@@ -8,13 +8,11 @@ gunicorn, smtpd, a Celery worker (prefork, and the threads pool), beat, nsd, an 
 
 import re
 import smtplib
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.peers import free_port
 from tests.peers.servers import PrivatePostgres
 from tests.peers.stack import internet_stack, query
 
@@ -60,37 +58,6 @@ def stack(tmp_path, database_url, redis_server, nsd, sink):
         yield stack
 
 
-def start_web(stack):
-    port = free_port()
-    process = stack.start(
-        "web",
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "sendconn.wsgi",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "1",
-            "--threads",
-            "2",
-            "--access-logfile",
-            "-",
-            "--no-control-socket",
-        ],
-    )
-    process.url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            requests.get(f"{process.url}/login/", timeout=10)
-            return process
-        except requests.RequestException:
-            assert time.monotonic() < deadline and process.running, process.tail()
-            time.sleep(0.2)
-
-
 def sign_in(web, password):
     session = requests.Session()
     page = session.get(f"{web.url}/login/", timeout=10).text
@@ -119,7 +86,7 @@ def submit(smtpd, number):
 @pytest.mark.parametrize("pool", ["prefork", "threads"])
 def test_a_database_restart_loses_nothing_and_every_process_rides_it_out(stack, postgres, sink, database_url, pool):
     password = re.search(r"with password: (\S+)", stack.manage("bootstrap")).group(1)
-    web = start_web(stack)
+    web = stack.start_web(threads=2)
     console = sign_in(web, password)
     smtpd = stack.start_smtpd()
     worker = stack.start_worker(pool=pool, queues="celery,server.ex01", cluster_events=True)
