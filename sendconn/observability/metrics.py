@@ -25,10 +25,14 @@ from . import flow
 SWEEP_TASK = "sendconn.transport.tasks.sweep"
 
 
+# The client splits file names at "_", so the host name keeps none.
+HOST_NAME = socket.gethostname().replace("_", "-")
+
+
 def process_identifier():
     """Unique among the processes writing to the folder, even across containers (each has its own pid 1). The
-    client splits file names at "_", so the host name keeps none."""
-    return f"{socket.gethostname().replace('_', '-')}-{os.getpid()}"
+    client asks at every count (to notice a fork): the host name is read once."""
+    return f"{HOST_NAME}-{os.getpid()}"
 
 
 values.ValueClass = values.MultiProcessValue(process_identifier)

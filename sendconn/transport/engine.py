@@ -175,7 +175,9 @@ class Destination:
         self.failures_in_a_row = 0
         self.dead_until = 0.0
         self.dead_result = None
-        self.claim_wanted = False  # woken, or the last claim found rows: claim again once these are taken
+        # Woken, or new rows seen, or the last claim took a full batch: claim (again, once these are taken). After a
+        # claim that found fewer, what comes next is seen by the look for new rows (it lingers meanwhile).
+        self.claim_wanted = False
         self.more_waiting = False  # the last claim was a full batch: claim again before the backlog runs out
         self.claimed_at = 0.0
         self.linger_until = 0.0  # while mail keeps coming, look for more now and then without a wake-up
@@ -398,8 +400,10 @@ class DeliveryEngine:
         return any(self._claim_wanted_now(destination) for destination in self._destinations.values())
 
     def _claim_wanted_now(self, destination):
-        """Claim again when the sessions have taken the backlog, as a worker's rounds go on until a claim finds
-        nothing (mail that came meanwhile needs no wake-up); with more waiting, before they run out of it."""
+        """Claim when wanted once the sessions have taken the backlog; with more waiting (the last claim was a full
+        batch), before they run out of it. A lingering next hop with nothing in hand is looked at every
+        LOOK_AGAIN_AFTER too: for rows the look for new rows can't see (PostgreSQL's out-of-order ids, retries
+        coming due)."""
         if self._stopping:
             return False
         if not destination.claim_wanted:
@@ -433,7 +437,7 @@ class DeliveryEngine:
         now = time.monotonic()
         for destination in destinations:
             rows = claimed.get(destination.key, [])
-            destination.claim_wanted, destination.more_waiting = bool(rows), len(rows) == batch
+            destination.claim_wanted = destination.more_waiting = len(rows) == batch
             destination.claimed_at = now
             if rows:
                 self._take(destination, rows)

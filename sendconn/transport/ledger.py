@@ -19,7 +19,7 @@ from django.utils import timezone
 from sendconn.connectors.models import TransportServer
 from sendconn.connectors.servers import local_server
 
-from . import notifications, tracking, wakeups
+from . import notifications, statements, tracking, wakeups
 from .claims import claim, claim_token
 from .models import Message, Recipient, RecipientStatus, TrackingEvent, TrackingEventId
 from .outcomes import Result, expired, expires_at, retry_interval, size_exceeded
@@ -28,7 +28,7 @@ from .routing import Route, Router
 
 log = logging.getLogger(__name__)
 
-RECORDED_FIELDS = [
+RECORDED_FIELDS = (
     "status",
     "connector",
     "next_hop_domain",
@@ -41,7 +41,7 @@ RECORDED_FIELDS = [
     "delay_notified",
     "claimed_by",
     "claimed_at",
-]
+)
 
 
 class Ledger:
@@ -191,14 +191,15 @@ def reroute_claimed(rows: QuerySet[Recipient], server: TransportServer, router: 
 def _write_claimed(rows: list[Recipient], token: str) -> int:
     """Write RECORDED_FIELDS of ``rows`` that are still claimed by ``token``: one prepared UPDATE run for every row
     (executemany), where Django's bulk_update would build a CASE per field and row at several times the cost."""
-    # All concrete fields, each with its column (django-stubs types get_field() and column more loosely).
-    fields = [cast("Field[Any, Any]", Recipient._meta.get_field(name)) for name in RECORDED_FIELDS]
-    table, quote = Recipient._meta.db_table, connection.ops.quote_name
-    assignments = ", ".join(f"{quote(cast(str, field.column))} = %s" for field in fields)
-    sql = f"UPDATE {quote(table)} SET {assignments} WHERE {quote('id')} = %s AND {quote('claimed_by')} = %s"
+    recorded = statements.adapters(Recipient, RECORDED_FIELDS)
+    quote = connection.ops.quote_name
+    # Every recorded field is concrete, with a column (django-stubs types get_field() more loosely).
+    columns = [cast("Field[Any, Any]", Recipient._meta.get_field(name)).column for name in RECORDED_FIELDS]
+    assignments = ", ".join(f"{quote(cast(str, column))} = %s" for column in columns)
+    table = quote(Recipient._meta.db_table)
+    sql = f"UPDATE {table} SET {assignments} WHERE {quote('id')} = %s AND {quote('claimed_by')} = %s"
     params = [
-        [field.get_db_prep_save(getattr(row, field.attname), connection) for field in fields] + [row.pk, token]
-        for row in rows
+        [adapt(getattr(row, attname), connection) for attname, adapt in recorded] + [row.pk, token] for row in rows
     ]
     with connection.cursor() as cursor:
         cursor.executemany(sql, params)

@@ -59,10 +59,16 @@ def format_timestamp(moment: datetime) -> str:
     return f"{moment:%Y-%m-%dT%H:%M:%S}.{moment.microsecond // 1000:03d}Z"
 
 
-def csv_line(values) -> bytes:
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator=LINE_END).writerow(values)
-    return buffer.getvalue().encode()
+class _Lines(list):
+    """A csv writer's file that keeps each row's line apart (a writer writes a row in one call)."""
+
+    write = list.append
+
+
+def csv_lines(rows) -> list[bytes]:
+    lines = _Lines()
+    csv.writer(lines, lineterminator=LINE_END).writerows(rows)
+    return [line.encode() for line in lines]
 
 
 @functools.lru_cache(maxsize=64)
@@ -87,7 +93,7 @@ class CircularLog:
 
     def write_rows(self, rows) -> None:
         """Append CSV rows (sequences of field values, already strings) as whole lines."""
-        self.write_lines([csv_line(row) for row in rows])
+        self.write_lines(csv_lines(rows))
 
     def write_lines(self, lines: list[bytes]) -> None:
         if not lines:

@@ -24,6 +24,7 @@ import ssl
 import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
 
 from aiosmtpd.smtp import AuthResult, LoginPassword, syntax
 from asgiref.sync import sync_to_async
@@ -102,7 +103,12 @@ def tls_context_from_settings():
 
 def client_address(peer):
     """The client's IP address from a socket peer name (scope id dropped, IPv4-mapped IPv6 as IPv4)."""
-    ip = ipaddress.ip_address(peer[0].split("%")[0])
+    return _ip_address(peer[0])
+
+
+@lru_cache(maxsize=4096)  # asked at every RCPT and DATA; clients come back
+def _ip_address(host):
+    ip = ipaddress.ip_address(host.split("%")[0])
     return getattr(ip, "ipv4_mapped", None) or ip
 
 
@@ -273,23 +279,20 @@ class QueueWriter:
         try:
             while self._pending:
                 batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
-                follow_ups: list[Callable[[], None]] = []
                 try:
-                    submissions = [item for item, _ in batch]
-                    outcomes = await loop.run_in_executor(self._thread, self._write, submissions, follow_ups)
+                    await loop.run_in_executor(self._thread, self._write_batch, loop, batch)
                 except Exception as error:  # the writer thread itself failed
-                    outcomes = [error] * len(batch)
-                for (_, future), outcome in zip(batch, outcomes, strict=True):
-                    if future.done():
-                        continue  # the session went away while its message was written
-                    if isinstance(outcome, Exception):
-                        future.set_exception(outcome)
-                    else:
-                        future.set_result(outcome)
-                if follow_ups:  # the tracking log and the wake-ups, once the 250s are on their way
-                    await loop.run_in_executor(self._thread, _run_follow_ups, follow_ups)
+                    _resolve(batch, [error] * len(batch))
         finally:
             self._writer = None
+
+    def _write_batch(self, loop, batch):
+        """In the writer thread: queue the batch, hand the outcomes to the event loop (the 250s go out), then run
+        what follows the commits (the tracking log, the wake-ups): one trip to the thread per batch."""
+        follow_ups: list[Callable[[], None]] = []
+        outcomes = self._write([submission for submission, _ in batch], follow_ups)
+        loop.call_soon_threadsafe(_resolve, batch, outcomes)
+        _run_follow_ups(follow_ups)
 
     def _write(self, submissions, follow_ups):
         """A Message or an exception per submission; a failed batch is retried message by message (a lone message
@@ -314,6 +317,17 @@ class QueueWriter:
             close_old_connections()
 
 
+def _resolve(batch, outcomes):
+    """Settle each session's future with its Message or exception (in the event loop)."""
+    for (_, future), outcome in zip(batch, outcomes, strict=True):
+        if future.done():
+            continue  # the session went away while its message was written
+        if isinstance(outcome, Exception):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
+
+
 def _run_follow_ups(follow_ups):
     """Run each, whatever the others do: the messages are committed already (as Django's robust on_commit)."""
     for follow_up in follow_ups:
@@ -329,6 +343,9 @@ class SubmissionHandler:
     def __init__(self, server, relay_networks, accepted_domains, connections=None):
         self.server = server  # the TransportServer this listener queues for
         self.relay_networks = parse_networks(relay_networks)
+        networks = self.relay_networks
+        # Asked at every RCPT: the answer per client address is kept.
+        self._in_relay_networks = lru_cache(maxsize=4096)(lambda ip: any(ip in network for network in networks))
         self.accepted_domains = [domain.strip().lower() for domain in accepted_domains]
         self.connections = connections or InboundConnections.from_settings()
         self.writer = QueueWriter(server)
@@ -343,8 +360,7 @@ class SubmissionHandler:
     def may_relay(self, session):
         if session.authenticated:
             return True
-        ip = client_address(session.peer)
-        return any(ip in network for network in self.relay_networks)
+        return self._in_relay_networks(client_address(session.peer))
 
     def is_accepted_domain(self, domain):
         for accepted in self.accepted_domains:

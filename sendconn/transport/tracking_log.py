@@ -45,6 +45,7 @@ FIELDS = (
     "log-id",
     "schema-version",
 )
+_FIELD_NAMES = frozenset(FIELDS)
 MESSAGE_TRACKING_LOG = LogFormat(prefix="MSGTRK", log_type="Message Tracking Log", fields=FIELDS)
 
 
@@ -69,13 +70,14 @@ def write_events(events, *, directory=None) -> None:
 
 
 def _row(event):
-    values = {key.replace("_", "-"): value for key, value in event.items()}
-    unknown = sorted(set(values) - set(FIELDS))
-    if unknown:
-        raise ValueError(f"Unknown message tracking field(s): {', '.join(unknown)}.")
-    if values.get("date-time") is None:
-        values["date-time"] = datetime.now(UTC)
-    return [_text(values.get(field)) for field in FIELDS]
+    if not _FIELD_NAMES.issuperset(event):
+        event = {key.replace("_", "-"): value for key, value in event.items()}
+        unknown = sorted(set(event) - _FIELD_NAMES)
+        if unknown:
+            raise ValueError(f"Unknown message tracking field(s): {', '.join(unknown)}.")
+    if event.get("date-time") is None:
+        event = {**event, "date-time": datetime.now(UTC)}
+    return [_text(event.get(field)) for field in FIELDS]
 
 
 def _text(value):

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+from django.db import connection
 
 from sendconn.transport.claims import (
     claim_due_many,
@@ -73,6 +74,22 @@ def test_one_round_claims_for_many_next_hops_up_to_each_limit(make_connector, wo
     }
     assert claimed[fabrikam][0].message.sender == "julia@contoso.test"  # loaded with its message
     assert claim_due_many({fabrikam: 5, tailspin: 5}, "other")[fabrikam][0].address == "b@fabrikam.test"
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's query planner")
+def test_the_claim_reads_a_next_hops_due_rows_through_its_index_not_every_row_of_the_connector(make_connector):
+    internet = make_connector()
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"EXPLAIN QUERY PLAN SELECT {quote('id')} FROM {quote(Recipient._meta.db_table)} "
+            f"WHERE {quote('connector_id')} = %s AND {quote('next_hop_domain')} = %s AND {quote('status')} IN (%s, %s) "
+            f"AND {quote('next_attempt_at')} <= %s AND {quote('claimed_by')} = '' ORDER BY {quote('id')} LIMIT 100",
+            [internet.pk, "fabrikam.test", "Ready", "Retry", "2026-01-01 00:00:00"],
+        )
+        plan = " ".join(str(step[-1]) for step in cursor.fetchall())
+
+    assert "USING INDEX recipient_next_hop_due" in plan
 
 
 def test_the_next_hops_of_rows_newer_than_the_last_look(make_connector, woken):

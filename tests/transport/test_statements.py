@@ -83,3 +83,26 @@ def test_load_builds_instances_with_the_orms_conversions():
     ]
     assert row.next_attempt_at == due and row.delay_notified is True and not row._state.adding
     assert bytes(loaded_message.content) == bytes(message.content) and loaded_message.pk == message.pk
+
+
+def test_the_adapters_bind_what_the_orms_get_db_prep_save_binds():
+    message = new_message()
+    statements.insert([message], returning_ids=True)
+    moment = timezone.now()
+    row = Recipient(
+        message=message,
+        address="kim@fabrikam.test",
+        domain="fabrikam.test",
+        status=RecipientStatus.RETRY,  # a str subclass: the ORM's own path
+        attempt_count=3,
+        next_attempt_at=moment,
+        first_attempt_at=None,
+        last_response="451 4.4.0 Try later",
+        delay_notified=True,
+    )
+    names = tuple(field.name for field in Recipient._meta.concrete_fields if not field.primary_key)
+
+    adapted = [adapt(getattr(row, attname), connection) for attname, adapt in statements.adapters(Recipient, names)]
+
+    fields = [Recipient._meta.get_field(name) for name in names]
+    assert adapted == [field.get_db_prep_save(getattr(row, field.attname), connection) for field in fields]
