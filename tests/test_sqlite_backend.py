@@ -76,3 +76,22 @@ def test_reads_never_wait_and_a_rollback_lets_the_lock_go(mailqueue):
     assert not mailqueue.connection.write_lock.held
     assert in_a_thread("INSERT INTO mail (sender) VALUES ('lee@contoso.test')").wait(1)
     assert count(mailqueue) == 1
+
+
+def test_commits_leave_the_checkpoints_to_a_thread_of_their_own(mailqueue, tmp_path):
+    database = tmp_path / "queue.sqlite3"
+    with mailqueue.cursor() as cursor:
+        cursor.execute("PRAGMA wal_autocheckpoint")
+        assert cursor.fetchone()[0] == 0  # no commit copies the log into the database file itself
+    size_before = database.stat().st_size
+    for _ in range(20):
+        with transaction.atomic(using=ALIAS):
+            with mailqueue.cursor() as cursor:
+                cursor.executemany("INSERT INTO mail (sender) VALUES (%s)", [("x" * 500,)] * 20)
+
+    deadline = time.monotonic() + 5
+    while database.stat().st_size == size_before and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+    assert database.stat().st_size > size_before  # the checkpointer copied the rows in
+    assert count(mailqueue) == 400

@@ -6,24 +6,70 @@ writes: on a loaded 2-core machine two smtpd processes queued mail at a third of
 takes an exclusive ``flock`` on ``<database>.lock`` first (for the whole transaction, or for one statement in
 autocommit), so a writer that has to wait is woken by the kernel the moment the one before it is done. SQLite's own
 locking still keeps the data safe; the file lock only orders the writers of this file, whatever their process.
-An in-memory database (the tests') needs no lock.
+
+WAL checkpoints (copying the log's pages into the database file, with an fsync) happen in a thread of their own
+(``Checkpointer``), not in the commit that passes SQLite's 1,000-page mark: there they cost the committing writer
+about a third of a one-message commit, and every other writer waited on the file lock meanwhile.
+
+An in-memory database (the tests') needs neither.
 """
 
 import fcntl
 import os
 import sqlite3
+import threading
+import time
 
 from django.db.backends.sqlite3 import base
 
 WRITE_STATEMENTS = ("INSERT", "UPDATE", "DELETE", "REPLACE")
+CHECKPOINT_EVERY = 0.25  # seconds: at most this often, while commits come; the log stays a few MB at most
+
+
+class Checkpointer:
+    """A process's background checkpoints of one database file: after commits, at most every CHECKPOINT_EVERY.
+
+    PASSIVE: it takes no write lock and waits for nobody (a checkpoint another process is running, or readers still
+    on old pages, leave the rest for the next one). Its own connection; the thread is a daemon."""
+
+    _running: dict[tuple[int, str], "Checkpointer"] = {}  # (pid, path): one per file and process
+    _lock = threading.Lock()
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.committed = threading.Event()
+        threading.Thread(target=self._run, name="sqlite-checkpoint", daemon=True).start()
+
+    @classmethod
+    def of(cls, path: str) -> "Checkpointer":
+        key = (os.getpid(), path)  # a forked process starts its own thread
+        with cls._lock:
+            checkpointer = cls._running.get(key)
+            if checkpointer is None:
+                checkpointer = cls._running[key] = cls(path)
+            return checkpointer
+
+    def _run(self) -> None:
+        connection = None
+        while True:
+            self.committed.wait()
+            self.committed.clear()
+            try:
+                connection = connection or sqlite3.connect(self.path, timeout=0, check_same_thread=False)
+                connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            except sqlite3.Error:
+                pass  # busy or locked: the next commit asks again
+            time.sleep(CHECKPOINT_EVERY)
 
 
 class WriteLock:
-    """An exclusive flock on one open file: per connection, so threads of one process queue on it too."""
+    """An exclusive flock on one open file: per connection, so threads of one process queue on it too. Letting it
+    go after a write tells the checkpointer."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, checkpointer: Checkpointer) -> None:
         self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         self.held = False
+        self.checkpointer = checkpointer
 
     def acquire(self) -> None:
         if not self.held:
@@ -34,6 +80,7 @@ class WriteLock:
         if self.held:
             self.held = False
             fcntl.flock(self.fd, fcntl.LOCK_UN)
+            self.checkpointer.committed.set()
 
     def close(self) -> None:
         self.release()
@@ -77,7 +124,9 @@ class DatabaseWrapper(base.DatabaseWrapper):
     def get_new_connection(self, conn_params):
         connection = super().get_new_connection(conn_params)
         if not self.is_in_memory_db():
-            connection.write_lock = WriteLock(f"{self.settings_dict['NAME']}.lock")
+            name = str(self.settings_dict["NAME"])
+            connection.execute("PRAGMA wal_autocheckpoint=0")  # the Checkpointer's thread does them
+            connection.write_lock = WriteLock(f"{name}.lock", Checkpointer.of(name))
         return connection
 
     def create_cursor(self, name=None):
