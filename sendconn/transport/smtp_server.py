@@ -55,7 +55,7 @@ class PlainPathSMTP(SMTP):
         content, too_much = await self._read_content()
         if too_much:
             await self.push("552 Error: Too much mail data")
-        elif any(len(line) + 2 > self.line_length_limit for line in content.split(b"\r\n")):
+        elif max(map(len, content.split(b"\r\n"))) + 2 > self.line_length_limit:
             await self.push("500 Line too long (see RFC5321 4.5.3.1.6)")
         else:
             if content.startswith(b"."):  # transparency (RFC 5321 §4.5.2): a line's leading dot was doubled

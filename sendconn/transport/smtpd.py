@@ -21,6 +21,7 @@ import os
 import signal
 import socket
 import ssl
+import time
 import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -31,10 +32,11 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth import authenticate
 from django.core.exceptions import ImproperlyConfigured
-from django.db import DatabaseError, close_old_connections, connections
+from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections, connections, transaction
 
 from sendconn.observability import metrics
 
+from . import tracking
 from .addresses import is_helo_name, validate_smtp_address
 from .models import Message
 from .queueing import Submission, queue_messages
@@ -63,6 +65,10 @@ AUTH_UNAVAILABLE_REPLY = "454 4.7.0 Temporary authentication failure"
 # The listener keeps its routing table this long: connector changes reach new submissions within it.
 ROUTING_TABLE_MAX_AGE = 5.0
 MAX_BATCH = 200
+# Committed messages' RECEIVE events are recorded together this often (QueueWriter), and at most this many wait
+# while the database can't be written.
+RECEIVE_EVENTS_WITHIN = 0.2
+MAX_UNRECORDED_RECEIVE_EVENTS = 100_000
 # Connections the kernel holds for the listener while its processes are busy (asyncio's default, 100, drops a burst's
 # SYNs); Linux caps it at net.core.somaxconn.
 LISTEN_BACKLOG = 4096
@@ -252,6 +258,10 @@ class QueueWriter:
     One batch is written at a time, in the writer's own thread (which keeps its database connection); what
     arrives meanwhile forms the next batch. A lone client waits for exactly its own commit; a busy listener
     commits up to MAX_BATCH messages at once.
+
+    The RECEIVE tracking events are not in those commits: they go in later, RECEIVE_EVENTS_WITHIN at the latest,
+    many batches' in one transaction, then into the tracking log file (Exchange writes that log behind the
+    mail too). A listener that is killed loses that much of the log, never a message.
     """
 
     def __init__(self, server):
@@ -260,9 +270,15 @@ class QueueWriter:
         self._pending = []  # (Submission, Future) not yet being written
         self._writer = None  # the task writing batches, while there are any
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="smtpd-queue")
+        self._receive_events = []  # committed messages' RECEIVE events not recorded yet (the writer thread's)
+        self._receive_events_since = 0.0  # when the oldest of them was committed (monotonic)
+        self._record_timer = None  # the event loop's call to record them, while one is due
 
     def close(self):
-        """Close the writer thread's database connection and end the thread."""
+        """Record what is left, close the writer thread's database connection and end the thread."""
+        if self._record_timer is not None:
+            self._record_timer.cancel()
+        self._thread.submit(self._record_receive_events).result()
         self._thread.submit(connections.close_all).result()
         self._thread.shutdown()
 
@@ -283,8 +299,14 @@ class QueueWriter:
                     await loop.run_in_executor(self._thread, self._write_batch, loop, batch)
                 except Exception as error:  # the writer thread itself failed
                     _resolve(batch, [error] * len(batch))
+            if self._record_timer is None:  # the mail stopped: what it left is recorded within RECEIVE_EVENTS_WITHIN
+                self._record_timer = loop.call_later(RECEIVE_EVENTS_WITHIN, self._record_later)
         finally:
             self._writer = None
+
+    def _record_later(self):
+        self._record_timer = None
+        self._thread.submit(self._record_receive_events)
 
     def _write_batch(self, loop, batch):
         """In the writer thread: queue the batch, hand the outcomes to the event loop (the 250s go out), then run
@@ -293,6 +315,32 @@ class QueueWriter:
         outcomes = self._write([submission for submission, _ in batch], follow_ups)
         loop.call_soon_threadsafe(_resolve, batch, outcomes)
         _run_follow_ups(follow_ups)
+        if self._receive_events and time.monotonic() - self._receive_events_since >= RECEIVE_EVENTS_WITHIN:
+            self._record_receive_events()
+
+    def _record_receive_events(self):
+        """Record the RECEIVE events of committed messages in one transaction, then log them. While the database
+        can't be written they wait for the next try (up to MAX_UNRECORDED_RECEIVE_EVENTS)."""
+        events, self._receive_events = self._receive_events, []
+        if not events:
+            return
+        close_old_connections()
+        try:
+            with transaction.atomic():
+                tracking.record(events)
+        except (OperationalError, InterfaceError) as error:  # the database is away: try again with the next
+            kept = events[-MAX_UNRECORDED_RECEIVE_EVENTS:]
+            log.warning("Can't record %d RECEIVE event(s) now, will retry: %s", len(events), error)
+            if len(kept) < len(events):
+                log.error("Dropped %d RECEIVE event(s): too many waiting", len(events) - len(kept))
+            self._receive_events = kept + self._receive_events
+            return
+        except Exception:
+            log.exception("Dropped %d RECEIVE event(s) that can't be recorded", len(events))
+            return
+        finally:
+            close_old_connections()
+        tracking.write_log(events)
 
     def _write(self, submissions, follow_ups):
         """A Message or an exception per submission; a failed batch is retried message by message (a lone message
@@ -301,20 +349,31 @@ class QueueWriter:
         close_old_connections()  # the connection may be past its age, or broken
         try:
             try:
-                return queue_messages(submissions, self.server, router=self.router, after_commit=follow_ups)
+                return self._queue(submissions, follow_ups)
             except Exception:
                 self.router.forget()  # a connector may have changed under the routing table
                 close_old_connections()  # and a broken connection is replaced
             outcomes: list[Message | Exception] = []
             for submission in submissions:
                 try:
-                    queued = queue_messages([submission], self.server, router=self.router, after_commit=follow_ups)
+                    queued = self._queue([submission], follow_ups)
                     outcomes.append(queued[0])
                 except Exception as error:
                     outcomes.append(error)
             return outcomes
         finally:
             close_old_connections()
+
+    def _queue(self, submissions, follow_ups):
+        if not self._receive_events:
+            self._receive_events_since = time.monotonic()
+        return queue_messages(
+            submissions,
+            self.server,
+            router=self.router,
+            after_commit=follow_ups,
+            receive_events=self._receive_events,
+        )
 
 
 def _resolve(batch, outcomes):

@@ -55,6 +55,9 @@ class Listener:
         return RawClient(self.port, source)
 
     def stop(self):
+        if self.loop.is_closed():
+            return  # the test stopped it already
+
         async def close():
             self.server.close()
             await self.server.wait_closed()

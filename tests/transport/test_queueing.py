@@ -3,9 +3,12 @@ import re
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from sendconn.connectors.servers import local_server
-from sendconn.transport import wakeups
+from sendconn.transport import queueing, wakeups
 from sendconn.transport.models import Message, Recipient, RecipientStatus, TrackingEvent
 from sendconn.transport.queueing import SIZE_EXCEEDED_RESPONSE, UNREACHABLE_RESPONSE, queue_message
 
@@ -222,3 +225,50 @@ def test_queries_do_not_grow_with_recipients(connectors):
 
     # 40: SQLite splits bulk inserts beyond 999 parameters; PostgreSQL takes any number in one.
     assert count(["kim@fabrikam.test"]) == count([f"user{n}@fabrikam.test" for n in range(40)])
+
+
+@pytest.mark.parametrize(
+    "block",
+    [
+        b"Subject: plain\r\nMessage-ID: <1@contoso.test>\r\nDate: Thu, 01 Jan 2026 00:00:00 +0000\r\n",
+        b"subject: =?utf-8?q?R=C3=A9sum=C3=A9?=\r\n =?utf-8?q?_part_two?=\r\nMESSAGE-ID:\t <2@contoso.test>\r\n",
+        b"Subject: first\r\nSubject: second\r\nMessage-Id: <a@b>\r\nMessage-Id: <c@d>\r\n",
+        b"From app@contoso.test Thu Jan  1 00:00:00 2026\r\nSubject: after an mbox line\r\n",
+        b" continued before any field\r\nSubject: kept\r\n:no name\r\n folded onto nothing\r\nDate: x\r\n",
+        b"Subject: bare LF\nDate: Thu, 01 Jan 2026\n  folded\n",
+        b"Subject: old Mac\rMessage-ID: <3@x>\r",
+        b"Subject: a body line follows\r\nthis is body text, no colon\r\nDate: not a field\r\n",
+        b"Subject: ends without a line break",
+        b"not a header at all\r\n",
+        b"From the first line\r\n",
+        b"",
+    ],
+)
+def test_stamp_reads_the_header_fields_as_the_email_parser_does(block):
+    assert queueing._read_headers(block) == queueing._read_headers_with_parser(block)
+
+
+_HEADER_PIECES = st.sampled_from(
+    [
+        "Subject",
+        "subject",
+        "Message-ID",
+        "DATE",
+        "X-Other",
+        "From ",
+        ":",
+        " ",
+        "\t",
+        ": ",
+        "=?utf-8?q?a?=",
+        "<1@x>",
+        "v",
+    ]
+)
+
+
+@given(st.lists(st.lists(_HEADER_PIECES, max_size=4).map("".join), max_size=6), st.sampled_from(["\r\n", "\n", "\r"]))
+@hypothesis_settings(max_examples=300, deadline=None)
+def test_any_ascii_header_section_reads_as_the_email_parser_reads_it(lines, line_end):
+    block = "".join(line + line_end for line in lines).encode()
+    assert queueing._read_headers(block) == queueing._read_headers_with_parser(block)

@@ -12,6 +12,7 @@ import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -56,8 +57,40 @@ def test_relay_client_gets_250_only_once_the_message_is_committed(listen, intern
         ("kim@fabrikam.test", RecipientStatus.READY, internet.pk),
         ("lee@tailspin.test", RecipientStatus.READY, internet.pk),
     ]
-    assert TrackingEvent.objects.filter(queued_message=message, event_id="RECEIVE").count() == 2
     client.quit()
+
+
+def test_the_receive_events_are_recorded_and_logged_within_a_moment_of_the_250(listen, internet, tracking_log_dir):
+    client = listen().client()
+    client.sendmail("app@contoso.test", ["kim@fabrikam.test", "lee@tailspin.test"], CONTENT)
+    message = Message.objects.get()
+    received = TrackingEvent.objects.filter(queued_message=message, event_id="RECEIVE")
+
+    def logged():
+        return "".join(path.read_text() for path in Path(tracking_log_dir).glob("MSGTRK*.log")).count(",RECEIVE,")
+
+    started = time.monotonic()
+    while (received.count(), logged()) != (2, 2) and time.monotonic() - started < 5:
+        time.sleep(0.02)
+
+    assert time.monotonic() - started < smtpd.RECEIVE_EVENTS_WITHIN + 1
+    assert sorted(received.values_list("recipient", "remote_ip", "source")) == [
+        ("kim@fabrikam.test", "127.0.0.1", "SMTP"),
+        ("lee@tailspin.test", "127.0.0.1", "SMTP"),
+    ]
+    assert logged() == 2
+    client.quit()
+
+
+def test_a_listener_that_stops_records_the_receive_events_it_holds(listen, internet):
+    listener = listen()
+    client = listener.client()
+    client.sendmail("app@contoso.test", ["kim@fabrikam.test"], CONTENT)
+    client.quit()
+
+    listener.stop()
+
+    assert TrackingEvent.objects.filter(event_id="RECEIVE", recipient="kim@fabrikam.test").count() == 1
 
 
 def test_several_messages_on_one_connection(listen, internet):
