@@ -26,6 +26,16 @@ WRITE_STATEMENTS = ("INSERT", "UPDATE", "DELETE", "REPLACE")
 CHECKPOINT_EVERY = 0.25  # seconds: at most this often, while commits come; the log stays a few MB at most
 
 
+# A process that forks (smtpd's listener processes) must not do so in the middle of a checkpoint or of a change to the
+# checkpointers: the child would start with locks (SQLite's mutexes) held by a thread it doesn't have, and hang.
+_no_fork_meanwhile = threading.Lock()
+os.register_at_fork(
+    before=_no_fork_meanwhile.acquire,
+    after_in_parent=_no_fork_meanwhile.release,
+    after_in_child=_no_fork_meanwhile.release,
+)
+
+
 class Checkpointer:
     """A process's background checkpoints of one database file: after commits, at most every CHECKPOINT_EVERY.
 
@@ -33,7 +43,6 @@ class Checkpointer:
     on old pages, leave the rest for the next one). Its own connection; the thread is a daemon."""
 
     _running: dict[tuple[int, str], "Checkpointer"] = {}  # (pid, path): one per file and process
-    _lock = threading.Lock()
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -43,7 +52,7 @@ class Checkpointer:
     @classmethod
     def of(cls, path: str) -> "Checkpointer":
         key = (os.getpid(), path)  # a forked process starts its own thread
-        with cls._lock:
+        with _no_fork_meanwhile:
             checkpointer = cls._running.get(key)
             if checkpointer is None:
                 checkpointer = cls._running[key] = cls(path)
@@ -55,8 +64,9 @@ class Checkpointer:
             self.committed.wait()
             self.committed.clear()
             try:
-                connection = connection or sqlite3.connect(self.path, timeout=0, check_same_thread=False)
-                connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                with _no_fork_meanwhile:
+                    connection = connection or sqlite3.connect(self.path, timeout=0, check_same_thread=False)
+                    connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
             except sqlite3.Error:
                 pass  # busy or locked: the next commit asks again
             time.sleep(CHECKPOINT_EVERY)

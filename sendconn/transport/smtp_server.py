@@ -16,6 +16,9 @@ _PLAIN_PATH = re.compile(
 )
 
 
+STREAM_BUFFER_LIMIT = 64 * 1024  # asyncio's own default
+
+
 class PlainPathSMTP(SMTP):
     """aiosmtpd's SMTP session, parsing plain MAIL and RCPT paths and reading DATA in blocks.
 
@@ -26,6 +29,13 @@ class PlainPathSMTP(SMTP):
     aiosmtpd reads DATA a line at a time; here the content is read up to each ``.<CRLF>`` and checked as a whole,
     with the same replies (552 beyond the size limit, 500 for a line over the length limit).
     """
+
+    def connection_made(self, transport):
+        super().connection_made(transport)
+        # aiosmtpd gives the stream the line length limit (1,001) as its buffer limit, so the socket's reading was
+        # paused and resumed (two epoll calls, a loop turn) for every message over 2 KB. Command lines keep their
+        # own limits (command_size_limits, checked once a line is read) and DATA lines line_length_limit (below).
+        self._reader._limit = STREAM_BUFFER_LIMIT
 
     def _getaddr(self, arg):
         plain = _PLAIN_PATH.fullmatch(arg)

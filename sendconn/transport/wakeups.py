@@ -166,20 +166,24 @@ class FileMarks:
         self.directory.mkdir(parents=True, exist_ok=True)
 
     def add(self, next_hop):
-        path = self.directory / _mark_name(next_hop)
+        path = os.path.join(self.directory, _mark_name(next_hop))
+        # Most often the mark is there (a worker holds it while it drains the next hop): one stat says so.
         try:
-            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+            if time.time() - os.stat(path).st_mtime < PENDING_MARK_SECONDS:
+                return False
+            os.utime(path)  # a lost wake-up's mark: take it over
             return True
-        except FileExistsError:
-            try:
-                if time.time() - path.stat().st_mtime < PENDING_MARK_SECONDS:
-                    return False
-                os.utime(path)  # a lost wake-up's mark: take it over
-            except OSError:
-                pass
-            return True
+        except FileNotFoundError:
+            pass
         except OSError:
             return True
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        except FileExistsError:
+            return False  # made meanwhile, for a wake-up that is on its way
+        except OSError:
+            pass
+        return True
 
     def hold(self, next_hop):
         path = self.directory / _mark_name(next_hop)
