@@ -3,7 +3,8 @@
 The message is stored once and a row per recipient, each routed to its connector and next hop (or parked as
 Unreachable, or failed when it is bigger than every matching connector allows), with the RECEIVE tracking
 events, in one transaction of three bulk inserts — for one message or a batch of them (smtpd commits the
-messages of concurrent sessions together). After the commit, one wake-up per next hop goes out.
+messages of concurrent sessions together, and records their RECEIVE events a moment later, many batches' at
+once). After the commit, one wake-up per next hop goes out.
 """
 
 import ipaddress
