@@ -249,43 +249,48 @@ def queue_messages(
     server = received_by or local_server()
     router = router or Router(server)
     now = timezone.now()
-    # Routing only reads; doing it before the transaction keeps the write transaction short.
+    # Routing only reads, and the rows and events are built before the messages have keys (filled in once they are
+    # inserted): the write transaction holds SQLite's lock for the statements alone.
     prepared = [_prepare(submission, server, router, now) for submission in submissions]
-
-    with transaction.atomic():
-        messages = [message for message, _ in prepared]
-        statements.insert(messages, returning_ids=True)
-        rows: list[Recipient] = []
-        events: list[TrackingEvent] = []
-        received: list[TrackingEvent] = []
-        for (message, routed), submission in zip(prepared, submissions, strict=True):
-            receive_source = TrackingSource.DSN if submission.is_dsn else TrackingSource.SMTP
-            for address, domain, route in routed:
-                rows.append(_recipient_row(message, address, domain, route, now))
-                received.append(
+    messages = [message for message, _ in prepared]
+    rows: list[Recipient] = []
+    received: list[TrackingEvent] = []
+    failed: list[TrackingEvent] = []
+    for (message, routed), submission in zip(prepared, submissions, strict=True):
+        receive_source = TrackingSource.DSN if submission.is_dsn else TrackingSource.SMTP
+        for address, domain, route in routed:
+            rows.append(_recipient_row(message, address, domain, route, now))
+            received.append(
+                tracking.event(
+                    TrackingEventId.RECEIVE,
+                    receive_source,
+                    message,
+                    address,
+                    remote_host=message.client_hostname,
+                    remote_ip=message.client_ip,
+                    server_name=server.name,
+                    timestamp=now,
+                )
+            )
+            if route.too_big:
+                failed.append(
                     tracking.event(
-                        TrackingEventId.RECEIVE,
-                        receive_source,
+                        TrackingEventId.FAIL,
+                        TrackingSource.ROUTING,
                         message,
                         address,
-                        remote_host=message.client_hostname,
-                        remote_ip=message.client_ip,
+                        recipient_status=SIZE_EXCEEDED_RESPONSE,
                         server_name=server.name,
                         timestamp=now,
                     )
                 )
-                if route.too_big:
-                    events.append(
-                        tracking.event(
-                            TrackingEventId.FAIL,
-                            TrackingSource.ROUTING,
-                            message,
-                            address,
-                            recipient_status=SIZE_EXCEEDED_RESPONSE,
-                            server_name=server.name,
-                            timestamp=now,
-                        )
-                    )
+
+    with transaction.atomic():
+        statements.insert(messages, returning_ids=True)
+        for event in (*received, *failed):
+            assert event.queued_message is not None  # each event above names its message
+            event.internal_message_id = event.queued_message.pk
+        events = [*failed] if receive_events is not None else [*received, *failed]
         statements.insert(rows)
         # message id → (message, rows bigger than every matching connector allows)
         too_big: dict[int, tuple[Message, list[Recipient]]] = {}
@@ -293,10 +298,8 @@ def queue_messages(
             if row.status == RecipientStatus.FAILED:
                 too_big.setdefault(row.message.pk, (row.message, []))[1].append(row)
         if too_big:
-            for message, failed in too_big.values():
-                events += queue_ndr(message, [(row, size_exceeded(), "") for row in failed], server, now)
-        if receive_events is None:
-            events = received + events
+            for message, rows_too_big in too_big.values():
+                events += queue_ndr(message, [(row, size_exceeded(), "") for row in rows_too_big], server, now)
         tracking.record(events)
         # The Ready rows: the ones routed to a connector.
         next_hops = sorted({(row.connector_id, row.next_hop_domain) for row in rows if row.connector_id is not None})

@@ -35,7 +35,7 @@ class PlainPathSMTP(SMTP):
         # aiosmtpd gives the stream the line length limit (1,001) as its buffer limit, so the socket's reading was
         # paused and resumed (two epoll calls, a loop turn) for every message over 2 KB. Command lines keep their
         # own limits (command_size_limits, checked once a line is read) and DATA lines line_length_limit (below).
-        self._reader._limit = STREAM_BUFFER_LIMIT
+        self._reader._limit = STREAM_BUFFER_LIMIT  # type: ignore[attr-defined]  # private: no setter
 
     def _getaddr(self, arg):
         plain = _PLAIN_PATH.fullmatch(arg)
