@@ -22,7 +22,7 @@ import pytest
 
 from sendconn.connectors.servers import local_server
 from sendconn.transport.dns import MxResolver
-from sendconn.transport.smtpd import SubmissionHandler, listening_socket, start_server
+from sendconn.transport.smtpd import SubmissionHandler, listening_socket, new_event_loop, start_server
 from tests.peers import free_port
 from tests.peers.certs import make_test_certificates
 from tests.peers.dns import NsdServer, Zone
@@ -38,7 +38,7 @@ class Listener:
 
     def __init__(self, relay_networks, accepted_domains, tls_context=None):
         self.handler = SubmissionHandler(local_server(), relay_networks, accepted_domains)
-        self.loop = asyncio.new_event_loop()
+        self.loop = new_event_loop()  # smtpd's own (uvloop)
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
         serving = start_server(self.handler, tls_context=tls_context, sock=listening_socket("127.0.0.1", 0))

@@ -1,4 +1,3 @@
-import asyncio
 import logging
 import os
 import signal
@@ -53,12 +52,12 @@ class Command(BaseCommand):
             pid = os.fork()
             if pid == 0:
                 try:
-                    asyncio.run(smtpd.serve_until_stopped(handler, sock, tls_context, parent_pid=parent))
+                    smtpd.run(smtpd.serve_until_stopped(handler, sock, tls_context, parent_pid=parent))
                 finally:
                     os._exit(0)
             children.append(pid)
         try:
-            asyncio.run(smtpd.serve_until_stopped(handler, sock, tls_context, on_ready=ready))
+            smtpd.run(smtpd.serve_until_stopped(handler, sock, tls_context, on_ready=ready))
         finally:
             for pid in children:
                 os.kill(pid, signal.SIGTERM)
