@@ -291,7 +291,7 @@ class QueueWriter:
         future = self._loop.create_future()
         self._pending.append((submission, future))
         if self._writer is None:
-            self._writer = asyncio.get_running_loop().create_task(self._write_pending())
+            self._writer = self._loop.create_task(self._write_pending())
         return await future
 
     async def _write_pending(self):
