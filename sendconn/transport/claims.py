@@ -69,12 +69,6 @@ def claim(rows: QuerySet[Recipient], token: str, limit: int | None) -> list[Reci
     return claimed
 
 
-def claim_due(connector_id: int, next_hop_domain: str, token: str, limit: int) -> list[Recipient]:
-    """``claim(due_rows(connector_id, next_hop_domain).select_related("message"), token, limit)``, by
-    ``claim_due_many``."""
-    return claim_due_many({(connector_id, next_hop_domain): limit}, token).get((connector_id, next_hop_domain), [])
-
-
 def claim_due_many(wanted: dict[tuple[int, str], int], token: str) -> dict[tuple[int, str], list[Recipient]]:
     """Claim up to ``limit`` due rows of each next hop ``(connector id, next hop domain)`` of ``wanted``, with their
     messages loaded; return the claimed rows by next hop (next hops with none left out).

@@ -13,7 +13,7 @@ from sendconn.connectors.models import AdminAuditLogEntry
 from sendconn.connectors.servers import local_server
 from sendconn.connectors.services import Caller
 from sendconn.transport import sweeper
-from sendconn.transport.claims import claim, claim_due, due_rows
+from sendconn.transport.claims import claim, claim_due_many, due_rows
 from sendconn.transport.models import (
     Message,
     Recipient,
@@ -27,6 +27,12 @@ from sendconn.transport.queues.objects import QueueError
 from tests.factories import SENDER, delivered, queued, retrying, unreachable
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("tracking_log_dir", "woken")]
+
+
+def claim_due(connector_id, next_hop_domain, token, limit):
+    """What a worker's claim for the next hop takes."""
+    return claim_due_many({(connector_id, next_hop_domain): limit}, token).get((connector_id, next_hop_domain), [])
+
 
 CALLER = Caller("kim", "Shell")
 
